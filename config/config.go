@@ -149,6 +149,9 @@ type ResolveConfig struct {
 type CacheConfig struct {
 	// Dir defaults to DATA_DIR/cache.
 	Dir string `toml:"dir"`
+	// DropAfter: "lapse cache gc" drops entries not looked up for this
+	// long (domains no snapshot names any more); 0 never drops.
+	DropAfter Duration `toml:"drop_after"`
 }
 
 // PolicyConfig configures the email policy.
@@ -199,6 +202,7 @@ func Default() Config {
 			},
 		},
 		Resolve: ResolveConfig{Concurrency: 16},
+		Cache:   CacheConfig{DropAfter: Duration(180 * 24 * time.Hour)},
 		Policy:  PolicyConfig{Name: "corroborated", WatchWindow: Duration(30 * 24 * time.Hour), ConfirmNights: 2},
 		Brake:   BrakeConfig{MaxFraction: 0.005},
 	}

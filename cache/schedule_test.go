@@ -1,0 +1,99 @@
+package cache
+
+import (
+	"testing"
+	"time"
+
+	"github.com/lapse-dev/lapse/lifecycle"
+)
+
+func ts(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func tp(s string) *time.Time { t := ts(s); return &t }
+
+func TestNextCheckTable(t *testing.T) {
+	now := ts("2026-03-10T02:00:00Z")
+	night := ts("2026-03-10T22:00:00Z") // now + 24h - NightSlack
+	entry := func(st lifecycle.State) Entry { return Entry{Lifecycle: lifecycle.Lifecycle{State: st}} }
+	withExpiry := func(x string) Entry {
+		e := entry(lifecycle.Registered)
+		e.Lifecycle.ExpiresAt = tp(x)
+		return e
+	}
+	failing := func(st lifecycle.State, n int) Entry {
+		e := entry(st)
+		e.LastError, e.ConsecutiveErrors = "timeout", n
+		return e
+	}
+	unverified := entry(lifecycle.Available)
+	unverified.Unverified = true
+
+	cases := []struct {
+		name string
+		e    Entry
+		want time.Time
+	}{
+		{"registered, no expiry: 30 days", entry(lifecycle.Registered), ts("2026-04-08T22:00:00Z")},
+		{"registered, expiry far: 30 days", withExpiry("2027-03-10T00:00:00Z"), ts("2026-04-08T22:00:00Z")},
+		{"registered, expiry in 40 days: 14 days before it", withExpiry("2026-04-19T12:00:00Z"), ts("2026-04-05T12:00:00Z")},
+		{"registered, expiry in 20 days: 6 days", withExpiry("2026-03-30T02:00:00Z"), ts("2026-03-16T02:00:00Z")},
+		{"registered, expiry in 10 days: never in the past, next night", withExpiry("2026-03-20T00:00:00Z"), night},
+		{"registered, expiry passed: next night", withExpiry("2026-01-01T00:00:00Z"), night},
+		{"expiring: next night", entry(lifecycle.Expiring), night},
+		{"grace: next night", entry(lifecycle.Grace), night},
+		{"redemption: next night", entry(lifecycle.Redemption), night},
+		{"pending_delete: next night", entry(lifecycle.PendingDelete), night},
+		{"available: next night", entry(lifecycle.Available), night},
+		{"available, addresses un-verified: weekly", unverified, ts("2026-03-16T22:00:00Z")},
+		{"reserved: 30 days", entry(lifecycle.Reserved), ts("2026-04-08T22:00:00Z")},
+		{"invalid: 30 days", entry(lifecycle.Invalid), ts("2026-04-08T22:00:00Z")},
+		{"unknown, first error: next night", failing(lifecycle.Unknown, 1), night},
+		{"unknown, zero count counts as one", failing(lifecycle.Unknown, 0), night},
+		{"unknown, 2 errors: 2 nights", failing(lifecycle.Unknown, 2), ts("2026-03-11T22:00:00Z")},
+		{"unknown, 3 errors: 4 nights", failing(lifecycle.Unknown, 3), ts("2026-03-13T22:00:00Z")},
+		{"unknown, 4 errors: capped at 7 nights", failing(lifecycle.Unknown, 4), ts("2026-03-16T22:00:00Z")},
+		{"unknown, 60 errors: capped, no overflow", failing(lifecycle.Unknown, 60), ts("2026-03-16T22:00:00Z")},
+		{"nothing known yet, no error text", entry(""), night},
+		{"known registered, 5 errors: 7 nights (sooner than 30 days)", failing(lifecycle.Registered, 5), ts("2026-03-16T22:00:00Z")},
+		{"known redemption, 5 errors: still nightly", failing(lifecycle.Redemption, 5), night},
+		{"known available+unverified, 3 errors: 4 nights", func() Entry { e := failing(lifecycle.Available, 3); e.Unverified = true; return e }(), ts("2026-03-13T22:00:00Z")},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := NextCheck(c.e, now)
+			if !got.Equal(c.want) {
+				t.Errorf("NextCheck = %s, want %s", got.Format(time.RFC3339), c.want.Format(time.RFC3339))
+			}
+			if !got.After(now) {
+				t.Errorf("NextCheck %s is not after now", got)
+			}
+		})
+	}
+}
+
+// A nightly run at the same hour, even a few hours early, finds a
+// next-night domain due; a second run the same night does not.
+func TestNextNightIsDueTomorrow(t *testing.T) {
+	now := ts("2026-03-10T02:00:00Z")
+	e := Entry{Lifecycle: lifecycle.Lifecycle{State: lifecycle.Redemption}}
+	e.NextCheck = NextCheck(e, now)
+	for _, run := range []string{"2026-03-11T02:00:00Z", "2026-03-10T22:00:00Z", "2026-03-11T05:30:00Z"} {
+		if !Due(e, ts(run)) {
+			t.Errorf("not due at %s (next check %s)", run, e.NextCheck)
+		}
+	}
+	for _, run := range []string{"2026-03-10T02:00:00Z", "2026-03-10T06:00:00Z", "2026-03-10T21:59:59Z"} {
+		if Due(e, ts(run)) {
+			t.Errorf("due again the same night at %s", run)
+		}
+	}
+	if !Due(Entry{}, now) {
+		t.Error("an entry without a next check must be due")
+	}
+}
