@@ -1,0 +1,304 @@
+package rdap
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lapse-dev/lapse/internal/atomicfile"
+	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/status"
+)
+
+// Defaults for the zero Config fields.
+const (
+	DefaultBootstrapURL    = "https://data.iana.org/rdap/dns.json"
+	DefaultBootstrapMaxAge = 24 * time.Hour
+	DefaultMaxBody         = 1 << 20
+	DefaultMaxRedirects    = 5
+	DefaultTimeout         = 20 * time.Second
+	// bootstrapRetry is how long a failed bootstrap refresh waits before
+	// the next try, so an IANA outage does not cost a request per lookup.
+	bootstrapRetry = 15 * time.Minute
+)
+
+// Config configures a Provider. Zero fields take the defaults above.
+type Config struct {
+	BootstrapURL    string
+	BootstrapMaxAge time.Duration
+	// CacheDir holds the downloaded bootstrap file (dns.json); empty keeps
+	// it in memory only.
+	CacheDir string
+	// Servers overrides the bootstrap per suffix: {"dev": "https://…/"}.
+	Servers map[string]string
+	// Client is the one HTTP client used for every request; nil builds one
+	// over Transport (or http.DefaultTransport). Its redirect policy is
+	// replaced by ours (bounded to MaxRedirects).
+	Client       *http.Client
+	Transport    http.RoundTripper
+	Timeout      time.Duration // per request, on top of the caller's context
+	MaxBody      int64
+	MaxRedirects int
+	UserAgent    string
+	Now          func() time.Time
+	Rules        lifecycle.Rules
+	Logger       *slog.Logger
+}
+
+// Provider is the RDAP status provider. It is safe for concurrent use.
+type Provider struct {
+	cfg       Config
+	client    *http.Client
+	overrides map[string]string
+	log       *slog.Logger
+
+	mu       sync.Mutex
+	boot     *Bootstrap
+	bootNext time.Time // when to try refreshing boot
+}
+
+var _ status.Provider = (*Provider)(nil)
+
+// New builds a Provider. It does no I/O: the bootstrap is loaded on the
+// first lookup.
+func New(cfg Config) (*Provider, error) {
+	if cfg.BootstrapURL == "" {
+		cfg.BootstrapURL = DefaultBootstrapURL
+	}
+	if cfg.BootstrapMaxAge <= 0 {
+		cfg.BootstrapMaxAge = DefaultBootstrapMaxAge
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.MaxRedirects <= 0 {
+		cfg.MaxRedirects = DefaultMaxRedirects
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "lapse (domain lifecycle checker)"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rules.WatchWindow == 0 {
+		cfg.Rules = lifecycle.DefaultRules
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Provider{cfg: cfg, log: cfg.Logger, overrides: map[string]string{}}
+	for suffix, base := range cfg.Servers {
+		u, err := url.Parse(base)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("rdap servers.%s = %q: want an http(s) base URL such as https://rdap.example/", suffix, base)
+		}
+		p.overrides[strings.TrimSuffix(strings.ToLower(strings.TrimPrefix(suffix, ".")), ".")] = base
+	}
+	c := &http.Client{Transport: cfg.Transport}
+	if cfg.Client != nil {
+		cc := *cfg.Client
+		c = &cc
+	}
+	max := cfg.MaxRedirects
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) > max {
+			return fmt.Errorf("more than %d redirects", max)
+		}
+		return nil
+	}
+	p.client = c
+	return p, nil
+}
+
+// Name is lifecycle.SourceRDAP.
+func (p *Provider) Name() lifecycle.Source { return lifecycle.SourceRDAP }
+
+// Server returns the RDAP base URL for domain, or status.ErrNoServer.
+func (p *Provider) Server(ctx context.Context, domain string) (string, error) {
+	if u, ok := longestSuffix(p.overrides, domain); ok {
+		return u, nil
+	}
+	b := p.bootstrap(ctx)
+	if u, ok := b.Lookup(domain); ok {
+		return u, nil
+	}
+	return "", fmt.Errorf("rdap %s: %w", domain, status.ErrNoServer)
+}
+
+// Lookup asks the domain's RDAP server. Throttling, timeouts, resets,
+// server errors and unreadable answers are errors, never states.
+func (p *Provider) Lookup(ctx context.Context, domain string) (lifecycle.Lifecycle, error) {
+	domain = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
+	base, err := p.Server(ctx, domain)
+	if err != nil {
+		return lifecycle.Lifecycle{}, err
+	}
+	u := strings.TrimSuffix(base, "/") + "/domain/" + url.PathEscape(domain)
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return lifecycle.Lifecycle{}, &status.PermanentError{Err: fmt.Errorf("rdap %s: %w", domain, err)}
+	}
+	req.Header.Set("Accept", "application/rdap+json")
+	req.Header.Set("User-Agent", p.cfg.UserAgent)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return lifecycle.Lifecycle{}, fmt.Errorf("rdap %s: %w", domain, err)
+	}
+	defer resp.Body.Close()
+	body, err := readCapped(resp.Body, p.cfg.MaxBody)
+	if err != nil {
+		return lifecycle.Lifecycle{}, fmt.Errorf("rdap %s: reading answer from %s: %w", domain, resp.Request.URL.Host, err)
+	}
+	now := p.cfg.Now()
+	l, err := parse(p.cfg.Rules, body, resp.StatusCode, domain, now, retryAfter(resp.Header.Get("Retry-After"), now))
+	if err != nil {
+		return lifecycle.Lifecycle{}, err
+	}
+	l.CheckedAt = now.UTC()
+	return l, nil
+}
+
+// readCapped reads at most max bytes; a longer answer is an error, not a
+// truncated document that might still parse.
+func readCapped(r io.Reader, max int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%w (%d bytes)", errBodyTooLarge, max)
+	}
+	return b, nil
+}
+
+// retryAfter reads Retry-After as seconds or an HTTP date; zero if absent
+// or unreadable.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil {
+		if s < 0 {
+			return 0
+		}
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// bootstrap returns the best bootstrap available: fresh in memory, fresh
+// on disk, downloaded, stale on disk, then embedded, in that order.
+func (p *Provider) bootstrap(ctx context.Context) *Bootstrap {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.cfg.Now()
+	if p.boot != nil && now.Before(p.bootNext) {
+		return p.boot
+	}
+	disk, diskAge := p.readCached(now)
+	if disk != nil && diskAge < p.cfg.BootstrapMaxAge {
+		p.boot, p.bootNext = disk, now.Add(p.cfg.BootstrapMaxAge-diskAge)
+		return p.boot
+	}
+	b, err := p.download(ctx, now)
+	if err == nil {
+		p.boot, p.bootNext = b, now.Add(p.cfg.BootstrapMaxAge)
+		return p.boot
+	}
+	p.bootNext = now.Add(bootstrapRetry)
+	switch {
+	case p.boot != nil:
+		p.log.Warn("rdap bootstrap refresh failed; keeping the copy in memory", "err", err)
+	case disk != nil:
+		p.log.Warn("rdap bootstrap download failed; using the cached copy", "err", err, "age", diskAge.Round(time.Minute))
+		p.boot = disk
+	default:
+		p.log.Warn("rdap bootstrap download failed and no cached copy; using the embedded 2022 copy", "err", err)
+		p.boot, _ = ParseBootstrap(embeddedBootstrap)
+	}
+	return p.boot
+}
+
+func (p *Provider) cachePath() string {
+	if p.cfg.CacheDir == "" {
+		return ""
+	}
+	return filepath.Join(p.cfg.CacheDir, "dns.json")
+}
+
+func (p *Provider) readCached(now time.Time) (*Bootstrap, time.Duration) {
+	path := p.cachePath()
+	if path == "" {
+		return nil, 0
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, 0
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		p.log.Warn("rdap bootstrap cache unreadable", "path", path, "err", err)
+		return nil, 0
+	}
+	bs, err := ParseBootstrap(b)
+	if err != nil {
+		p.log.Warn("rdap bootstrap cache is corrupt; ignoring it", "path", path, "err", err)
+		return nil, 0
+	}
+	return bs, max(now.Sub(fi.ModTime()), 0)
+}
+
+func (p *Provider) download(ctx context.Context, now time.Time) (*Bootstrap, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.cfg.BootstrapURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("rdap bootstrap %s: %w", p.cfg.BootstrapURL, err)
+	}
+	req.Header.Set("User-Agent", p.cfg.UserAgent)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("rdap bootstrap: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("rdap bootstrap %s: HTTP %d", p.cfg.BootstrapURL, resp.StatusCode)
+	}
+	body, err := readCapped(resp.Body, 16<<20)
+	if err != nil {
+		return nil, fmt.Errorf("rdap bootstrap %s: %w", p.cfg.BootstrapURL, err)
+	}
+	b, err := ParseBootstrap(body)
+	if err != nil {
+		return nil, err
+	}
+	if path := p.cachePath(); path != "" {
+		if err := atomicfile.WriteFile(path, body, 0o644); err != nil {
+			p.log.Warn("rdap bootstrap: cannot cache the download", "path", path, "err", err)
+		} else if err := os.Chtimes(path, now, now); err != nil {
+			// The age is measured on our clock, so stamp it with it.
+			p.log.Warn("rdap bootstrap: cannot stamp the cache", "path", path, "err", err)
+		}
+	}
+	return b, nil
+}
