@@ -35,7 +35,8 @@ bench:
 	@echo "make bench: not built yet"
 
 bench-snapshot:
-	@echo "make bench-snapshot: not built yet"
+	$(MAKE) build
+	$(GO) run ./bench/snapshot -lapse bin/lapse
 
 clean:
 	rm -rf bin

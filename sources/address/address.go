@@ -128,7 +128,9 @@ func (n *Normalizer) host(raw string) hostResult {
 	if len(n.cur) >= n.size {
 		n.prev, n.cur = n.cur, make(map[string]hostResult, n.size)
 	}
-	// Clone: the key would otherwise pin the whole input line in memory.
+	// Clone: the key, and the host when IDNA returned the input unchanged,
+	// would otherwise pin the caller's whole input batch in memory.
+	h.host, h.domain = strings.Clone(h.host), strings.Clone(h.domain)
 	n.cur[strings.Clone(raw)] = h
 	n.mu.Unlock()
 	return h
