@@ -3,6 +3,9 @@
 // classes providers return (throttled with a wait, unauthorized, no server
 // for the TLD), the politeness wrappers (rate limit, retry, circuit breaker)
 // and the provider chain with corroboration.
+//
+// The wiring of the real providers from the configuration (Build) lives in
+// sources/status/providers, because the providers import this package.
 package status
 
 import (

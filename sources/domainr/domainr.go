@@ -1,0 +1,212 @@
+// Package domainr is the Domainr v2 status provider: one GET per domain
+// against the commercial endpoint (client_id) or RapidAPI (mashape-key),
+// mapped to a Lifecycle by lifecycle.Rules.FromDomainr.
+//
+// Politeness (rate limits, retries, breaker) is not here: the status
+// package's wrappers stack on top of this provider.
+package domainr
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/status"
+)
+
+// Config is what the provider needs; zero fields take defaults.
+type Config struct {
+	// BaseURL, e.g. https://api.domainr.com (commercial) or
+	// https://domainr.p.rapidapi.com (RapidAPI).
+	BaseURL string
+	// ClientID (commercial) or MashapeKey (RapidAPI); one must be set.
+	ClientID   config.Secret
+	MashapeKey config.Secret
+	// Client is the HTTP client, reused for every lookup; its Timeout (if
+	// any) bounds one request. Default: a client with a 15 s timeout.
+	Client *http.Client
+	// MaxBody caps an answer (default status.DefaultMaxBody).
+	MaxBody int64
+	Now     func() time.Time
+	Rules   *lifecycle.Rules
+}
+
+// Provider looks domains up with Domainr's /v2/status.
+type Provider struct {
+	base   *url.URL
+	cfg    Config
+	client *http.Client
+	rules  lifecycle.Rules
+}
+
+var _ status.Provider = (*Provider)(nil)
+
+// New checks the configuration and returns the provider.
+func New(cfg Config) (*Provider, error) {
+	if cfg.ClientID == "" && cfg.MashapeKey == "" {
+		return nil, errors.New("domainr: no client_id or mashape key configured: set LAPSE_DOMAINR_CLIENT_ID (or providers.domainr.client_id_env/_file)")
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "https://api.domainr.com"
+	}
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("domainr: base_url %q is not an http(s) URL", cfg.BaseURL)
+	}
+	p := &Provider{base: u, cfg: cfg, client: cfg.Client, rules: lifecycle.DefaultRules}
+	if p.client == nil {
+		p.client = &http.Client{Timeout: 15 * time.Second}
+	}
+	if cfg.Rules != nil {
+		p.rules = *cfg.Rules
+	}
+	if p.cfg.Now == nil {
+		p.cfg.Now = time.Now
+	}
+	return p, nil
+}
+
+// Name is lifecycle.SourceDomainr.
+func (p *Provider) Name() lifecycle.Source { return lifecycle.SourceDomainr }
+
+// Host is the remote host, the key of its rate limit and breaker.
+func (p *Provider) Host() string { return p.base.Host }
+
+// Lookup asks Domainr for the status of domain.
+func (p *Provider) Lookup(ctx context.Context, domain string) (lifecycle.Lifecycle, error) {
+	st, err := p.fetch(ctx, domain)
+	if err != nil {
+		return lifecycle.Lifecycle{}, fmt.Errorf("domainr %s: %w", domain, err)
+	}
+	now := p.cfg.Now().UTC()
+	lc := p.rules.FromDomainr(domain, st, lifecycle.SourceDomainr, now)
+	lc.CheckedAt = now
+	if lc.AsOf.IsZero() {
+		lc.AsOf = now
+	}
+	return lc, nil
+}
+
+func (p *Provider) fetch(ctx context.Context, domain string) (string, error) {
+	u := *p.base
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/v2/status"
+	q := url.Values{"domain": {domain}}
+	if p.cfg.ClientID != "" {
+		q.Set("client_id", p.cfg.ClientID.Reveal())
+	} else {
+		q.Set("mashape-key", p.cfg.MashapeKey.Reveal())
+	}
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return "", p.redact(err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if p.cfg.MashapeKey != "" && p.cfg.ClientID == "" {
+		req.Header.Set("X-RapidAPI-Key", p.cfg.MashapeKey.Reveal())
+		req.Header.Set("X-RapidAPI-Host", p.base.Host)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return "", p.redact(err)
+	}
+	defer resp.Body.Close()
+	body, rerr := status.ReadCapped(resp.Body, p.cfg.MaxBody)
+	if cerr := status.ClassifyHTTP(resp.StatusCode, resp.Header, body, p.cfg.Now()); cerr != nil {
+		if msg := errorsMessage(body); msg != "" && !errors.Is(cerr, status.ErrUnauthorized) {
+			cerr = fmt.Errorf("%w (domainr: %s)", cerr, msg)
+		}
+		return "", p.redact(cerr)
+	}
+	if rerr != nil {
+		return "", p.redact(rerr)
+	}
+	st, err := ParseBody(body, domain)
+	return st, p.redact(err)
+}
+
+func (p *Provider) redact(err error) error {
+	return status.RedactError(err, p.cfg.ClientID.Reveal(), p.cfg.MashapeKey.Reveal())
+}
+
+// answer is Domainr's /v2/status body.
+type answer struct {
+	Status []struct {
+		Domain  string `json:"domain"`
+		Zone    string `json:"zone"`
+		Status  string `json:"status"`
+		Summary string `json:"summary"`
+	} `json:"status"`
+	Errors []apiError `json:"errors"`
+}
+
+type apiError struct {
+	Code    json.RawMessage `json:"code"`
+	Message string          `json:"message"`
+	Detail  string          `json:"detail"`
+}
+
+func (e apiError) String() string {
+	s := strings.TrimSpace(e.Message)
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	if c := strings.Trim(string(e.Code), `"`); c != "" && c != "null" {
+		s += " (code " + c + ")"
+	}
+	return s
+}
+
+// APIError is a Domainr answer carrying "errors": the provider refused or
+// failed the query. Its message and code are kept for the evidence.
+type APIError struct{ Messages []string }
+
+func (e *APIError) Error() string { return "domainr error: " + strings.Join(e.Messages, "; ") }
+
+// ParseBody reads a /v2/status body and returns the status flags for domain
+// (e.g. "active registrar"). A body with "errors", garbage, or no entry for
+// the domain is an error. It is pure: `lapse parse --kind domainr` uses it.
+func ParseBody(body []byte, domain string) (string, error) {
+	var a answer
+	if err := json.Unmarshal(body, &a); err != nil {
+		// Not permanent: a garbled answer is usually a proxy or a glitch.
+		return "", fmt.Errorf("unreadable domainr answer: %w", err)
+	}
+	if len(a.Errors) > 0 {
+		e := &APIError{}
+		for _, x := range a.Errors {
+			e.Messages = append(e.Messages, x.String())
+		}
+		return "", e
+	}
+	want := strings.TrimSuffix(strings.ToLower(domain), ".")
+	for _, s := range a.Status {
+		if want == "" || strings.EqualFold(strings.TrimSuffix(s.Domain, "."), want) {
+			if strings.TrimSpace(s.Status) == "" {
+				return "", fmt.Errorf("domainr answer for %s has an empty status", s.Domain)
+			}
+			return s.Status, nil
+		}
+	}
+	return "", fmt.Errorf("domainr answer has no status for %s", domain)
+}
+
+// errorsMessage pulls the "errors" messages out of an error body, if any.
+func errorsMessage(body []byte) string {
+	var a answer
+	if json.Unmarshal(body, &a) != nil || len(a.Errors) == 0 {
+		return ""
+	}
+	var m []string
+	for _, x := range a.Errors {
+		m = append(m, x.String())
+	}
+	return strings.Join(m, "; ")
+}
