@@ -226,7 +226,13 @@ func (p *Provider) askIANA(ctx context.Context, tld string) (string, error) {
 	if strings.Contains(strings.ToLower(text), "returned 0 objects") {
 		return "", fmt.Errorf(".%s: %w", tld, errNoTLD)
 	}
-	return "", fmt.Errorf(".%s has no WHOIS server at IANA: %w", tld, status.ErrNoServer)
+	// Only a well-formed IANA record without a whois line means "no
+	// server"; anything else (a garbled or truncated answer) is transient,
+	// so it is not cached and the next lookup asks again.
+	if field(text, "domain:") != "" {
+		return "", fmt.Errorf(".%s has no WHOIS server at IANA: %w", tld, status.ErrNoServer)
+	}
+	return "", fmt.Errorf("IANA referral for .%s: unreadable answer (%d bytes)", tld, len(text))
 }
 
 // field returns the value of the first line starting with key

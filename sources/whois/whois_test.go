@@ -139,6 +139,8 @@ func iana(t *testing.T, registryAddr string) *tcpServer {
 			fmt.Fprintf(c, "%% IANA WHOIS server\r\n\r\nrefer:        %s\r\n\r\ndomain:       TEST\r\n\r\nwhois:        %s\r\n\r\nstatus:       ACTIVE\r\n", registryAddr, registryAddr)
 		case "nowhois":
 			fmt.Fprint(c, "% IANA WHOIS server\r\n\r\ndomain:       NOWHOIS\r\n\r\nstatus:       ACTIVE\r\n")
+		case "garbled":
+			fmt.Fprint(c, "\x00\x17 garbage, not an IANA record")
 		default:
 			fmt.Fprint(c, "% IANA WHOIS server\r\n\r\n% This query returned 0 objects.\r\n")
 		}
@@ -278,6 +280,11 @@ func TestReferrals(t *testing.T) {
 	if _, err := f.p.Lookup(ctx, "example.nowhois"); !errors.Is(err, status.ErrNoServer) {
 		t.Errorf("no server: %v, want ErrNoServer", err)
 	}
+	// A garbled referral is transient, not "no server": a faulty answer
+	// must not disable a whole TLD for the night.
+	if _, err := f.p.Lookup(ctx, "example.garbled"); err == nil || errors.Is(err, status.ErrNoServer) || !status.Retryable(err) {
+		t.Errorf("garbled referral: %v, want a retryable error", err)
+	}
 	// Concurrent lookups in one TLD ask IANA once.
 	var wg sync.WaitGroup
 	for i := range 8 {
@@ -288,15 +295,15 @@ func TestReferrals(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := f.iana.queries.Load(); n != 3 {
-		t.Errorf("IANA asked %d times for 3 TLDs, want 3", n)
+	if n := f.iana.queries.Load(); n != 4 {
+		t.Errorf("IANA asked %d times for 4 TLDs, want 4", n)
 	}
 	// A new process reads the referral from disk.
 	p2, err := New(Config{IANAServer: f.iana.addr(), CacheDir: dir, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if srv, err := p2.Server(ctx, "x.test"); err != nil || srv != f.registry.addr() || f.iana.queries.Load() != 3 {
+	if srv, err := p2.Server(ctx, "x.test"); err != nil || srv != f.registry.addr() || f.iana.queries.Load() != 4 {
 		t.Errorf("cached referral: %q %v after %d IANA queries", srv, err, f.iana.queries.Load())
 	}
 	// An override wins over IANA, longest suffix first.
