@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lapse-dev/lapse/lifecycle"
+)
+
+// checkWorld is a loopback RDAP server (404 for names starting with
+// "gone", 429 for "busy", registered otherwise), a WHOIS server that always
+// throttles, and a lapse.toml pointing at them.
+type checkWorld struct {
+	config   string
+	dataDir  string
+	rdapHits atomic.Int64
+}
+
+func newCheckWorld(t *testing.T) *checkWorld {
+	t.Helper()
+	w := &checkWorld{dataDir: t.TempDir()}
+	rdap := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/dns.json" {
+			fmt.Fprint(rw, `{"version":"1.0","services":[]}`)
+			return
+		}
+		w.rdapHits.Add(1)
+		d := strings.TrimPrefix(r.URL.Path, "/domain/")
+		switch {
+		case strings.HasPrefix(d, "gone"):
+			rw.WriteHeader(404)
+			fmt.Fprint(rw, `{"errorCode":404}`)
+		case strings.HasPrefix(d, "busy"):
+			rw.Header().Set("Retry-After", "1")
+			rw.WriteHeader(429)
+		default:
+			fmt.Fprintf(rw, `{"objectClassName":"domain","ldhName":%q,"status":["active"],"events":[{"eventAction":"registration","eventDate":"2015-03-01T00:00:00Z"},{"eventAction":"expiration","eventDate":"2031-03-01T00:00:00Z"}]}`, d)
+		}
+	}))
+	t.Cleanup(rdap.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				bufio.NewReader(c).ReadString('\n')
+				fmt.Fprint(c, "WHOIS LIMIT EXCEEDED - try again later\r\n")
+			}()
+		}
+	}()
+	w.config = filepath.Join(t.TempDir(), "lapse.toml")
+	toml := fmt.Sprintf(`data_dir = %q
+[providers.rdap]
+bootstrap_url = "%s/dns.json"
+retries = 0
+rate_per_second = 100.0
+burst = 10
+[providers.rdap.servers]
+com = "%s/"
+[providers.whois]
+retries = 0
+rate_per_second = 100.0
+burst = 10
+[providers.whois.servers]
+com = %q
+`, w.dataDir, rdap.URL, rdap.URL, ln.Addr().String())
+	if err := os.WriteFile(w.config, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func decodeLines(t *testing.T, out string) []lifecycle.Lifecycle {
+	t.Helper()
+	var lcs []lifecycle.Lifecycle
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var lc lifecycle.Lifecycle
+		if err := json.Unmarshal([]byte(line), &lc); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		lcs = append(lcs, lc)
+	}
+	return lcs
+}
+
+func TestCheck(t *testing.T) {
+	w := newCheckWorld(t)
+	code, out, errs := runLapse(t, "", nil, "--config", w.config, "check", "--no-cache", "gone-example.com", "www.held.com", "busy.com")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	lcs := decodeLines(t, out)
+	if len(lcs) != 3 {
+		t.Fatalf("%d lines: %s", len(lcs), out)
+	}
+	if lc := lcs[0]; lc.Domain != "gone-example.com" || lc.State != lifecycle.Available || lc.Source != lifecycle.SourceRDAP || len(lc.Evidence) != 1 {
+		t.Errorf("gone: %+v", lc)
+	}
+	if lc := lcs[1]; lc.Domain != "held.com" || lc.State != lifecycle.Registered || lc.RegisteredAt == nil {
+		t.Errorf("held: %+v", lc)
+	}
+	// Throttled by RDAP and WHOIS: unknown with both errors, never available.
+	if lc := lcs[2]; lc.State != lifecycle.Unknown || lc.Error == "" || len(lc.Evidence) != 2 || lc.Evidence[1].Source != lifecycle.SourceWHOIS {
+		t.Errorf("busy: %+v", lc)
+	}
+	if _, err := os.Stat(filepath.Join(w.dataDir, "cache")); err == nil {
+		t.Errorf("--no-cache created the cache")
+	}
+}
+
+func TestCheckCache(t *testing.T) {
+	w := newCheckWorld(t)
+	for i := 0; i < 2; i++ {
+		code, out, errs := runLapse(t, "", nil, "--config", w.config, "check", "held.com")
+		if code != exitOK {
+			t.Fatalf("run %d: exit %d: %s", i, code, errs)
+		}
+		if lcs := decodeLines(t, out); len(lcs) != 1 || lcs[0].State != lifecycle.Registered {
+			t.Fatalf("run %d: %s", i, out)
+		}
+		if i == 1 && !strings.Contains(errs, "answered from the cache") {
+			t.Errorf("second run did not say it used the cache: %s", errs)
+		}
+	}
+	if n := w.rdapHits.Load(); n != 1 {
+		t.Errorf("RDAP asked %d times, want 1 (second answer from the cache)", n)
+	}
+	// --no-cache asks again.
+	if code, _, errs := runLapse(t, "", nil, "--config", w.config, "check", "--no-cache", "held.com"); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if n := w.rdapHits.Load(); n != 2 {
+		t.Errorf("RDAP asked %d times, want 2", n)
+	}
+}
+
+func TestCheckUsage(t *testing.T) {
+	w := newCheckWorld(t)
+	for _, args := range [][]string{
+		{"check"},
+		{"check", "--source", "dns", "a.com"},
+		{"check", "co.uk"},
+		{"check", "--source", "domainr", "a.com"},
+	} {
+		code, _, errs := runLapse(t, "", nil, append([]string{"--config", w.config}, args...)...)
+		if code != exitUsage {
+			t.Errorf("%v: exit %d (%s), want %d", args, code, errs, exitUsage)
+		}
+	}
+	// With the key in the environment, --source domainr is accepted (and
+	// fails to connect: there is no Domainr here, so unknown, exit 0).
+	env := []string{"LAPSE_DOMAINR_CLIENT_ID=abc", "LAPSE_PROVIDERS_DOMAINR_BASE_URL=http://127.0.0.1:1", "LAPSE_PROVIDERS_DOMAINR_RETRIES=0"}
+	code, out, errs := runLapse(t, "", env, "--config", w.config, "check", "--source", "domainr", "a.com")
+	if code != exitOK {
+		t.Fatalf("domainr: exit %d: %s", code, errs)
+	}
+	lcs := decodeLines(t, out)
+	if lcs[0].State != lifecycle.Unknown || strings.Contains(out, "abc") {
+		t.Errorf("domainr unreachable: %s", out)
+	}
+}

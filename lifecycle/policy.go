@@ -1,0 +1,249 @@
+package lifecycle
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Action is what the policy decides for one email address.
+type Action string
+
+// The actions of ARCHITECTURE.md, "From domain state to email decision".
+const (
+	// ActionUnverify proposes un-verifying the address (it goes into the
+	// changeset; nothing is applied without review).
+	ActionUnverify Action = "unverify"
+	// ActionWatch keeps the address but flags the domain for early re-checks.
+	ActionWatch Action = "watch"
+	// ActionKeep leaves the address alone: the domain is held.
+	ActionKeep Action = "keep"
+	// ActionUnknown: lapse cannot tell. Unknown never un-verifies anything.
+	ActionUnknown Action = "unknown"
+)
+
+// Reason says why the policy decided what it did. The first four are the
+// changeset reasons; the others explain watch, keep and unknown.
+type Reason string
+
+// Reason codes.
+const (
+	ReasonAvailable     Reason = "domain_available"
+	ReasonPendingDelete Reason = "domain_pending_delete"
+	ReasonRedemption    Reason = "domain_redemption"
+	ReasonReregistered  Reason = "domain_reregistered"
+
+	ReasonExpiring     Reason = "domain_expiring"
+	ReasonGrace        Reason = "domain_grace"
+	ReasonAwaitConfirm Reason = "awaiting_confirmation"
+	ReasonRegistered   Reason = "domain_registered"
+	ReasonReserved     Reason = "domain_reserved"
+	ReasonInvalidName  Reason = "domain_invalid"
+	ReasonUnknown      Reason = "domain_unknown"
+	ReasonNotChecked   Reason = "domain_not_checked"
+	ReasonInvalidAddr  Reason = "invalid_address"
+)
+
+// Decision is the policy's verdict for one address.
+type Decision struct {
+	Action Action `json:"action"`
+	Reason Reason `json:"reason"`
+}
+
+// Policy names.
+const (
+	PolicyCorroborated = "corroborated"
+	PolicyPyPI         = "pypi"
+)
+
+// Policy turns a domain state into an email decision. The same rule is
+// implemented in SQL by pipeline's classify stage; a test runs both on one
+// table of cases.
+type Policy struct {
+	// Name is PolicyCorroborated (default) or PolicyPyPI.
+	Name string
+	// WatchWindow: a registered domain whose expiry lies within it of the
+	// night's reference time is watched as expiring.
+	WatchWindow time.Duration
+	// ConfirmNights: how many nights a best-effort (Domainr/Fastly) decisive
+	// state must be seen to count without RDAP/WHOIS corroboration.
+	ConfirmNights int
+}
+
+// DefaultPolicy is the corroborated policy with a 30-day watch window and a
+// two-night confirmation.
+var DefaultPolicy = Policy{Name: PolicyCorroborated, WatchWindow: 30 * 24 * time.Hour, ConfirmNights: 2}
+
+// Validate checks the policy's parameters.
+func (p Policy) Validate() error {
+	if p.Name != PolicyCorroborated && p.Name != PolicyPyPI {
+		return fmt.Errorf("policy %q: want %q or %q", p.Name, PolicyCorroborated, PolicyPyPI)
+	}
+	if p.ConfirmNights < 1 {
+		return fmt.Errorf("policy confirm_nights %d: must be at least 1", p.ConfirmNights)
+	}
+	if p.WatchWindow < 0 {
+		return fmt.Errorf("policy watch_window %v: must not be negative", p.WatchWindow)
+	}
+	return nil
+}
+
+// Facts are what the policy knows about one address and its domain.
+type Facts struct {
+	// InvalidAddress: the address has no registrable domain. Such addresses
+	// are never un-verified: the decision is unknown/invalid_address, so
+	// they stay visible in the counts rather than looking healthy.
+	InvalidAddress bool
+	// Checked: a domain state exists (the domain was looked up at least once).
+	Checked bool
+
+	State        State
+	Source       Source
+	Corroborated bool
+	// DecisiveNights counts the nights a decisive state was seen in a row.
+	DecisiveNights int
+	// Flags are the raw best-effort (Domainr/Fastly) status flags, from the
+	// statuses of a best-effort answer and from best-effort evidence.
+	Flags []string
+
+	RegisteredAt          *time.Time
+	ExpiresAt             *time.Time
+	PreviousRegisteredAt  *time.Time
+	RegisteredAtChangedAt *time.Time
+
+	// FirstSeen is the earliest time the address is known to have existed:
+	// its created or verified time, or the end of the day of the first
+	// snapshot that held it, whichever is earliest.
+	FirstSeen *time.Time
+}
+
+// Reregistered reports whether the domain was registered (again) after the
+// address was first seen: registered_at later than first seen, or a
+// registration date that changed between observations after first seen.
+func (f Facts) Reregistered() bool {
+	if f.FirstSeen == nil {
+		return false
+	}
+	if f.RegisteredAt != nil && f.RegisteredAt.After(*f.FirstSeen) {
+		return true
+	}
+	return f.PreviousRegisteredAt != nil && f.RegisteredAtChangedAt != nil && f.RegisteredAtChangedAt.After(*f.FirstSeen)
+}
+
+// Decide applies the policy to one address at the night's reference time asOf.
+//
+// corroborated, in order: invalid address → unknown; never checked →
+// unknown; state unknown → unknown; reregistered → unverify; decisive state
+// (available, pending_delete, redemption) on an authoritative or corroborated
+// answer, or seen on ≥ ConfirmNights nights → unverify, otherwise watch;
+// expiring, grace, or registered with expiry inside the watch window → watch;
+// anything else → keep.
+//
+// pypi: un-verify when the best-effort flags overlap undelegated, inactive,
+// expiring, deleting or unknown (PyPI's rule); no best-effort answer →
+// unknown; otherwise keep.
+func (p Policy) Decide(f Facts, asOf time.Time) Decision {
+	if f.InvalidAddress {
+		return Decision{ActionUnknown, ReasonInvalidAddr}
+	}
+	if !f.Checked {
+		return Decision{ActionUnknown, ReasonNotChecked}
+	}
+	if p.Name == PolicyPyPI {
+		return p.decidePyPI(f)
+	}
+	if f.State == Unknown || f.State == "" {
+		return Decision{ActionUnknown, ReasonUnknown}
+	}
+	if f.Reregistered() {
+		return Decision{ActionUnverify, ReasonReregistered}
+	}
+	if f.State.Decisive() {
+		if f.Source.Authoritative() || f.Corroborated || f.DecisiveNights >= p.ConfirmNights {
+			return Decision{ActionUnverify, StateReason(f.State)}
+		}
+		return Decision{ActionWatch, ReasonAwaitConfirm}
+	}
+	switch f.State {
+	case Expiring:
+		return Decision{ActionWatch, ReasonExpiring}
+	case Grace:
+		return Decision{ActionWatch, ReasonGrace}
+	case Registered:
+		if f.ExpiresAt != nil && !f.ExpiresAt.After(asOf.Add(p.WatchWindow)) {
+			return Decision{ActionWatch, ReasonExpiring}
+		}
+		return Decision{ActionKeep, ReasonRegistered}
+	case Reserved:
+		return Decision{ActionKeep, ReasonReserved}
+	case Invalid:
+		return Decision{ActionKeep, ReasonInvalidName}
+	}
+	return Decision{ActionUnknown, ReasonUnknown}
+}
+
+// PyPIFlags are the Domainr flags PyPI un-verifies on, in the order their
+// reasons take precedence, with the closest lapse reason for each.
+var PyPIFlags = []struct {
+	Flag   string
+	Reason Reason
+}{
+	{"deleting", ReasonPendingDelete},
+	{"expiring", ReasonRedemption},
+	{"inactive", ReasonAvailable},
+	// Not in the zone, or Domainr cannot tell: PyPI treats both as lapsed;
+	// "available" is the closest of lapse's changeset reasons.
+	{"undelegated", ReasonAvailable},
+	{"unknown", ReasonAvailable},
+}
+
+func (p Policy) decidePyPI(f Facts) Decision {
+	if len(f.Flags) == 0 {
+		return Decision{ActionUnknown, ReasonNotChecked}
+	}
+	for _, pf := range PyPIFlags {
+		if slices.Contains(f.Flags, pf.Flag) {
+			return Decision{ActionUnverify, pf.Reason}
+		}
+	}
+	return Decision{ActionKeep, ReasonRegistered}
+}
+
+// StateReason is the changeset reason for a decisive state.
+func StateReason(s State) Reason {
+	switch s {
+	case Available:
+		return ReasonAvailable
+	case PendingDelete:
+		return ReasonPendingDelete
+	case Redemption:
+		return ReasonRedemption
+	}
+	return ReasonUnknown
+}
+
+// BestEffortFlags collects the raw Domainr/Fastly flags of a domain: the
+// statuses when the deciding source is best-effort, and the statuses of every
+// best-effort evidence entry. Flags are split on spaces, lowercased, and
+// returned sorted without duplicates.
+func BestEffortFlags(src Source, statuses []string, evidence []Evidence) []string {
+	var out []string
+	add := func(ss []string) {
+		for _, s := range ss {
+			for _, f := range strings.Fields(strings.ToLower(s)) {
+				out = append(out, f)
+			}
+		}
+	}
+	if src == SourceDomainr || src == SourceFastly {
+		add(statuses)
+	}
+	for _, e := range evidence {
+		if e.Source == SourceDomainr || e.Source == SourceFastly {
+			add(e.Statuses)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}

@@ -1,0 +1,480 @@
+package pipeline
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sinks/changeset"
+)
+
+// gCase is one address and its domain's state, as fixtures for classify
+// and as lifecycle.Facts for the Go policy.
+type gCase struct {
+	name      string
+	invalid   bool // no registrable domain
+	unchecked bool // no domain state row
+	verified  *bool
+	userID    string
+	domain    string // default case<N>.<tld>
+	tld       string // default "test"
+
+	state          lifecycle.State
+	source         lifecycle.Source
+	corroborated   bool
+	decisiveNights int
+	statuses       []string
+	evidence       []lifecycle.Evidence
+	registeredAt   *time.Time
+	expiresAt      *time.Time
+	prevRegAt      *time.Time
+	regChangedAt   *time.Time
+
+	created     *time.Time
+	verifiedAt  *time.Time
+	firstNight  string // first snapshot date holding the address; "" = tonight only
+	protectedOK bool
+
+	want *lifecycle.Decision
+}
+
+const gNight = "2026-06-10"
+
+var gAsOf = time.Date(2026, 6, 10, 3, 0, 0, 0, time.UTC)
+
+func gT(s string) *time.Time {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		panic(err)
+	}
+	return &t
+}
+
+func gDec(a lifecycle.Action, r lifecycle.Reason) *lifecycle.Decision {
+	return &lifecycle.Decision{Action: a, Reason: r}
+}
+
+func (c gCase) dom(i int) string {
+	if c.invalid {
+		return ""
+	}
+	if c.domain != "" {
+		return c.domain
+	}
+	tld := c.tld
+	if tld == "" {
+		tld = "test"
+	}
+	return fmt.Sprintf("case%d.%s", i, tld)
+}
+
+// facts is what the Go policy sees for case i (first-seen as classify
+// derives it: earliest of created, verified_at and the end of the first
+// snapshot's day).
+func (c gCase) facts(i int) lifecycle.Facts {
+	night := gNight
+	if c.firstNight != "" {
+		night = c.firstNight
+	}
+	fs := gT(night).Add(24 * time.Hour)
+	for _, t := range []*time.Time{c.created, c.verifiedAt} {
+		if t != nil && t.Before(fs) {
+			fs = *t
+		}
+	}
+	return lifecycle.Facts{
+		InvalidAddress: c.invalid, Checked: !c.invalid && !c.unchecked,
+		State: c.state, Source: c.source, Corroborated: c.corroborated, DecisiveNights: c.decisiveNights,
+		Flags:        lifecycle.BestEffortFlags(c.source, c.statuses, c.evidence),
+		RegisteredAt: c.registeredAt, ExpiresAt: c.expiresAt,
+		PreviousRegisteredAt: c.prevRegAt, RegisteredAtChangedAt: c.regChangedAt,
+		FirstSeen: &fs,
+	}
+}
+
+// gWriteFixtures writes the snapshots (tonight's and the history) and the
+// domain states of cases into dataDir, through DuckDB COPY.
+func gWriteFixtures(t testing.TB, dataDir string, cases []gCase) NightPaths {
+	t.Helper()
+	ctx := context.Background()
+	db, err := changeset.OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mustExec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q, args...); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+	}
+	mustExec(`CREATE TABLE snap (night VARCHAR, email_id BIGINT, user_id VARCHAR, email VARCHAR, verified BOOLEAN, "primary" BOOLEAN,
+		created TIMESTAMPTZ, verified_at TIMESTAMPTZ, host VARCHAR, domain VARCHAR, invalid_reason VARCHAR)`)
+	mustExec(`CREATE TABLE states (domain VARCHAR, state VARCHAR, statuses VARCHAR[], registered_at TIMESTAMPTZ, expires_at TIMESTAMPTZ,
+		last_changed TIMESTAMPTZ, delegated BOOLEAN, source VARCHAR, checked_at TIMESTAMPTZ, as_of TIMESTAMPTZ, error VARCHAR,
+		corroborated BOOLEAN, evidence_json VARCHAR, next_check TIMESTAMPTZ, consecutive_errors INTEGER, unverified BOOLEAN,
+		previous_registered_at TIMESTAMPTZ, registered_at_changed_at TIMESTAMPTZ, first_checked_at TIMESTAMPTZ,
+		last_checked_at TIMESTAMPTZ, decisive_since TIMESTAMPTZ, decisive_nights INTEGER)`)
+	nights := map[string]bool{gNight: true}
+	written := map[string]bool{}
+	for i, c := range cases {
+		d := c.dom(i)
+		email := fmt.Sprintf("user%d@%s", i, d)
+		var dom, host, inv any = d, d, nil
+		if c.invalid {
+			email, dom, host, inv = fmt.Sprintf("broken%d", i), nil, nil, "no_at"
+		}
+		verified := true
+		if c.verified != nil {
+			verified = *c.verified
+		}
+		uid := c.userID
+		if uid == "" {
+			uid = fmt.Sprintf("u%d", i)
+		}
+		ns := []string{gNight}
+		if c.firstNight != "" && c.firstNight != gNight {
+			ns = append(ns, c.firstNight)
+			nights[c.firstNight] = true
+		}
+		for _, n := range ns {
+			mustExec(`INSERT INTO snap VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, n, int64(i), uid, email, verified, i%2 == 0,
+				c.created, c.verifiedAt, host, dom, inv)
+		}
+		if c.invalid || c.unchecked || written[d] {
+			continue
+		}
+		written[d] = true
+		st, _ := json.Marshal(c.statuses)
+		var ev any
+		if c.evidence != nil {
+			b, _ := json.Marshal(c.evidence)
+			ev = string(b)
+		}
+		var src any
+		if c.source != "" {
+			src = string(c.source)
+		}
+		mustExec(`INSERT INTO states (domain, state, statuses, registered_at, expires_at, source, checked_at, as_of, corroborated,
+			evidence_json, consecutive_errors, unverified, previous_registered_at, registered_at_changed_at, decisive_nights)
+			VALUES (?, ?, CAST(from_json(?, '["VARCHAR"]') AS VARCHAR[]), ?, ?, ?, ?, ?, ?, ?, 0, false, ?, ?, ?)`,
+			d, string(c.state), string(st), c.registeredAt, c.expiresAt, src, gAsOf, gAsOf, c.corroborated, ev,
+			c.prevRegAt, c.regChangedAt, int32(c.decisiveNights))
+	}
+	p := NightPaths{DataDir: dataDir, Date: gNight}
+	for n := range nights {
+		out := NightPaths{DataDir: dataDir, Date: n}.Snapshot()
+		q := fmt.Sprintf(`SELECT * EXCLUDE (night) FROM snap WHERE night = %s ORDER BY email_id`, changeset.SQLString(n))
+		if err := changeset.CopyParquet(ctx, db, q, out, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := changeset.CopyParquet(ctx, db, `SELECT * FROM states ORDER BY domain`, p.States(), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// gDecisions reads classify's decisions by email_id.
+func gDecisions(t testing.TB, path string) map[int64]lifecycle.Decision {
+	t.Helper()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT email_id, action, reason FROM read_parquet(?)`, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[int64]lifecycle.Decision{}
+	for rows.Next() {
+		var id int64
+		var a, r string
+		if err := rows.Scan(&id, &a, &r); err != nil {
+			t.Fatal(err)
+		}
+		out[id] = lifecycle.Decision{Action: lifecycle.Action(a), Reason: lifecycle.Reason(r)}
+	}
+	return out
+}
+
+// gRun classifies cases with policy p and checks that SQL and Go agree on
+// every case, and both match the case's expectation when it has one.
+func gRun(t *testing.T, p lifecycle.Policy, cases []gCase) ClassifyResult {
+	t.Helper()
+	dir := t.TempDir()
+	paths := gWriteFixtures(t, dir, cases)
+	res, err := Classify(context.Background(), ClassifyOptionsFor(paths, p, gAsOf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rows != int64(len(cases)) {
+		t.Fatalf("rows = %d, want %d", res.Rows, len(cases))
+	}
+	got := gDecisions(t, res.Path)
+	for i, c := range cases {
+		goDec := p.Decide(c.facts(i), gAsOf)
+		sqlDec := got[int64(i)]
+		if goDec != sqlDec {
+			t.Errorf("%s policy, case %d %q: SQL says %v, Go says %v", p.Name, i, c.name, sqlDec, goDec)
+		}
+		if c.want != nil && *c.want != goDec {
+			t.Errorf("%s policy, case %d %q: decision %v, want %v", p.Name, i, c.name, goDec, *c.want)
+		}
+	}
+	return res
+}
+
+var (
+	gRDAP    = lifecycle.SourceRDAP
+	gWHOIS   = lifecycle.SourceWHOIS
+	gDomainr = lifecycle.SourceDomainr
+	gFastly  = lifecycle.SourceFastly
+)
+
+// gPolicyCases are the documented rules of the corroborated policy, one
+// case at least per rule.
+func gPolicyCases() []gCase {
+	unverify, watch, keep, unknown := lifecycle.ActionUnverify, lifecycle.ActionWatch, lifecycle.ActionKeep, lifecycle.ActionUnknown
+	return []gCase{
+		{name: "invalid address", invalid: true, want: gDec(unknown, lifecycle.ReasonInvalidAddr)},
+		{name: "never checked", unchecked: true, want: gDec(unknown, lifecycle.ReasonNotChecked)},
+		{name: "unknown state", state: lifecycle.Unknown, source: gRDAP, want: gDec(unknown, lifecycle.ReasonUnknown)},
+		{name: "unknown with a newer registration never un-verifies", state: lifecycle.Unknown, source: gRDAP,
+			registeredAt: gT("2026-06-01"), firstNight: "2026-01-01", want: gDec(unknown, lifecycle.ReasonUnknown)},
+		{name: "rdap available", state: lifecycle.Available, source: gRDAP, want: gDec(unverify, lifecycle.ReasonAvailable)},
+		{name: "whois pending delete", state: lifecycle.PendingDelete, source: gWHOIS, want: gDec(unverify, lifecycle.ReasonPendingDelete)},
+		{name: "rdap redemption", state: lifecycle.Redemption, source: gRDAP, want: gDec(unverify, lifecycle.ReasonRedemption)},
+		{name: "domainr expiring flag, one night", state: lifecycle.Redemption, source: gDomainr, statuses: []string{"expiring"},
+			decisiveNights: 1, want: gDec(watch, lifecycle.ReasonAwaitConfirm)},
+		{name: "domainr redemption, second night", state: lifecycle.Redemption, source: gDomainr, statuses: []string{"expiring"},
+			decisiveNights: 2, want: gDec(unverify, lifecycle.ReasonRedemption)},
+		{name: "fastly inactive corroborated by rdap", state: lifecycle.Available, source: gFastly, corroborated: true,
+			statuses: []string{"inactive"}, want: gDec(unverify, lifecycle.ReasonAvailable)},
+		{name: "domainr deleting, unconfirmed", state: lifecycle.PendingDelete, source: gDomainr, statuses: []string{"deleting"},
+			want: gDec(watch, lifecycle.ReasonAwaitConfirm)},
+		{name: "expiring", state: lifecycle.Expiring, source: gRDAP, expiresAt: gT("2026-06-20"), want: gDec(watch, lifecycle.ReasonExpiring)},
+		{name: "grace", state: lifecycle.Grace, source: gRDAP, want: gDec(watch, lifecycle.ReasonGrace)},
+		{name: "registered, expiry inside the watch window", state: lifecycle.Registered, source: gRDAP,
+			expiresAt: gT("2026-07-01"), want: gDec(watch, lifecycle.ReasonExpiring)},
+		{name: "registered, expiry far", state: lifecycle.Registered, source: gRDAP,
+			expiresAt: gT("2027-07-01"), registeredAt: gT("2010-01-01"), want: gDec(keep, lifecycle.ReasonRegistered)},
+		{name: "reserved", state: lifecycle.Reserved, source: gDomainr, statuses: []string{"reserved"}, want: gDec(keep, lifecycle.ReasonReserved)},
+		{name: "invalid name", state: lifecycle.Invalid, source: gDomainr, want: gDec(keep, lifecycle.ReasonInvalidName)},
+		// Re-registration, from registered_at against first seen.
+		{name: "registered after the first snapshot", state: lifecycle.Registered, source: gRDAP,
+			registeredAt: gT("2026-05-01"), firstNight: "2026-03-01", want: gDec(unverify, lifecycle.ReasonReregistered)},
+		{name: "registered after created (no history)", state: lifecycle.Registered, source: gRDAP,
+			registeredAt: gT("2025-05-01"), created: gT("2024-01-01"), want: gDec(unverify, lifecycle.ReasonReregistered)},
+		{name: "registered after verified_at", state: lifecycle.Registered, source: gWHOIS,
+			registeredAt: gT("2025-05-01"), verifiedAt: gT("2025-02-01"), want: gDec(unverify, lifecycle.ReasonReregistered)},
+		{name: "registered before first seen", state: lifecycle.Registered, source: gRDAP,
+			registeredAt: gT("2020-05-01"), created: gT("2024-01-01"), firstNight: "2026-01-01", want: gDec(keep, lifecycle.ReasonRegistered)},
+		{name: "registered the day of the first snapshot (conservative)", state: lifecycle.Registered, source: gRDAP,
+			registeredAt: gT(gNight), want: gDec(keep, lifecycle.ReasonRegistered)},
+		{name: "registered the instant the address was created", state: lifecycle.Registered, source: gRDAP,
+			registeredAt: gT("2024-01-01"), created: gT("2024-01-01"), want: gDec(keep, lifecycle.ReasonRegistered)},
+		{name: "re-registration outranks expiring", state: lifecycle.Expiring, source: gRDAP,
+			registeredAt: gT("2026-04-01"), firstNight: "2026-02-01", want: gDec(unverify, lifecycle.ReasonReregistered)},
+		// Re-registration, from a registration date that changed.
+		{name: "registration date changed after first seen", state: lifecycle.Registered, source: gRDAP,
+			registeredAt: gT("2019-01-01"), prevRegAt: gT("2018-01-01"), regChangedAt: gT("2026-05-20"),
+			firstNight: "2026-01-01", want: gDec(unverify, lifecycle.ReasonReregistered)},
+		{name: "registration date changed before first seen", state: lifecycle.Registered, source: gRDAP,
+			registeredAt: gT("2019-01-01"), prevRegAt: gT("2018-01-01"), regChangedAt: gT("2025-05-20"),
+			firstNight: "2026-01-01", want: gDec(keep, lifecycle.ReasonRegistered)},
+		{name: "unchanged registration date", state: lifecycle.Registered, source: gRDAP,
+			registeredAt: gT("2019-01-01"), regChangedAt: gT("2026-05-20"), firstNight: "2026-01-01", want: gDec(keep, lifecycle.ReasonRegistered)},
+	}
+}
+
+func TestClassifyPolicyRulesAgreeInSQLAndGo(t *testing.T) {
+	res := gRun(t, lifecycle.DefaultPolicy, gPolicyCases())
+	if res.Invalid != 1 {
+		t.Errorf("invalid = %d, want 1", res.Invalid)
+	}
+	if res.Flagged != res.ByAction[lifecycle.ActionUnverify] {
+		t.Errorf("flagged %d != unverify %d (all cases verified)", res.Flagged, res.ByAction[lifecycle.ActionUnverify])
+	}
+}
+
+// TestClassifyPolicyGridAgrees runs SQL and Go over the grid of states,
+// sources, corroboration, decisive nights and confirmation settings.
+func TestClassifyPolicyGridAgrees(t *testing.T) {
+	var cases []gCase
+	sources := []lifecycle.Source{gRDAP, gWHOIS, gDomainr, gFastly, "", lifecycle.SourceCache}
+	flagsFor := map[lifecycle.State][]string{
+		lifecycle.Available: {"inactive"}, lifecycle.PendingDelete: {"deleting"}, lifecycle.Redemption: {"expiring"},
+		lifecycle.Registered: {"active parked"}, lifecycle.Unknown: {"undelegated"}, lifecycle.Reserved: {"claimed"},
+	}
+	for _, st := range append(lifecycle.States, "bogus") {
+		for _, src := range sources {
+			for _, corr := range []bool{false, true} {
+				for _, n := range []int{0, 1, 2, 3} {
+					c := gCase{name: fmt.Sprintf("%s/%s/%v/%d", st, src, corr, n), state: st, source: src, corroborated: corr,
+						decisiveNights: n, statuses: flagsFor[st], expiresAt: gT("2026-06-25")}
+					if n == 3 {
+						c.expiresAt = gT("2027-01-01")
+						c.evidence = []lifecycle.Evidence{{Source: gDomainr, State: st, Statuses: []string{"UNDELEGATED inactive"}}}
+					}
+					cases = append(cases, c)
+				}
+			}
+		}
+	}
+	for _, p := range []lifecycle.Policy{
+		lifecycle.DefaultPolicy,
+		{Name: lifecycle.PolicyCorroborated, WatchWindow: 7 * 24 * time.Hour, ConfirmNights: 3},
+		{Name: lifecycle.PolicyCorroborated, WatchWindow: 0, ConfirmNights: 1},
+		{Name: lifecycle.PolicyPyPI, WatchWindow: 30 * 24 * time.Hour, ConfirmNights: 2},
+	} {
+		t.Run(fmt.Sprintf("%s-%v-%d", p.Name, p.WatchWindow, p.ConfirmNights), func(t *testing.T) { gRun(t, p, cases) })
+	}
+}
+
+// TestClassifyPyPIOverlapRule: the pypi preset un-verifies exactly when the
+// Domainr/Fastly flags overlap undelegated, inactive, expiring, deleting or
+// unknown, whatever RDAP or WHOIS say.
+func TestClassifyPyPIOverlapRule(t *testing.T) {
+	unverify, keep, unknown := lifecycle.ActionUnverify, lifecycle.ActionKeep, lifecycle.ActionUnknown
+	cases := []gCase{
+		{name: "active", state: lifecycle.Registered, source: gDomainr, statuses: []string{"active"}, want: gDec(keep, lifecycle.ReasonRegistered)},
+		{name: "active parked marketed", state: lifecycle.Registered, source: gDomainr, statuses: []string{"active parked marketed"}, want: gDec(keep, lifecycle.ReasonRegistered)},
+		{name: "undelegated", state: lifecycle.Unknown, source: gDomainr, statuses: []string{"undelegated"}, want: gDec(unverify, lifecycle.ReasonAvailable)},
+		{name: "undelegated active (PyPI un-verifies)", state: lifecycle.Registered, source: gDomainr, statuses: []string{"undelegated active"}, want: gDec(unverify, lifecycle.ReasonAvailable)},
+		{name: "inactive", state: lifecycle.Available, source: gFastly, statuses: []string{"inactive"}, want: gDec(unverify, lifecycle.ReasonAvailable)},
+		{name: "expiring", state: lifecycle.Redemption, source: gDomainr, statuses: []string{"expiring"}, want: gDec(unverify, lifecycle.ReasonRedemption)},
+		{name: "deleting", state: lifecycle.PendingDelete, source: gDomainr, statuses: []string{"deleting"}, want: gDec(unverify, lifecycle.ReasonPendingDelete)},
+		{name: "unknown", state: lifecycle.Unknown, source: gDomainr, statuses: []string{"unknown"}, want: gDec(unverify, lifecycle.ReasonAvailable)},
+		{name: "deleting outranks inactive", state: lifecycle.PendingDelete, source: gDomainr, statuses: []string{"inactive", "deleting"}, want: gDec(unverify, lifecycle.ReasonPendingDelete)},
+		{name: "reserved", state: lifecycle.Reserved, source: gDomainr, statuses: []string{"reserved"}, want: gDec(keep, lifecycle.ReasonRegistered)},
+		{name: "rdap says available, no Domainr answer", state: lifecycle.Available, source: gRDAP, want: gDec(unknown, lifecycle.ReasonNotChecked)},
+		{name: "rdap decided, Domainr evidence inactive", state: lifecycle.Available, source: gRDAP, statuses: []string{"inactive"},
+			evidence: []lifecycle.Evidence{{Source: gDomainr, State: lifecycle.Available, Statuses: []string{"inactive"}}, {Source: gRDAP, State: lifecycle.Available}},
+			want:     gDec(unverify, lifecycle.ReasonAvailable)},
+		{name: "rdap statuses are not Domainr flags", state: lifecycle.Grace, source: gRDAP, statuses: []string{"inactive"},
+			evidence: []lifecycle.Evidence{{Source: gDomainr, State: lifecycle.Registered, Statuses: []string{"active"}}},
+			want:     gDec(keep, lifecycle.ReasonRegistered)},
+		{name: "re-registered but active: PyPI does not see it", state: lifecycle.Registered, source: gDomainr, statuses: []string{"active"},
+			registeredAt: gT("2026-05-01"), firstNight: "2026-01-01", want: gDec(keep, lifecycle.ReasonRegistered)},
+	}
+	gRun(t, lifecycle.Policy{Name: lifecycle.PolicyPyPI, WatchWindow: 30 * 24 * time.Hour, ConfirmNights: 2}, cases)
+}
+
+func TestClassifyWritesAtomically0600(t *testing.T) {
+	dir := t.TempDir()
+	paths := gWriteFixtures(t, dir, gPolicyCases())
+	o := ClassifyOptionsFor(paths, lifecycle.DefaultPolicy, gAsOf)
+	if _, err := Classify(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(o.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("decisions mode %v, want 0600", fi.Mode().Perm())
+	}
+	ents, _ := os.ReadDir(filepath.Dir(o.Out))
+	if len(ents) != 1 {
+		t.Errorf("decisions folder holds %d entries (temp files left?), want 1", len(ents))
+	}
+	// A failing classify (states file garbage) leaves the earlier file intact.
+	before, _ := os.ReadFile(o.Out)
+	if err := os.WriteFile(o.States, []byte("not parquet"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Classify(context.Background(), o); err == nil {
+		t.Fatal("classify over a garbage states file succeeded")
+	}
+	after, _ := os.ReadFile(o.Out)
+	if string(before) != string(after) {
+		t.Error("a failed classify changed the previous decisions")
+	}
+	ents, _ = os.ReadDir(filepath.Dir(o.Out))
+	if len(ents) != 1 {
+		t.Errorf("a failed classify left %d entries", len(ents))
+	}
+}
+
+func TestClassifyWithoutStatesFile(t *testing.T) {
+	dir := t.TempDir()
+	paths := gWriteFixtures(t, dir, []gCase{{name: "a", state: lifecycle.Registered, source: gRDAP}})
+	if err := os.Remove(paths.States()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Classify(context.Background(), ClassifyOptionsFor(paths, lifecycle.DefaultPolicy, gAsOf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ByAction[lifecycle.ActionUnknown] != 1 {
+		t.Errorf("by action %v, want one unknown (never checked)", res.ByAction)
+	}
+}
+
+// TestClassifyFirstSeenCarriedByDecisions: first-seen comes from the
+// latest earlier decisions plus newer snapshots, the same as reading every
+// snapshot; an old snapshot can be pruned once a later night classified.
+func TestClassifyFirstSeenCarriedByDecisions(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	// Registered at noon on the 9th: after the address was first seen (in
+	// the snapshot of the 8th), before the end of the 9th.
+	cases := []gCase{{name: "rereg", state: lifecycle.Registered, source: gRDAP,
+		registeredAt: hTP(time.Date(2026, 6, 9, 12, 0, 0, 0, time.UTC)), firstNight: "2026-06-08"}}
+	paths := gWriteFixtures(t, dir, cases)
+	mid := NightPaths{DataDir: dir, Date: "2026-06-09"}
+	b, err := os.ReadFile(paths.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(mid.Snapshot()), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mid.Snapshot(), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	classify := func(night string) lifecycle.Decision {
+		t.Helper()
+		p := NightPaths{DataDir: dir, Date: night}
+		o := ClassifyOptionsFor(p, lifecycle.DefaultPolicy, gAsOf)
+		o.States = paths.States()
+		res, err := Classify(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gDecisions(t, res.Path)[0]
+	}
+	rereg := lifecycle.Decision{Action: lifecycle.ActionUnverify, Reason: lifecycle.ReasonReregistered}
+	keep := lifecycle.Decision{Action: lifecycle.ActionKeep, Reason: lifecycle.ReasonRegistered}
+	if d := classify(gNight); d != rereg {
+		t.Fatalf("from every snapshot: %v, want %v", d, rereg)
+	}
+	classify("2026-06-08")
+	classify("2026-06-09")
+	// The first snapshot is gone: the decisions of the 9th remember it.
+	if err := os.RemoveAll(filepath.Dir(NightPaths{DataDir: dir, Date: "2026-06-08"}.Snapshot())); err != nil {
+		t.Fatal(err)
+	}
+	if d := classify(gNight); d != rereg {
+		t.Fatalf("from the decisions of the 9th: %v, want %v", d, rereg)
+	}
+	// Without earlier decisions either, the history starts on the 9th and
+	// the registration no longer looks later than the address.
+	for _, n := range []string{"2026-06-08", "2026-06-09"} {
+		if err := os.RemoveAll(filepath.Dir(DecisionsFile(dir, n))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := classify(gNight); d != keep {
+		t.Fatalf("history from the 9th only: %v, want %v", d, keep)
+	}
+}

@@ -1,0 +1,172 @@
+package demo
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lapse-dev/lapse/cache"
+	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/pipeline"
+	"github.com/lapse-dev/lapse/sim"
+)
+
+// warmFixture is a data dir whose cache holds a fresh answer for every
+// domain of tonight's snapshot: a night with nothing due.
+type warmFixture struct {
+	cfg     config.Config
+	date    string
+	now     time.Time
+	emails  int
+	domains int
+}
+
+var errStop = errors.New("stop after snapshot")
+
+// newWarmFixture builds (or reuses, per size and day) the fixture under
+// the temp dir: the simulator's account table as JSONL, its snapshot, and
+// the cache filled with each domain's true state as if RDAP had answered
+// an hour ago. Times are the wall clock so `lapse run` in a subprocess
+// finds the cache as warm as the in-process runner does.
+func newWarmFixture(b *testing.B, n int) warmFixture {
+	b.Helper()
+	now := time.Now().UTC()
+	date := now.Format(time.DateOnly)
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("lapse-warm-night-%d-%s", n, date))
+	cfg := config.Default()
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.Source = "jsonl:" + filepath.Join(dir, "accounts.jsonl")
+	cfg.Brake.MaxFraction = 1
+	f := warmFixture{cfg: cfg, date: date, now: now, emails: n}
+	ready := filepath.Join(dir, "ready")
+	if b, err := os.ReadFile(ready); err == nil {
+		f.domains, _ = strconv.Atoi(string(b))
+		return f
+	}
+	os.RemoveAll(dir)
+	d0, _ := time.Parse(time.DateOnly, date)
+	w := sim.NewWorld(sim.Params{Seed: 1, Start: d0.AddDate(0, 0, -30), Emails: n})
+	w.SetDate(d0)
+	if err := WriteAccounts(filepath.Join(dir, "accounts.jsonl"), w.Addresses(d0)); err != nil {
+		b.Fatal(err)
+	}
+	c, err := cache.Open(pipeline.CacheDir(cfg), cache.Options{Now: func() time.Time { return now.Add(-time.Hour) }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	at := now.Add(-time.Hour)
+	for _, t := range w.DomainTruth(d0) {
+		lc := lifecycle.Lifecycle{Domain: t.Domain, State: t.State, RegisteredAt: t.RegisteredAt, ExpiresAt: t.ExpiresAt,
+			Source: lifecycle.SourceRDAP, CheckedAt: at, AsOf: at, Corroborated: true}
+		if _, err := c.Record(ctx, lc); err != nil {
+			b.Fatal(err)
+		}
+		f.domains++
+	}
+	if err := c.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(ready, []byte(strconv.Itoa(f.domains)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+// BenchmarkWarmNight times a warm night (nothing due) over 1,000,000
+// addresses after its snapshot — plan, resolve, classify and publish — and
+// one hand-written DuckDB query doing the same join and policy over the
+// same Parquet files, and reports the ratio. With LAPSE_BENCH_BIN set to a
+// lapse binary it also runs the whole night (snapshot included) as
+// `lapse run --force` in a subprocess and reports its peak RSS.
+// LAPSE_BENCH_ADDRESSES changes the size.
+func BenchmarkWarmNight(b *testing.B) {
+	n := 1_000_000
+	if v := os.Getenv("LAPSE_BENCH_ADDRESSES"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	f := newWarmFixture(b, n)
+	ctx := context.Background()
+	paths := pipeline.NightPaths{DataDir: f.cfg.DataDir, Date: f.date}
+	var night, query time.Duration
+	var lookups int
+	for range b.N {
+		b.StopTimer()
+		// Snapshot again (forced), stopping there: the timed run resumes.
+		_, err := pipeline.RunNight(ctx, pipeline.Options{Config: f.cfg, Date: f.date, Force: true,
+			AfterStage: func(s string) error {
+				if s == pipeline.StageSnapshot {
+					return errStop
+				}
+				return nil
+			}})
+		if !errors.Is(err, errStop) {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		res, err := pipeline.RunNight(ctx, pipeline.Options{Config: f.cfg, Date: f.date})
+		if err != nil {
+			b.Fatal(err)
+		}
+		night += time.Since(t0)
+		lookups += res.Figures().TotalLookups()
+		b.StopTimer()
+		t0 = time.Now()
+		if err := handQuery(ctx, paths, filepath.Join(b.TempDir(), "decisions.parquet")); err != nil {
+			b.Fatal(err)
+		}
+		query += time.Since(t0)
+	}
+	if lookups != 0 {
+		b.Errorf("a warm night made %d lookups", lookups)
+	}
+	b.ReportMetric(night.Seconds()/float64(b.N), "night-s")
+	b.ReportMetric(query.Seconds()/float64(b.N), "query-s")
+	b.ReportMetric(float64(night)/float64(query), "ratio")
+	b.ReportMetric(float64(f.domains), "domains")
+	if bin := os.Getenv("LAPSE_BENCH_BIN"); bin != "" {
+		cmd := exec.Command(bin, "run", "--date", f.date, "--force", "--log-level", "warn")
+		cmd.Env = append(os.Environ(), "LAPSE_DATA_DIR="+f.cfg.DataDir, "LAPSE_SOURCE="+f.cfg.Source, "LAPSE_BRAKE_MAX_FRACTION=1")
+		t0 := time.Now()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.Fatalf("lapse run: %v\n%s", err, out)
+		}
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		b.ReportMetric(float64(ru.Maxrss)/1024, "run-peak-RSS-MB")
+		b.ReportMetric(time.Since(t0).Seconds(), "run-with-snapshot-s")
+	}
+}
+
+// handQuery is the baseline: one DuckDB query joining the snapshot with
+// the domain states and applying the default policy, written to Parquet.
+func handQuery(ctx context.Context, p pipeline.NightPaths, out string) error {
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	q := fmt.Sprintf(`COPY (
+		SELECT e.email_id, e.user_id, e.email, e.domain, s.state,
+			CASE
+				WHEN e.domain IS NULL OR s.state IS NULL OR s.state = 'unknown' THEN 'unknown'
+				WHEN s.registered_at > least(e.created, e.verified_at) THEN 'unverify'
+				WHEN s.state IN ('available', 'pending_delete', 'redemption')
+					AND (s.source IN ('rdap', 'whois') OR s.corroborated OR s.decisive_nights >= 2) THEN 'unverify'
+				WHEN s.state IN ('expiring', 'grace', 'available', 'pending_delete', 'redemption') THEN 'watch'
+				ELSE 'keep' END AS action
+		FROM read_parquet('%s') e LEFT JOIN read_parquet('%s') s USING (domain)
+	) TO '%s' (FORMAT parquet)`, p.Snapshot(), p.States(), out)
+	_, err = db.ExecContext(ctx, q)
+	return err
+}

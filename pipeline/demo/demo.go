@@ -1,0 +1,427 @@
+// Package demo runs lapse's nightly job night after night against the
+// registry simulator, offline, and scores its verdicts against the
+// simulator's ground truth. It is what `lapse demo` and `make demo` run.
+//
+// Each policy runs in its own data dir (DIR/default, DIR/pypi) against its
+// own copy of the same seeded world, so the un-verifications one applies do
+// not leak into the other. Every night: the world's clock moves to the
+// night, its account table is exported as JSONL (as a registry's nightly
+// export would be), the night runs exactly as `lapse run` does, and the
+// changeset is applied to the world's account table (the apply step, played
+// by a simulated reviewer who approves every changeset, blocked ones
+// included) and marked in the cache. A re-run with the same arguments
+// replays the finished nights' changesets and resumes where it stopped.
+package demo
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2" // database/sql driver "duckdb"
+
+	"github.com/lapse-dev/lapse/cache"
+	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/internal/atomicfile"
+	"github.com/lapse-dev/lapse/pipeline"
+	"github.com/lapse-dev/lapse/sim"
+)
+
+// The policies the demo compares.
+const (
+	PolicyDefault = "default" // corroborated policy, RDAP then WHOIS, cache schedule
+	PolicyPyPI    = "pypi"    // PyPI's rule: Domainr for every domain every night
+)
+
+// Options configure a demo.
+type Options struct {
+	Nights int
+	Emails int
+	Seed   uint64
+	// Dir holds one data dir per policy and score.json.
+	Dir   string
+	Start time.Time
+	// Policies to run, in order (default: default, pypi).
+	Policies []string
+	// Out receives the per-night table; nil discards it.
+	Out io.Writer
+	Log *slog.Logger
+	// Concurrency of the resolve stage (default 16).
+	Concurrency int
+	// NightHook, when set, is called after each night of each policy was
+	// run and applied; an error stops the demo (tests interrupt it there).
+	NightHook func(policy string, night int) error
+
+	// tweak adjusts a night's runner options (tests interrupt a night).
+	tweak func(policy string, night int, o *pipeline.Options)
+}
+
+// NightRow is one line of the demo's table.
+type NightRow struct {
+	Night      int    `json:"night"`
+	Date       string `json:"date"`
+	Addresses  int64  `json:"addresses"`
+	Lookups    int    `json:"lookups"`
+	Flagged    int64  `json:"flagged"`
+	Cumulative int64  `json:"cumulative"`
+	Status     string `json:"status"`
+}
+
+// policyRun is what one policy's nights produced.
+type policyRun struct {
+	name    string
+	dir     string
+	rows    []NightRow
+	flagged map[int64]time.Time // email_id → first night in a changeset
+	world   *sim.World
+	lookups int
+	blocked int
+}
+
+// Run runs every policy's nights and writes DIR/score.json.
+func Run(ctx context.Context, o Options) (Score, error) {
+	if o.Nights < 1 {
+		return nil, fmt.Errorf("demo: --nights %d: want at least 1", o.Nights)
+	}
+	if o.Emails < 1 {
+		return nil, fmt.Errorf("demo: --emails %d: want at least 1", o.Emails)
+	}
+	if o.Dir == "" {
+		return nil, errors.New("demo: --dir is empty")
+	}
+	if len(o.Policies) == 0 {
+		o.Policies = []string{PolicyDefault, PolicyPyPI}
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Concurrency < 1 {
+		o.Concurrency = 16
+	}
+	o.Start = o.Start.UTC().Truncate(24 * time.Hour)
+	score := Score{}
+	for _, p := range o.Policies {
+		if p != PolicyDefault && p != PolicyPyPI {
+			return nil, fmt.Errorf("demo: policy %q: want %q or %q", p, PolicyDefault, PolicyPyPI)
+		}
+	}
+	fmt.Fprintf(o.Out, "simulated world: seed %d, %d emails, %d nights from %s; one data dir per policy under %s\n",
+		o.Seed, o.Emails, o.Nights, o.Start.Format(time.DateOnly), o.Dir)
+	fmt.Fprintf(o.Out, "%-8s  %5s  %-10s  %9s  %7s  %7s  %10s  %s\n", "policy", "night", "date", "addresses", "lookups", "flagged", "cumulative", "changeset")
+	// The policies run side by side: each night has stretches on one core
+	// (the simulator's answers, single-threaded writers) the other fills.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := &lockedWriter{w: o.Out}
+	o.Out = out
+	runs := make([]*policyRun, len(o.Policies))
+	errs := make([]error, len(o.Policies))
+	var wg sync.WaitGroup
+	for i, p := range o.Policies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runs[i], errs[i] = runPolicy(ctx, o, p)
+			if errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	// The first error that is not the others' cancellation says why.
+	var first error
+	for _, err := range errs {
+		if err != nil && (first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
+			first = err
+		}
+	}
+	if first != nil {
+		return nil, first
+	}
+	for i, p := range o.Policies {
+		s, err := scorePolicy(ctx, o, runs[i])
+		if err != nil {
+			return nil, err
+		}
+		score[p] = s
+	}
+	b, err := json.MarshalIndent(score, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(o.Dir, "score.json"), append(b, '\n'), 0o644); err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	printScore(o.Out, o, score)
+	return score, nil
+}
+
+// SimConfig is the lapse configuration of one policy's data dir: the
+// simulator's providers, with politeness limits raised (the simulator is
+// on loopback and answers thousands of requests a second).
+func SimConfig(srv *sim.Servers, dir, policy string, concurrency int) (config.Config, error) {
+	f, err := os.CreateTemp("", "lapse-demo-*.toml")
+	if err != nil {
+		return config.Config{}, fmt.Errorf("demo: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(srv.Config()); err != nil {
+		f.Close()
+		return config.Config{}, fmt.Errorf("demo: %w", err)
+	}
+	f.Close()
+	c, err := config.Load(f.Name(), true, nil)
+	if err != nil {
+		return c, fmt.Errorf("demo: simulator config: %w", err)
+	}
+	c.DataDir = dir
+	c.Resolve.Concurrency = concurrency
+	for _, l := range []*config.Limits{&c.Providers.Domainr.Limits, &c.Providers.Fastly.Limits, &c.Providers.RDAP.Limits, &c.Providers.WHOIS.Limits} {
+		l.RatePerSecond, l.Burst, l.Concurrency = 1e6, 1000, concurrency
+	}
+	switch policy {
+	case PolicyPyPI:
+		c.Policy.Name = "pypi"
+		c.Providers.Chain = []string{"domainr"}
+	default:
+		// lapse's own chain: the registries' RDAP (WHOIS where a TLD has
+		// none). Their answers carry the expiry date, which schedules a
+		// domain daily from 14 days before it expires; Domainr's do not,
+		// and it says "active" all through the grace period.
+		c.Policy.Name = "corroborated"
+		c.Providers.Chain = []string{"rdap", "whois"}
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("demo: %w", err)
+	}
+	return c, nil
+}
+
+func runPolicy(ctx context.Context, o Options, policy string) (*policyRun, error) {
+	r := &policyRun{name: policy, dir: filepath.Join(o.Dir, policy), flagged: map[int64]time.Time{}}
+	r.world = sim.NewWorld(sim.Params{Seed: o.Seed, Start: o.Start, Emails: o.Emails})
+	srv, err := sim.Start(ctx, r.world, sim.ServerOptions{Log: o.Log})
+	if err != nil {
+		return nil, fmt.Errorf("demo: start simulator: %w", err)
+	}
+	defer srv.Close()
+	// The simulator listens on new ports every time: the RDAP bootstrap
+	// and WHOIS servers cached by an earlier demo process would name dead
+	// ones.
+	for _, d := range []string{"rdap", "whois"} {
+		if err := os.RemoveAll(filepath.Join(r.dir, d)); err != nil {
+			return nil, fmt.Errorf("demo: %w", err)
+		}
+	}
+	cfg, err := SimConfig(srv, r.dir, policy, o.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	var cum int64
+	for i := range o.Nights {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		date := o.Start.AddDate(0, 0, i)
+		ds := date.Format(time.DateOnly)
+		r.world.SetDate(date)
+		// Each night runs at 03:00 UTC of its date on a fixed clock, so the
+		// files it writes are the same on every machine and every re-run.
+		now := date.Add(3 * time.Hour)
+		src, err := exportAccounts(r.dir, ds, r.world.Addresses(date))
+		if err != nil {
+			return nil, err
+		}
+		cfg.Source = "jsonl:" + src
+		ro := pipeline.Options{
+			Config: cfg, Date: ds, Now: func() time.Time { return now }, Log: o.Log.With("policy", policy),
+			CheckAll: policy == PolicyPyPI, Version: "demo",
+		}
+		if o.tweak != nil {
+			o.tweak(policy, i+1, &ro)
+		}
+		res, err := pipeline.RunNight(ctx, ro)
+		status := res.Figures().ChangesetStatus
+		if pipeline.IsBlocked(err) {
+			// The simulated reviewer reads the summary and approves.
+			r.blocked++
+			status += " (approved)"
+		} else if err != nil {
+			return nil, fmt.Errorf("demo %s: %w", policy, err)
+		}
+		ids, err := apply(ctx, cfg, r.world, r.dir, ds, date, now, o.Log)
+		if err != nil {
+			return nil, fmt.Errorf("demo %s: night %s: apply: %w", policy, ds, err)
+		}
+		for _, id := range ids {
+			if _, ok := r.flagged[id]; !ok {
+				r.flagged[id] = date
+			}
+		}
+		cum += int64(len(ids))
+		f := res.Figures()
+		r.lookups += f.TotalLookups()
+		row := NightRow{Night: i + 1, Date: ds, Addresses: f.Addresses, Lookups: f.TotalLookups(), Flagged: f.Flagged, Cumulative: cum, Status: status}
+		r.rows = append(r.rows, row)
+		fmt.Fprintf(o.Out, "%-8s  %5d  %-10s  %9d  %7d  %7d  %10d  %s\n", policy, row.Night, row.Date, row.Addresses, row.Lookups, row.Flagged, row.Cumulative, row.Status)
+		if o.NightHook != nil {
+			if err := o.NightHook(policy, i+1); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return r, nil
+}
+
+// exportAccounts writes the night's account export, unless an earlier run
+// of the demo wrote it.
+func exportAccounts(dir, date string, rows []sim.Row) (string, error) {
+	p := filepath.Join(dir, "accounts", "date="+date, "user_emails.jsonl")
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	if err := WriteAccounts(p, rows); err != nil {
+		return "", fmt.Errorf("demo: %w", err)
+	}
+	return p, nil
+}
+
+// WriteAccounts writes the simulator's account table as a JSONL export with
+// PyPI's user_emails fields (mode 0600: it holds addresses), atomically.
+func WriteAccounts(path string, rows []sim.Row) error {
+	type line struct {
+		ID             int64      `json:"id"`
+		UserID         string     `json:"user_id"`
+		Email          string     `json:"email"`
+		Verified       bool       `json:"verified"`
+		Primary        bool       `json:"primary"`
+		UnverifyReason *string    `json:"unverify_reason"`
+		Created        time.Time  `json:"created"`
+		VerifiedAt     *time.Time `json:"verified_at"`
+	}
+	err := atomicfile.WriteFrom(path, 0o600, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<16)
+		enc := json.NewEncoder(bw)
+		for _, r := range rows {
+			l := line{ID: r.ID, UserID: r.UserID, Email: r.Email, Verified: r.Verified, Primary: r.Primary, Created: r.Created, VerifiedAt: r.VerifiedAt}
+			if r.UnverifyReason != "" {
+				l.UnverifyReason = &r.UnverifyReason
+			}
+			if err := enc.Encode(l); err != nil {
+				return err
+			}
+		}
+		return bw.Flush()
+	})
+	if err != nil {
+		return fmt.Errorf("export accounts %s: %w", path, err)
+	}
+	return nil
+}
+
+// apply plays the reviewed apply step: the night's changeset un-verifies
+// its addresses in the world's account table, and the cache learns that
+// their domains' addresses are un-verified (weekly re-checks from now on).
+// A marker file records that the cache was told; a resumed demo replays the
+// finished nights on the (in-memory) world only, so the cache is never told
+// twice about a night (it may have learnt newer things since).
+func apply(ctx context.Context, cfg config.Config, w *sim.World, dir, ds string, date, now time.Time, log *slog.Logger) ([]int64, error) {
+	marker := filepath.Join(dir, "applied", ds)
+	pq := filepath.Join(pipeline.NightPaths{DataDir: cfg.DataDir, Date: ds}.Changesets(), "changeset.parquet")
+	if _, err := os.Stat(pq); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT email_id, domain FROM read_parquet(?) ORDER BY email_id`, pq)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", pq, err)
+	}
+	defer rows.Close()
+	var ids []int64
+	var domains []string
+	seen := map[string]bool{}
+	for rows.Next() {
+		var id int64
+		var d sql.NullString
+		if err := rows.Scan(&id, &d); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+		if d.Valid && !seen[d.String] {
+			seen[d.String] = true
+			domains = append(domains, d.String)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	w.Unverify(ids, date)
+	if _, err := os.Stat(marker); err == nil {
+		return ids, nil
+	}
+	c, err := cache.Open(pipeline.CacheDir(cfg), cache.Options{Now: func() time.Time { return now }, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.MarkUnverified(ctx, domains); err != nil {
+		return nil, err
+	}
+	if err := c.Close(); err != nil {
+		return nil, err
+	}
+	return ids, atomicfile.WriteFile(marker, []byte(fmt.Sprintf("%d addresses un-verified\n", len(ids))), 0o640)
+}
+
+// lockedWriter serializes the policies' table lines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func printScore(w io.Writer, o Options, s Score) {
+	fmt.Fprintf(w, "\nscore against the simulator's truth (%s/score.json):\n", o.Dir)
+	fmt.Fprintf(w, "%-8s  %9s  %6s  %9s  %16s  %8s  %s\n", "policy", "precision", "recall", "lead days", "resurrections", "lookups", "flagged")
+	for _, p := range o.Policies {
+		v, ok := s[p]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "%-8s  %9.3f  %6.3f  %9.1f  %7d caught/%-3d  %8d  %d\n", p, v.Precision, v.Recall, v.LeadDaysMedian,
+			v.ResurrectionsCaught, v.Resurrections, v.Lookups, v.Flagged)
+	}
+	if d, ok := s[PolicyDefault]; ok {
+		if p, ok := s[PolicyPyPI]; ok && p.Lookups > 0 {
+			fmt.Fprintf(w, "default spends %.1f%% of the pypi preset's lookups\n", 100*float64(d.Lookups)/float64(p.Lookups))
+		}
+	}
+	fmt.Fprintln(w, strings.TrimSpace(`
+(a simulation: the world, its registries and their answers are generated)`))
+}

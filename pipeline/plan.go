@@ -1,0 +1,259 @@
+package pipeline
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2" // database/sql driver "duckdb"
+
+	"github.com/lapse-dev/lapse/cache"
+	"github.com/lapse-dev/lapse/internal/atomicfile"
+	"github.com/lapse-dev/lapse/lifecycle"
+)
+
+// DomainCache is what plan and resolve need from the domain cache
+// (*cache.Cache).
+type DomainCache interface {
+	Get(ctx context.Context, domain string) (cache.Entry, bool, error)
+	Record(ctx context.Context, lc lifecycle.Lifecycle) (cache.Entry, error)
+	Due(e cache.Entry, now time.Time) bool
+}
+
+// Risk classes, in the order the plan spends its budget on them.
+const (
+	RiskNeverChecked = iota // no cache entry: lapse knows nothing
+	RiskExpiry              // expiry near or passed, expiring or grace
+	RiskDecisive            // a decisive state (awaiting confirmation first)
+	RiskRest                // everything else that is due
+)
+
+var riskNames = []string{"never_checked", "expiry", "decisive", "rest"}
+
+// Plan is tonight's lookup plan (DATA/observations/date=D/plan.json).
+type Plan struct {
+	Date string `json:"date"`
+	// AsOf is the clock when the plan was made; a planned domain whose cache
+	// entry was checked at or after it was looked up tonight (resume).
+	AsOf time.Time `json:"as_of"`
+	// Domains is the number of distinct registrable domains of verified
+	// addresses in tonight's snapshot.
+	Domains int `json:"domains"`
+	// Fresh domains had a cache entry that is not due (cache hits).
+	Fresh int `json:"fresh"`
+	// Due domains needed a lookup; Budget is the night's cap (0: none).
+	Due    int `json:"due"`
+	Budget int `json:"budget"`
+	// ByRisk counts the due domains by risk class.
+	ByRisk map[string]int `json:"by_risk"`
+	// Lookups are tonight's domains, riskiest first.
+	Lookups []string `json:"lookups"`
+	// Deferred counts due domains over the budget: they stay due and, being
+	// overdue tomorrow, go first in their risk class. DeferredSample names
+	// the first of them.
+	Deferred       int      `json:"deferred"`
+	DeferredSample []string `json:"deferred_sample"`
+}
+
+// PlanOptions configure the plan stage.
+type PlanOptions struct {
+	Date         string
+	SnapshotPath string
+	Cache        DomainCache
+	Now          time.Time
+	// Budget caps tonight's lookups; 0 means no cap.
+	Budget int
+	// WatchWindow: an expiry within it is "near".
+	WatchWindow time.Duration
+	// CheckAll plans every domain every night, ignoring the cache schedule
+	// (the pypi comparison run: PyPI asks Domainr about every domain).
+	CheckAll bool
+}
+
+// candidate is one due domain and what ordering needs of it.
+type candidate struct {
+	domain string
+	class  int
+	next   time.Time // when it became due; zero for never checked
+}
+
+// riskClass places a cache entry in its risk class.
+func riskClass(e cache.Entry, found bool, now time.Time, window time.Duration) int {
+	if !found {
+		return RiskNeverChecked
+	}
+	lc := e.Lifecycle
+	switch {
+	case lc.State == lifecycle.Expiring || lc.State == lifecycle.Grace:
+		return RiskExpiry
+	case lc.ExpiresAt != nil && lc.State.RegisteredFamily() && !lc.ExpiresAt.After(now.Add(window)):
+		return RiskExpiry
+	case lc.State.Decisive():
+		return RiskDecisive
+	}
+	return RiskRest
+}
+
+// orderCandidates sorts by risk class, then most overdue first, then name
+// (so the order is the same on every machine).
+func orderCandidates(cs []candidate) {
+	slices.SortFunc(cs, func(a, b candidate) int {
+		if c := cmp.Compare(a.class, b.class); c != 0 {
+			return c
+		}
+		if c := a.next.Compare(b.next); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.domain, b.domain)
+	})
+}
+
+// MakePlan computes tonight's plan from the snapshot and the cache.
+func MakePlan(ctx context.Context, o PlanOptions) (Plan, error) {
+	p, _, _, err := makePlan(ctx, o)
+	return p, err
+}
+
+// makePlan is MakePlan that also returns the snapshot's domains and their
+// cache entries (zero where none), which the night reuses in resolve.
+func makePlan(ctx context.Context, o PlanOptions) (Plan, []string, []cache.Entry, error) {
+	p := Plan{Date: o.Date, AsOf: o.Now.UTC(), Budget: o.Budget, ByRisk: map[string]int{}}
+	domains, err := SnapshotDomains(ctx, o.SnapshotPath)
+	if err != nil {
+		return p, nil, nil, err
+	}
+	p.Domains = len(domains)
+	entries, err := lookupEntries(ctx, o.Cache, domains)
+	if err != nil {
+		return p, nil, nil, err
+	}
+	var cs []candidate
+	for i, d := range domains {
+		e, found := entries[i], entries[i].Domain != ""
+		if found && !o.CheckAll && !o.Cache.Due(e, o.Now) {
+			p.Fresh++
+			continue
+		}
+		c := candidate{domain: d, class: riskClass(e, found, o.Now, o.WatchWindow)}
+		if found {
+			c.next = e.NextCheck
+		}
+		cs = append(cs, c)
+	}
+	orderCandidates(cs)
+	p.Due = len(cs)
+	for _, c := range cs {
+		p.ByRisk[riskNames[c.class]]++
+	}
+	n := len(cs)
+	if o.Budget > 0 && n > o.Budget {
+		n = o.Budget
+	}
+	p.Lookups = make([]string, n)
+	for i := range n {
+		p.Lookups[i] = cs[i].domain
+	}
+	p.Deferred = len(cs) - n
+	for _, c := range cs[n:min(len(cs), n+20)] {
+		p.DeferredSample = append(p.DeferredSample, c.domain)
+	}
+	return p, domains, entries, nil
+}
+
+// lookupEntries returns the cache entry of each of domains (sorted), the
+// zero Entry where there is none. Decoding the entries is the plan's main
+// cost on a warm night, so the Gets run on every core, each worker on a
+// contiguous run of domains (neighbouring keys in Badger's tables).
+func lookupEntries(ctx context.Context, c DomainCache, domains []string) ([]cache.Entry, error) {
+	out := make([]cache.Entry, len(domains))
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(domains)/1000))
+	chunk := (len(domains) + workers - 1) / workers
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*chunk, min((w+1)*chunk, len(domains))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				e, found, err := c.Get(ctx, domains[i])
+				if err != nil {
+					errs[w] = fmt.Errorf("cache %s: %w", domains[i], err)
+					return
+				}
+				if found {
+					out[i] = e
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// WritePlan writes the plan atomically.
+func WritePlan(path string, p Plan) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o640)
+}
+
+// ReadPlan reads a plan written by WritePlan.
+func ReadPlan(path string) (Plan, error) {
+	var p Plan
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return p, fmt.Errorf("read plan: %w", err)
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("plan %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// SnapshotDomains returns the distinct registrable domains of the verified
+// addresses in a snapshot, sorted.
+func SnapshotDomains(ctx context.Context, snapshot string) ([]string, error) {
+	if _, err := os.Stat(snapshot); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return nil, fmt.Errorf("open duckdb: %w", err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT DISTINCT domain FROM read_parquet(?)
+		WHERE domain IS NOT NULL AND verified ORDER BY domain`, snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
+	}
+	// Byte order whatever collation DuckDB sorted with: resolve finds
+	// domains in the list by binary search.
+	slices.Sort(out)
+	return out, nil
+}

@@ -1,0 +1,557 @@
+package pipeline
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"golang.org/x/term"
+
+	"github.com/lapse-dev/lapse/cache"
+	"github.com/lapse-dev/lapse/internal/atomicfile"
+	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/status"
+)
+
+// Progress receives the resolve stage's advance. Stages never print: the
+// command picks a terminal bar, log lines or nothing.
+type Progress interface {
+	Start(total int)
+	Add(n int)
+	Done()
+}
+
+// NoProgress reports nothing.
+type NoProgress struct{}
+
+func (NoProgress) Start(int) {}
+func (NoProgress) Add(int)   {}
+func (NoProgress) Done()     {}
+
+// NewProgress returns a bar redrawn in place when w is a terminal, else
+// periodic log lines.
+func NewProgress(w io.Writer, log *slog.Logger) Progress {
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return &barProgress{counter: counter{now: time.Now}, w: w}
+	}
+	return &logProgress{counter: counter{now: time.Now}, log: log, every: 30 * time.Second}
+}
+
+// counter is the part of progress reporting both printers share.
+type counter struct {
+	mu           sync.Mutex
+	total, done  int
+	start, shown time.Time
+	now          func() time.Time
+}
+
+func (c *counter) line() string {
+	el := c.now().Sub(c.start).Seconds()
+	rate := 0.0
+	if el > 0 {
+		rate = float64(c.done) / el
+	}
+	eta := "?"
+	if rate > 0 {
+		eta = (time.Duration(float64(c.total-c.done)/rate) * time.Second).Round(time.Second).String()
+	}
+	return fmt.Sprintf("resolve %d/%d domains  %.1f/s  ETA %s", c.done, c.total, rate, eta)
+}
+
+type barProgress struct {
+	counter
+	w io.Writer
+}
+
+func (b *barProgress) Start(total int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.total, b.done, b.start = total, 0, b.now()
+}
+
+func (b *barProgress) Add(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.done += n
+	if t := b.now(); t.Sub(b.shown) >= 200*time.Millisecond || b.done == b.total {
+		b.shown = t
+		fmt.Fprintf(b.w, "\r\033[K%s", b.line())
+	}
+}
+
+func (b *barProgress) Done() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	fmt.Fprintf(b.w, "\r\033[K%s\n", b.line())
+}
+
+type logProgress struct {
+	counter
+	log   *slog.Logger
+	every time.Duration
+}
+
+func (l *logProgress) Start(total int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total, l.done, l.start, l.shown = total, 0, l.now(), l.now()
+}
+
+func (l *logProgress) Add(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.done += n
+	if t := l.now(); t.Sub(l.shown) >= l.every {
+		l.shown = t
+		l.log.Info(l.line())
+	}
+}
+
+func (l *logProgress) Done() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.log.Info(l.line())
+}
+
+// ResolveOptions configure the resolve stage.
+type ResolveOptions struct {
+	Plan     Plan
+	Provider status.Provider
+	Cache    DomainCache
+	// Concurrency bounds the lookups in flight (the providers bound
+	// themselves further per host).
+	Concurrency int
+	Progress    Progress
+	Log         *slog.Logger
+	// Journal is tonight's lookup journal: every answer is appended before
+	// it is recorded in the cache, so a resumed night knows what it did.
+	Journal string
+	// StopAfter, when > 0, cancels the stage after that many lookups
+	// (tests: a Ctrl-C at a known point).
+	StopAfter int
+	// Now stamps answers built from provider errors.
+	Now func() time.Time
+}
+
+// ResolveResult is tonight's lookups: every answer of the plan, including
+// those of an earlier interrupted run of the same night.
+type ResolveResult struct {
+	Answers []lifecycle.Lifecycle // sorted by domain
+	// Entries are the cache entries the answers made, by domain.
+	Entries map[string]cache.Entry
+	// Resumed answers came from the journal of an interrupted run.
+	Resumed int
+}
+
+// Lookups counts the answers' evidence by source and by "source/outcome":
+// the requests the night sent. A source that had no server for the TLD
+// (status.ErrNoServer: the chain fell back at once) sent none and is not
+// counted.
+func (r ResolveResult) Lookups() (bySource, byOutcome map[string]int) {
+	bySource, byOutcome = map[string]int{}, map[string]int{}
+	noServer := status.ErrNoServer.Error()
+	for _, lc := range r.Answers {
+		ev := lc.Evidence
+		if len(ev) == 0 {
+			ev = []lifecycle.Evidence{lc.AsEvidence()}
+		}
+		for _, e := range ev {
+			if e.Error != "" && strings.Contains(e.Error, noServer) {
+				continue
+			}
+			src := string(e.Source)
+			if src == "" {
+				src = "unknown"
+			}
+			outcome := string(e.State)
+			if e.Error != "" {
+				outcome = "error"
+			}
+			bySource[src]++
+			byOutcome[src+"/"+outcome]++
+		}
+	}
+	return bySource, byOutcome
+}
+
+// Resolve looks up the planned domains through the provider and records
+// each answer in the cache. On cancellation it stops at once: answers
+// received are recorded, in-flight lookups are dropped (they stay due), and
+// the cache stays consistent (each Record is one transaction).
+func Resolve(ctx context.Context, o ResolveOptions) (ResolveResult, error) {
+	var res ResolveResult
+	if o.Progress == nil {
+		o.Progress = NoProgress{}
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Concurrency < 1 {
+		o.Concurrency = 1
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	done, err := readJournal(o.Journal)
+	if err != nil {
+		return res, err
+	}
+	// An answer journaled but not yet in the cache (killed between the two)
+	// is recorded now.
+	res.Entries = make(map[string]cache.Entry, len(o.Plan.Lookups))
+	for _, lc := range done {
+		e, found, err := o.Cache.Get(ctx, lc.Domain)
+		if err != nil {
+			return res, fmt.Errorf("resolve: cache %s: %w", lc.Domain, err)
+		}
+		if !found || e.LastCheckedAt.Before(lc.CheckedAt) {
+			if e, err = o.Cache.Record(ctx, lc); err != nil {
+				return res, fmt.Errorf("resolve: record %s: %w", lc.Domain, err)
+			}
+		}
+		res.Entries[lc.Domain] = e
+	}
+	var todo []string
+	for _, d := range o.Plan.Lookups {
+		if _, ok := done[d]; !ok {
+			todo = append(todo, d)
+		}
+	}
+	res.Resumed = len(done)
+	if len(done) > 0 {
+		o.Log.Info("resolve resumes", "done", len(done), "left", len(todo))
+	}
+
+	jf, err := os.OpenFile(o.Journal, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return res, fmt.Errorf("resolve: open journal: %w", err)
+	}
+	defer jf.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	o.Progress.Start(len(todo))
+	defer o.Progress.Done()
+
+	var (
+		mu      sync.Mutex
+		answers = make([]lifecycle.Lifecycle, 0, len(done)+len(todo))
+		firstEr error
+		count   int
+	)
+	for _, lc := range done {
+		answers = append(answers, lc)
+	}
+	jobs := make(chan string)
+	var wg sync.WaitGroup
+	for range min(o.Concurrency, max(len(todo), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range jobs {
+				lc, err := o.Provider.Lookup(ctx, d)
+				if ctx.Err() != nil {
+					// Cancelled mid-lookup: not an answer. It stays due.
+					return
+				}
+				if err != nil {
+					now := o.Now().UTC()
+					lc = lifecycle.FromError(d, o.Provider.Name(), err, now)
+					if lc.CheckedAt.IsZero() {
+						lc.CheckedAt = now
+					}
+				}
+				if lc.Domain == "" {
+					lc.Domain = d
+				}
+				b, jerr := json.Marshal(lc)
+				mu.Lock()
+				if jerr == nil {
+					_, jerr = jf.Write(append(b, '\n'))
+				}
+				mu.Unlock()
+				var e cache.Entry
+				if jerr == nil {
+					// Record with a context that survives a Ctrl-C arriving
+					// now: the journal already holds the answer.
+					e, jerr = o.Cache.Record(context.WithoutCancel(ctx), lc)
+				}
+				mu.Lock()
+				if jerr != nil && firstEr == nil {
+					firstEr = fmt.Errorf("resolve %s: %w", d, jerr)
+					cancel()
+				}
+				answers = append(answers, lc)
+				res.Entries[d] = e
+				count++
+				stop := o.StopAfter > 0 && count >= o.StopAfter
+				mu.Unlock()
+				o.Progress.Add(1)
+				if stop {
+					cancel()
+				}
+			}
+		}()
+	}
+feed:
+	for _, d := range todo {
+		select {
+		case jobs <- d:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if err := jf.Sync(); err != nil && firstEr == nil {
+		firstEr = fmt.Errorf("resolve: sync journal: %w", err)
+	}
+	if firstEr != nil {
+		return res, firstEr
+	}
+	if err := ctx.Err(); err != nil {
+		if o.StopAfter > 0 && count >= o.StopAfter {
+			return res, fmt.Errorf("resolve stopped after %d lookups: %w", count, context.Canceled)
+		}
+		return res, err
+	}
+	slices.SortFunc(answers, func(a, b lifecycle.Lifecycle) int {
+		switch {
+		case a.Domain < b.Domain:
+			return -1
+		case a.Domain > b.Domain:
+			return 1
+		}
+		return 0
+	})
+	res.Answers = answers
+	// The journal's lines came in the order answers arrived; rewritten in
+	// domain order it is the same file on every run of the night.
+	err = atomicfile.WriteFrom(o.Journal, 0o640, func(w io.Writer) error {
+		bw := bufio.NewWriter(w)
+		enc := json.NewEncoder(bw)
+		for _, lc := range answers {
+			if err := enc.Encode(lc); err != nil {
+				return err
+			}
+		}
+		return bw.Flush()
+	})
+	if err != nil {
+		return res, fmt.Errorf("resolve: journal: %w", err)
+	}
+	return res, nil
+}
+
+// readJournal reads tonight's answered lookups from the journal; a torn
+// last line (a kill while writing) is ignored, as the answer it held was
+// not recorded either.
+func readJournal(path string) (map[string]lifecycle.Lifecycle, error) {
+	out := map[string]lifecycle.Lifecycle{}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resolve: open journal: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var lc lifecycle.Lifecycle
+		if err := json.Unmarshal(sc.Bytes(), &lc); err != nil || lc.Domain == "" {
+			continue
+		}
+		if lc.State == lifecycle.Unknown && lc.Error != "" {
+			// A failed lookup is asked again: the resumed run may be the
+			// one after the network or the key was fixed.
+			delete(out, lc.Domain)
+			continue
+		}
+		out[lc.Domain] = lc
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("resolve: read journal %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// StateRow is one row of states.parquet and domains.parquet: a domain's
+// lifecycle with its cache schedule and history. The column names are the
+// contract with classify (pipeline/classify.go) and `lapse cache export`.
+type StateRow struct {
+	Lifecycle             lifecycle.Lifecycle
+	LastError             string
+	ConsecutiveErrors     int
+	FirstCheckedAt        time.Time
+	LastCheckedAt         time.Time
+	NextCheck             time.Time
+	PreviousRegisteredAt  *time.Time
+	RegisteredAtChangedAt *time.Time
+	DecisiveSince         *time.Time
+	DecisiveNights        int
+	Unverified            bool
+}
+
+// RowFromEntry is a cache entry as a state row.
+func RowFromEntry(e cache.Entry) StateRow {
+	lc := e.Lifecycle
+	if lc.Domain == "" {
+		lc.Domain = e.Domain
+	}
+	if lc.State == "" {
+		lc.State = lifecycle.Unknown
+	}
+	return StateRow{
+		Lifecycle: lc, LastError: e.LastError, ConsecutiveErrors: e.ConsecutiveErrors,
+		FirstCheckedAt: e.FirstCheckedAt, LastCheckedAt: e.LastCheckedAt, NextCheck: e.NextCheck,
+		PreviousRegisteredAt: e.PreviousRegisteredAt, RegisteredAtChangedAt: e.RegisteredAtChangedAt,
+		DecisiveSince: e.DecisiveSince, DecisiveNights: e.DecisiveNights, Unverified: e.Unverified,
+	}
+}
+
+var tsUS = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+
+// StateSchema is the Arrow schema of states.parquet and domains.parquet.
+var StateSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "domain", Type: arrow.BinaryTypes.String},
+	{Name: "state", Type: arrow.BinaryTypes.String},
+	{Name: "statuses", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
+	{Name: "registered_at", Type: tsUS, Nullable: true},
+	{Name: "expires_at", Type: tsUS, Nullable: true},
+	{Name: "last_changed", Type: tsUS, Nullable: true},
+	{Name: "delegated", Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
+	{Name: "source", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "checked_at", Type: tsUS, Nullable: true},
+	{Name: "as_of", Type: tsUS, Nullable: true},
+	{Name: "error", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "corroborated", Type: arrow.FixedWidthTypes.Boolean},
+	{Name: "evidence_json", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "next_check", Type: tsUS, Nullable: true},
+	{Name: "consecutive_errors", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "unverified", Type: arrow.FixedWidthTypes.Boolean},
+	{Name: "previous_registered_at", Type: tsUS, Nullable: true},
+	{Name: "registered_at_changed_at", Type: tsUS, Nullable: true},
+	{Name: "decisive_since", Type: tsUS, Nullable: true},
+	{Name: "decisive_nights", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "last_error", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "first_checked_at", Type: tsUS, Nullable: true},
+	{Name: "last_checked_at", Type: tsUS, Nullable: true},
+}, nil)
+
+// noClose hides Close from pqarrow, which would close the atomic file
+// before it is committed.
+type noClose struct{ io.Writer }
+
+// WriteStates writes rows (sorted by domain by the caller) to path as
+// Parquet, atomically. The file holds no addresses.
+func WriteStates(path string, rows []StateRow) error {
+	return atomicfile.WriteFrom(path, 0o640, func(w io.Writer) error {
+		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithMaxRowGroupLength(256<<10))
+		fw, err := pqarrow.NewFileWriter(StateSchema, noClose{w}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+		if err != nil {
+			return fmt.Errorf("parquet %s: %w", path, err)
+		}
+		b := array.NewRecordBuilder(memory.DefaultAllocator, StateSchema)
+		defer b.Release()
+		flush := func() error {
+			rec := b.NewRecordBatch()
+			defer rec.Release()
+			return fw.WriteBuffered(rec)
+		}
+		for i, r := range rows {
+			appendRow(b, r)
+			if (i+1)%(64<<10) == 0 {
+				if err := flush(); err != nil {
+					return fmt.Errorf("parquet %s: %w", path, err)
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return fmt.Errorf("parquet %s: %w", path, err)
+		}
+		if err := fw.Close(); err != nil {
+			return fmt.Errorf("parquet %s: %w", path, err)
+		}
+		return nil
+	})
+}
+
+func appendRow(b *array.RecordBuilder, r StateRow) {
+	lc := r.Lifecycle
+	str := func(i int, s string, nullEmpty bool) {
+		f := b.Field(i).(*array.StringBuilder)
+		if nullEmpty && s == "" {
+			f.AppendNull()
+			return
+		}
+		f.Append(s)
+	}
+	ts := func(i int, t *time.Time) {
+		f := b.Field(i).(*array.TimestampBuilder)
+		if t == nil || t.IsZero() {
+			f.AppendNull()
+			return
+		}
+		f.Append(arrow.Timestamp(t.UTC().UnixMicro()))
+	}
+	val := func(t time.Time) *time.Time { return &t }
+	str(0, lc.Domain, false)
+	str(1, string(lc.State), false)
+	lb := b.Field(2).(*array.ListBuilder)
+	if lc.Statuses == nil {
+		lb.AppendNull()
+	} else {
+		lb.Append(true)
+		vb := lb.ValueBuilder().(*array.StringBuilder)
+		for _, s := range lc.Statuses {
+			vb.Append(s)
+		}
+	}
+	ts(3, lc.RegisteredAt)
+	ts(4, lc.ExpiresAt)
+	ts(5, lc.LastChanged)
+	if lc.Delegated == nil {
+		b.Field(6).AppendNull()
+	} else {
+		b.Field(6).(*array.BooleanBuilder).Append(*lc.Delegated)
+	}
+	str(7, string(lc.Source), true)
+	ts(8, val(lc.CheckedAt))
+	ts(9, val(lc.AsOf))
+	str(10, lc.Error, true)
+	b.Field(11).(*array.BooleanBuilder).Append(lc.Corroborated)
+	if len(lc.Evidence) == 0 {
+		b.Field(12).AppendNull()
+	} else {
+		ev, _ := json.Marshal(lc.Evidence)
+		str(12, string(ev), false)
+	}
+	ts(13, val(r.NextCheck))
+	b.Field(14).(*array.Int64Builder).Append(int64(r.ConsecutiveErrors))
+	b.Field(15).(*array.BooleanBuilder).Append(r.Unverified)
+	ts(16, r.PreviousRegisteredAt)
+	ts(17, r.RegisteredAtChangedAt)
+	ts(18, r.DecisiveSince)
+	b.Field(19).(*array.Int64Builder).Append(int64(r.DecisiveNights))
+	str(20, r.LastError, true)
+	ts(21, val(r.FirstCheckedAt))
+	ts(22, val(r.LastCheckedAt))
+}

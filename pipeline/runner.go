@@ -1,0 +1,840 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lapse-dev/lapse/cache"
+	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/internal/atomicfile"
+	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sinks/lifecycledb"
+	"github.com/lapse-dev/lapse/sources/status"
+	"github.com/lapse-dev/lapse/sources/status/providers"
+)
+
+// The stages of one night, in order.
+const (
+	StageSnapshot = "snapshot"
+	StagePlan     = "plan"
+	StageResolve  = "resolve"
+	StageClassify = "classify"
+	StagePublish  = "publish"
+)
+
+// StageNames lists the stages in the order the runner runs them.
+var StageNames = []string{StageSnapshot, StagePlan, StageResolve, StageClassify, StagePublish}
+
+// Outcomes of a stage and of a night.
+const (
+	OutcomeOK      = "ok"
+	OutcomeFailed  = "failed"
+	OutcomeBlocked = "blocked"
+)
+
+// ErrRunning is returned when another lapse process holds the data dir.
+var ErrRunning = errors.New("another lapse run is using this data dir")
+
+// NightPaths names one night's files under the data dir (ARCHITECTURE.md,
+// "On disk").
+type NightPaths struct {
+	DataDir string
+	Date    string // YYYY-MM-DD
+}
+
+// Snapshot is tonight's snapshot of addresses.
+func (p NightPaths) Snapshot() string {
+	return filepath.Join(p.DataDir, "snapshots", "date="+p.Date, "emails.parquet")
+}
+
+// SnapshotGlob matches every night's snapshot (first-seen history).
+func (p NightPaths) SnapshotGlob() string {
+	return filepath.Join(p.DataDir, "snapshots", "date=*", "emails.parquet")
+}
+
+// Plan is tonight's lookup plan, kept so a resumed night resolves the same
+// domains.
+func (p NightPaths) Plan() string {
+	return filepath.Join(p.DataDir, "observations", "date="+p.Date, "plan.json")
+}
+
+// Domains holds tonight's lookups (one row per domain looked up).
+func (p NightPaths) Domains() string {
+	return filepath.Join(p.DataDir, "observations", "date="+p.Date, "domains.parquet")
+}
+
+// States holds the cached state of every domain of tonight's snapshot.
+func (p NightPaths) States() string {
+	return filepath.Join(p.DataDir, "observations", "date="+p.Date, "states.parquet")
+}
+
+// Changesets is the folder of tonight's changeset.
+func (p NightPaths) Changesets() string {
+	return filepath.Join(p.DataDir, "changesets", p.Date)
+}
+
+// Manifest is the night's run manifest: stages, timings and figures.
+func (p NightPaths) Manifest() string {
+	return filepath.Join(p.DataDir, "runs", "date="+p.Date, "manifest.json")
+}
+
+// CacheDir is the Badger cache (config cache.dir, else DATA_DIR/cache).
+func CacheDir(c config.Config) string {
+	if c.Cache.Dir != "" {
+		return c.Cache.Dir
+	}
+	return filepath.Join(c.DataDir, "cache")
+}
+
+// DBPath is the lifecycle database.
+func DBPath(dataDir string) string { return filepath.Join(dataDir, "lapse.duckdb") }
+
+// MetricsPath is the Prometheus textfile written after every night.
+func MetricsPath(dataDir string) string { return filepath.Join(dataDir, "metrics.prom") }
+
+// StageRecord is one stage's line in the run manifest and the lifecycle DB.
+type StageRecord struct {
+	Stage      string    `json:"stage"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	RowsIn     int64     `json:"rows_in"`
+	RowsOut    int64     `json:"rows_out"`
+	Outcome    string    `json:"outcome"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// Figures are the night's numbers: printed by `lapse demo`, written to
+// metrics.prom and the manifest.
+type Figures struct {
+	Addresses int64 `json:"addresses"`
+	Verified  int64 `json:"verified"`
+	Invalid   int64 `json:"invalid"`
+	Domains   int   `json:"domains"`
+	// Planned domains were due and fit the budget; Deferred were due and did
+	// not (they go first tomorrow); Fresh were not due (cache hits).
+	Planned  int `json:"planned"`
+	Deferred int `json:"deferred"`
+	Fresh    int `json:"fresh"`
+	// Lookups counts provider requests by source and by "source/outcome"
+	// (outcome is the state answered or "error").
+	Lookups        map[string]int `json:"lookups"`
+	LookupOutcomes map[string]int `json:"lookup_outcomes"`
+	// Flagged is the changeset's size (addresses to un-verify), by reason.
+	Flagged         int64            `json:"flagged"`
+	FlaggedByReason map[string]int64 `json:"flagged_by_reason"`
+	Watch           int64            `json:"watch"`
+	ChangesetStatus string           `json:"changeset_status"`
+	BlockedReason   string           `json:"blocked_reason,omitempty"`
+}
+
+// TotalLookups sums the lookups over providers.
+func (f Figures) TotalLookups() int {
+	n := 0
+	for _, v := range f.Lookups {
+		n += v
+	}
+	return n
+}
+
+// NightManifest is DATA/runs/date=D/manifest.json.
+type NightManifest struct {
+	Date     string        `json:"date"`
+	Outcome  string        `json:"outcome"` // running, ok, blocked, failed
+	Policy   string        `json:"policy"`
+	Stages   []StageRecord `json:"stages"`
+	Figures  Figures       `json:"figures"`
+	Attempts int           `json:"attempts"`
+}
+
+func (m *NightManifest) stage(name string) *StageRecord {
+	for i := range m.Stages {
+		if m.Stages[i].Stage == name {
+			return &m.Stages[i]
+		}
+	}
+	return nil
+}
+
+func (m *NightManifest) setStage(r StageRecord) {
+	if s := m.stage(r.Stage); s != nil {
+		*s = r
+		return
+	}
+	m.Stages = append(m.Stages, r)
+}
+
+// ReadManifest reads a night's run manifest.
+func ReadManifest(dataDir, date string) (NightManifest, error) {
+	var m NightManifest
+	p := NightPaths{DataDir: dataDir, Date: date}.Manifest()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("run manifest %s: %w", p, err)
+	}
+	return m, nil
+}
+
+func writeManifest(dataDir string, m NightManifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(NightPaths{DataDir: dataDir, Date: m.Date}.Manifest(), append(b, '\n'), 0o640)
+}
+
+// Options configure one night.
+type Options struct {
+	Config config.Config
+	// Date is the night, YYYY-MM-DD (UTC).
+	Date string
+	// Force re-runs a night that already finished.
+	Force bool
+	// Now is the clock (as_of of every answer and the cache schedule).
+	Now func() time.Time
+	Log *slog.Logger
+	// Progress reports the resolve stage; nil reports nothing.
+	Progress Progress
+	// Provider replaces the provider chain built from Config (tests).
+	Provider status.Provider
+	// AfterStage, when set, is called after each stage finished and was
+	// recorded; an error stops the night there (tests kill a night with it).
+	AfterStage func(stage string) error
+	// StopAfterLookups, when > 0, cancels the night after that many lookups
+	// in resolve, as Ctrl-C would (tests).
+	StopAfterLookups int
+	// CheckAll plans every domain every night, ignoring the cache schedule
+	// (the demo's pypi comparison run).
+	CheckAll bool
+	// Getenv reads the providers' secrets (default: the process environment).
+	Getenv func(key string) (string, bool)
+	// Version is lapse's version, recorded in the snapshot manifest.
+	Version string
+}
+
+// NightResult is what RunNight did.
+type NightResult struct {
+	Date string
+	// Skipped is true when the night had already finished and was not forced.
+	Skipped  bool
+	Outcome  string
+	Resumed  string // the stage the night resumed after, "" when it started fresh
+	Manifest NightManifest
+}
+
+// Figures returns the night's figures.
+func (r NightResult) Figures() Figures { return r.Manifest.Figures }
+
+// ParseDate checks a YYYY-MM-DD night date.
+func ParseDate(s string) (time.Time, error) {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return t, fmt.Errorf("date %q: want YYYY-MM-DD", s)
+	}
+	return t, nil
+}
+
+// Lock is an exclusive flock on DATA_DIR/lapse.lock: one nightly run per
+// data dir. Badger and DuckDB lock their own files too; this lock comes
+// first so the second run gets one clear message.
+type Lock struct{ f *os.File }
+
+// AcquireLock takes the data dir's lock or returns ErrRunning naming the pid
+// holding it.
+func AcquireLock(dataDir string) (*Lock, error) {
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir %s: %w", dataDir, err)
+	}
+	p := filepath.Join(dataDir, "lapse.lock")
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open lock %s: %w", p, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(p)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			pid := strings.TrimSpace(string(holder))
+			if pid == "" {
+				pid = "?"
+			}
+			return nil, fmt.Errorf("%w: %s is held by pid %s; wait for it to finish or stop it", ErrRunning, p, pid)
+		}
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	// The pid is informative only: the flock is the lock.
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return &Lock{f: f}, nil
+}
+
+// Release drops the lock; safe twice.
+func (l *Lock) Release() {
+	if l == nil || l.f == nil {
+		return
+	}
+	syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	l.f.Close()
+	l.f = nil
+}
+
+// stageFunc runs one stage over the night's files and returns its rows in
+// and out; it may fill the night's figures.
+type stageFunc func(ctx context.Context, n *night) (rowsIn, rowsOut int64, err error)
+
+// night is one run's state, passed to each stage.
+type night struct {
+	opts     Options
+	paths    NightPaths
+	log      *slog.Logger
+	manifest *NightManifest
+	env      *nightEnv
+	// domains and entries are the snapshot's domains and their cache
+	// entries as the plan read them, reused by resolve in the same run.
+	domains []string
+	entries []cache.Entry
+}
+
+// RunNight runs one night: snapshot → plan → resolve → classify → publish,
+// resuming after the last finished stage of an earlier, interrupted run of
+// the same date. A finished night is not run again unless opts.Force.
+//
+// It returns an error wrapping ErrBlocked when the changeset was written but
+// held by the safety brake (the night is finished all the same).
+func RunNight(ctx context.Context, opts Options) (NightResult, error) {
+	res := NightResult{Date: opts.Date}
+	if _, err := ParseDate(opts.Date); err != nil {
+		return res, err
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Progress == nil {
+		opts.Progress = NoProgress{}
+	}
+	dataDir := opts.Config.DataDir
+	lock, err := AcquireLock(dataDir)
+	if err != nil {
+		return res, err
+	}
+	defer lock.Release()
+
+	env, err := openNightEnv(ctx, opts)
+	if err != nil {
+		return res, err
+	}
+	defer env.Close()
+
+	paths := NightPaths{DataDir: dataDir, Date: opts.Date}
+	log := opts.Log.With("date", opts.Date)
+	last, err := env.db.LastFinishedStage(ctx, opts.Date)
+	if err != nil {
+		return res, fmt.Errorf("night %s: read run log: %w", opts.Date, err)
+	}
+	prev, perr := ReadManifest(dataDir, opts.Date)
+	if perr != nil && !errors.Is(perr, fs.ErrNotExist) {
+		log.Warn("run manifest unreadable; the night starts over", "err", perr)
+		last = ""
+	}
+	if perr != nil {
+		// Without the manifest the figures of finished stages are gone: run
+		// them again (each stage is idempotent).
+		last = ""
+	}
+	if last == StagePublish && !opts.Force {
+		res.Skipped = true
+		res.Outcome = prev.Outcome
+		res.Manifest = prev
+		log.Info("night already finished; nothing to do (use --force to run it again)", "outcome", prev.Outcome)
+		if prev.Outcome == OutcomeBlocked {
+			return res, fmt.Errorf("night %s (already finished): %w", opts.Date, blockedError(prev.Figures.BlockedReason))
+		}
+		return res, nil
+	}
+	m := NightManifest{Date: opts.Date, Outcome: "running", Policy: opts.Config.Policy.Name}
+	start := 0
+	if opts.Force {
+		last = ""
+	}
+	if last != "" {
+		m = prev
+		m.Outcome = "running"
+		for i, s := range StageNames {
+			if s == last {
+				start = i + 1
+			}
+		}
+		res.Resumed = last
+		log.Info("resuming an interrupted night", "after", last)
+	}
+	m.Attempts++
+	if opts.Force {
+		if err := env.db.Supersede(ctx, opts.Date); err != nil {
+			return res, fmt.Errorf("night %s: %w", opts.Date, err)
+		}
+	}
+	runID, err := env.db.BeginRun(ctx, opts.Date, opts.Now())
+	if err != nil {
+		return res, fmt.Errorf("night %s: record run: %w", opts.Date, err)
+	}
+	n := &night{opts: opts, paths: paths, log: log, manifest: &m, env: env}
+	stages := map[string]stageFunc{
+		StageSnapshot: stageSnapshot,
+		StagePlan:     stagePlan,
+		StageResolve:  stageResolve,
+		StageClassify: stageClassify,
+		StagePublish:  stagePublish,
+	}
+	outcome := OutcomeOK
+	var blocked error
+	for _, name := range StageNames[start:] {
+		rec := StageRecord{Stage: name, StartedAt: time.Now().UTC()}
+		log.Info("stage started", "stage", name)
+		in, out, err := stages[name](ctx, n)
+		rec.FinishedAt, rec.RowsIn, rec.RowsOut, rec.Outcome = time.Now().UTC(), in, out, OutcomeOK
+		if isBlocked(err) {
+			rec.Outcome, outcome, blocked, err = OutcomeBlocked, OutcomeBlocked, err, nil
+		}
+		if err != nil {
+			rec.Outcome, rec.Error = OutcomeFailed, err.Error()
+			m.setStage(rec)
+			m.Outcome = OutcomeFailed
+			// Record the failure with a fresh context: a Ctrl-C must still
+			// leave the run log saying where the night stopped.
+			bg := context.WithoutCancel(ctx)
+			if werr := writeManifest(dataDir, m); werr != nil {
+				log.Error("write run manifest", "err", werr)
+			}
+			if rerr := env.db.RecordStage(bg, runID, lifecycledb.StageRecord(rec)); rerr != nil {
+				log.Error("record stage", "stage", name, "err", rerr)
+			}
+			if rerr := env.db.FinishRun(bg, runID, OutcomeFailed, opts.Now()); rerr != nil {
+				log.Error("record run", "err", rerr)
+			}
+			// Monitoring must see a failed night too (lapse_run_success 0).
+			if werr := WriteMetrics(MetricsPath(dataDir), m, opts.Now()); werr != nil {
+				log.Error("write metrics", "err", werr)
+			}
+			log.Error("stage failed", "stage", name, "err", err)
+			res.Outcome, res.Manifest = OutcomeFailed, m
+			return res, fmt.Errorf("night %s: %s: %w", opts.Date, name, err)
+		}
+		m.setStage(rec)
+		// The manifest goes first: a crash between the two leaves the stage
+		// unrecorded in the DB, so it runs again (stages are idempotent).
+		if err := writeManifest(dataDir, m); err != nil {
+			return res, fmt.Errorf("night %s: %s: %w", opts.Date, name, err)
+		}
+		if err := env.db.RecordStage(ctx, runID, lifecycledb.StageRecord(rec)); err != nil {
+			return res, fmt.Errorf("night %s: record stage %s: %w", opts.Date, name, err)
+		}
+		log.Info("stage finished", "stage", name, "rows_in", in, "rows_out", out, "outcome", rec.Outcome,
+			"seconds", rec.FinishedAt.Sub(rec.StartedAt).Seconds())
+		if opts.AfterStage != nil {
+			if err := opts.AfterStage(name); err != nil {
+				res.Outcome, res.Manifest = OutcomeFailed, m
+				return res, fmt.Errorf("night %s: after %s: %w", opts.Date, name, err)
+			}
+		}
+	}
+	m.Outcome = outcome
+	if err := writeManifest(dataDir, m); err != nil {
+		return res, fmt.Errorf("night %s: %w", opts.Date, err)
+	}
+	if err := env.db.FinishRun(ctx, runID, outcome, opts.Now()); err != nil {
+		return res, fmt.Errorf("night %s: record run: %w", opts.Date, err)
+	}
+	if err := WriteMetrics(MetricsPath(dataDir), m, opts.Now()); err != nil {
+		return res, fmt.Errorf("night %s: %w", opts.Date, err)
+	}
+	res.Outcome, res.Manifest = outcome, m
+	if blocked != nil {
+		return res, fmt.Errorf("night %s: %w", opts.Date, blocked)
+	}
+	return res, nil
+}
+
+// WriteMetrics writes the night's figures as a Prometheus textfile
+// (node_exporter's textfile collector), atomically.
+func WriteMetrics(path string, m NightManifest, now time.Time) error {
+	var b strings.Builder
+	gauge := func(name, help string, v float64, labels ...string) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name)
+		fmt.Fprintf(&b, "%s%s %s\n", name, promLabels(labels...), strconv.FormatFloat(v, 'g', -1, 64))
+	}
+	vec := func(name, help, label string, vals map[string]float64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name)
+		keys := make([]string, 0, len(vals))
+		for k := range vals {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if label == "provider,outcome" {
+				p, o, _ := strings.Cut(k, "/")
+				fmt.Fprintf(&b, "%s%s %s\n", name, promLabels("provider", p, "outcome", o), strconv.FormatFloat(vals[k], 'g', -1, 64))
+				continue
+			}
+			fmt.Fprintf(&b, "%s%s %s\n", name, promLabels(label, k), strconv.FormatFloat(vals[k], 'g', -1, 64))
+		}
+	}
+	f := m.Figures
+	d, _ := ParseDate(m.Date)
+	gauge("lapse_night_date_seconds", "The night these figures are for (Unix time of its date).", float64(d.Unix()))
+	gauge("lapse_run_finished_seconds", "When the night finished (Unix time).", float64(now.Unix()))
+	gauge("lapse_run_success", "1 when the night finished (even if blocked), 0 when it failed.", b2f(m.Outcome == OutcomeOK || m.Outcome == OutcomeBlocked))
+	gauge("lapse_changeset_blocked", "1 when the safety brake held tonight's changeset.", b2f(m.Outcome == OutcomeBlocked))
+	gauge("lapse_addresses", "Addresses in tonight's snapshot.", float64(f.Addresses))
+	gauge("lapse_addresses_verified", "Verified addresses in tonight's snapshot.", float64(f.Verified))
+	gauge("lapse_addresses_invalid", "Addresses without a registrable domain.", float64(f.Invalid))
+	gauge("lapse_domains", "Distinct registrable domains in tonight's snapshot.", float64(f.Domains))
+	gauge("lapse_domains_planned", "Domains due and looked up tonight.", float64(f.Planned))
+	gauge("lapse_domains_deferred", "Domains due but over tonight's lookup budget.", float64(f.Deferred))
+	gauge("lapse_cache_hits", "Domains answered from the cache (not due).", float64(f.Fresh))
+	lk := map[string]float64{}
+	for k, v := range f.LookupOutcomes {
+		lk[k] = float64(v)
+	}
+	vec("lapse_lookups", "Provider lookups tonight by provider and outcome.", "provider,outcome", lk)
+	gauge("lapse_flagged", "Addresses tonight's changeset un-verifies.", float64(f.Flagged))
+	fr := map[string]float64{}
+	for k, v := range f.FlaggedByReason {
+		fr[k] = float64(v)
+	}
+	vec("lapse_flagged_by_reason", "Addresses flagged tonight by reason.", "reason", fr)
+	gauge("lapse_watch", "Addresses on watch (expiring, grace, awaiting confirmation).", float64(f.Watch))
+	st := map[string]float64{}
+	for _, s := range m.Stages {
+		st[s.Stage] = s.FinishedAt.Sub(s.StartedAt).Seconds()
+	}
+	vec("lapse_stage_seconds", "Duration of each stage of the night's last run.", "stage", st)
+	return atomicfile.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func promLabels(kv ...string) string {
+	if len(kv) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteByte('{')
+	for i := 0; i+1 < len(kv); i += 2 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s=%q", kv[i], kv[i+1])
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// nightEnv holds what the stages share: the lifecycle database (open for
+// the whole night), and the cache and provider chain, opened on first use
+// so a night resuming at classify touches neither.
+type nightEnv struct {
+	opts      Options
+	db        *lifecycledb.DB
+	cache     *cache.Cache
+	provider  status.Provider
+	transport *http.Transport
+}
+
+func openNightEnv(_ context.Context, opts Options) (*nightEnv, error) {
+	db, err := lifecycledb.Open(DBPath(opts.Config.DataDir))
+	if err != nil {
+		return nil, err
+	}
+	return &nightEnv{opts: opts, db: db}, nil
+}
+
+func (e *nightEnv) Cache() (*cache.Cache, error) {
+	if e.cache != nil {
+		return e.cache, nil
+	}
+	c, err := cache.Open(CacheDir(e.opts.Config), cache.Options{Now: e.opts.Now, Logger: e.opts.Log})
+	if err != nil {
+		return nil, err
+	}
+	e.cache = c
+	return c, nil
+}
+
+func (e *nightEnv) Provider() (status.Provider, error) {
+	if e.provider != nil {
+		return e.provider, nil
+	}
+	if e.opts.Provider != nil {
+		e.provider = e.opts.Provider
+		return e.provider, nil
+	}
+	p, err := providers.Build(e.opts.Config, e.deps())
+	if err != nil {
+		return nil, fmt.Errorf("providers: %w", err)
+	}
+	e.provider = p
+	return p, nil
+}
+
+func (e *nightEnv) deps() providers.Deps {
+	if e.transport == nil {
+		// Keep a connection per lookup in flight: the default transport
+		// keeps two per host and would dial (and TLS-handshake) anew for
+		// most lookups of a concurrent night.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = max(e.opts.Config.Resolve.Concurrency, 16)
+		e.transport = t
+	}
+	return providers.Deps{Now: e.opts.Now, Log: e.opts.Log, Getenv: e.opts.Getenv, UserAgent: "lapse", Transport: e.transport}
+}
+
+// Close closes what the night opened; the first error wins.
+func (e *nightEnv) Close() error {
+	var errs []error
+	if e.cache != nil {
+		errs = append(errs, e.cache.Close())
+	}
+	if c, ok := e.provider.(io.Closer); ok && e.opts.Provider == nil {
+		errs = append(errs, c.Close())
+	}
+	if e.transport != nil {
+		e.transport.CloseIdleConnections()
+	}
+	errs = append(errs, e.db.Close())
+	return errors.Join(errs...)
+}
+
+// planBudget is tonight's lookup cap: resolve.budget, and the night budget
+// of the chain's first provider (every planned domain costs one lookup
+// there; the providers enforce their own budgets on top). 0 means no cap.
+func planBudget(c config.Config, first string) int {
+	b := c.Resolve.Budget
+	var pb int
+	switch first {
+	case "domainr":
+		pb = c.Providers.Domainr.BudgetPerNight
+	case "fastly":
+		pb = c.Providers.Fastly.BudgetPerNight
+	case "rdap":
+		pb = c.Providers.RDAP.BudgetPerNight
+	case "whois":
+		pb = c.Providers.WHOIS.BudgetPerNight
+	}
+	if pb > 0 && (b == 0 || pb < b) {
+		b = pb
+	}
+	return b
+}
+
+// journalPath is tonight's lookup journal (resume of resolve).
+func journalPath(p NightPaths) string {
+	return filepath.Join(p.DataDir, "observations", "date="+p.Date, "lookups.jsonl")
+}
+
+func stagePlan(ctx context.Context, n *night) (int64, int64, error) {
+	c, err := n.env.Cache()
+	if err != nil {
+		return 0, 0, err
+	}
+	first := ""
+	if order, err := providers.Order(n.opts.Config, n.env.deps()); err == nil && len(order) > 0 {
+		first = order[0]
+	}
+	p, domains, entries, err := makePlan(ctx, PlanOptions{
+		Date: n.opts.Date, SnapshotPath: n.paths.Snapshot(), Cache: c, Now: n.opts.Now(),
+		Budget: planBudget(n.opts.Config, first), WatchWindow: n.opts.Config.Policy.WatchWindow.Std(),
+		CheckAll: n.opts.CheckAll,
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	// A new plan means a new resolve: drop the journal of an earlier one.
+	if err := os.Remove(journalPath(n.paths)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, fmt.Errorf("plan: %w", err)
+	}
+	if err := WritePlan(n.paths.Plan(), p); err != nil {
+		return 0, 0, err
+	}
+	n.domains, n.entries = domains, entries
+	f := &n.manifest.Figures
+	f.Domains, f.Planned, f.Deferred, f.Fresh = p.Domains, len(p.Lookups), p.Deferred, p.Fresh
+	if p.Deferred > 0 {
+		n.log.Warn("lookup budget reached: due domains deferred to tomorrow", "deferred", p.Deferred, "budget", p.Budget, "first", p.DeferredSample)
+	}
+	return int64(p.Domains), int64(len(p.Lookups)), nil
+}
+
+func stageResolve(ctx context.Context, n *night) (int64, int64, error) {
+	p, err := ReadPlan(n.paths.Plan())
+	if err != nil {
+		return 0, 0, err
+	}
+	c, err := n.env.Cache()
+	if err != nil {
+		return 0, 0, err
+	}
+	var prov status.Provider
+	if len(p.Lookups) > 0 {
+		// Built only when there is something to ask: a warm night needs
+		// no provider (nor its bootstrap files).
+		if prov, err = n.env.Provider(); err != nil {
+			return 0, 0, err
+		}
+	}
+	conc := n.opts.Config.Resolve.Concurrency
+	r, err := Resolve(ctx, ResolveOptions{
+		Plan: p, Provider: prov, Cache: c, Concurrency: conc, Progress: n.opts.Progress,
+		Log: n.log, Journal: journalPath(n.paths), StopAfter: n.opts.StopAfterLookups, Now: n.opts.Now,
+	})
+	if err != nil {
+		return int64(len(p.Lookups)), 0, err
+	}
+	if err := allFailed(r.Answers); err != nil {
+		return int64(len(p.Lookups)), 0, err
+	}
+	// Tonight's lookups: the answers as given, with the schedule the cache
+	// set for them.
+	rows := make([]StateRow, 0, len(r.Answers))
+	for _, lc := range r.Answers {
+		row := RowFromEntry(r.Entries[lc.Domain])
+		row.Lifecycle = lc
+		rows = append(rows, row)
+	}
+	if err := WriteStates(n.paths.Domains(), rows); err != nil {
+		return 0, 0, err
+	}
+	domains, entries := n.domains, n.entries
+	if entries != nil {
+		// The plan read every entry an instant ago: only tonight's answers
+		// changed them.
+		for d, e := range r.Entries {
+			if i, ok := slices.BinarySearch(domains, d); ok {
+				entries[i] = e
+			}
+		}
+	} else {
+		// A resumed night: read them again.
+		if domains, err = SnapshotDomains(ctx, n.paths.Snapshot()); err != nil {
+			return 0, 0, err
+		}
+		if entries, err = lookupEntries(ctx, c, domains); err != nil {
+			return 0, 0, fmt.Errorf("resolve: states: %w", err)
+		}
+	}
+	states := make([]StateRow, 0, len(domains))
+	for _, e := range entries {
+		if e.Domain != "" {
+			states = append(states, RowFromEntry(e))
+		}
+	}
+	if err := WriteStates(n.paths.States(), states); err != nil {
+		return 0, 0, err
+	}
+	// Classify's DuckDB is the night's hungriest stage: hand the entries'
+	// memory back to the system before it starts.
+	n.domains, n.entries = nil, nil
+	debug.FreeOSMemory()
+	if _, err := n.env.db.AppendObservations(ctx, n.opts.Date, n.paths.Domains()); err != nil {
+		return 0, 0, err
+	}
+	f := &n.manifest.Figures
+	f.Lookups, f.LookupOutcomes = r.Lookups()
+	return int64(len(p.Lookups)), int64(len(rows)), nil
+}
+
+func stageClassify(ctx context.Context, n *night) (int64, int64, error) {
+	c := n.opts.Config.Policy
+	pol := lifecycle.Policy{Name: c.Name, WatchWindow: c.WatchWindow.Std(), ConfirmNights: c.ConfirmNights}
+	r, err := Classify(ctx, ClassifyOptionsFor(n.paths, pol, n.opts.Now()))
+	if err != nil {
+		return 0, 0, err
+	}
+	f := &n.manifest.Figures
+	f.Addresses, f.Verified, f.Invalid = r.Rows, r.Verified, r.Invalid
+	f.Flagged, f.Watch = r.Flagged, r.Watch
+	f.FlaggedByReason = map[string]int64{}
+	for k, v := range r.FlaggedByReason {
+		f.FlaggedByReason[string(k)] = v
+	}
+	return r.Rows, r.Rows, nil
+}
+
+func stageSnapshot(ctx context.Context, n *night) (int64, int64, error) {
+	o := SnapshotOptionsFromConfig(n.opts.Config, n.opts.Date)
+	o.Version, o.Log = n.opts.Version, n.log
+	r, err := Snapshot(ctx, o)
+	if err != nil {
+		return 0, 0, err
+	}
+	f := &n.manifest.Figures
+	rows := r.Manifest.Rows
+	f.Addresses, f.Verified, f.Invalid = rows.Read, rows.Verified, rows.Invalid
+	return rows.Read + rows.Malformed + rows.SkippedUnverified, rows.Read, nil
+}
+
+func stagePublish(ctx context.Context, n *night) (int64, int64, error) {
+	f := &n.manifest.Figures
+	r, err := Publish(ctx, PublishOptions{
+		DataDir: n.opts.Config.DataDir, Date: n.opts.Date, Policy: n.opts.Config.Policy.Name,
+		Brake: n.opts.Config.Brake, DB: n.env.db, Now: n.opts.Now,
+		Metrics: lifecycledb.Metrics{CacheHits: int64(f.Fresh), Extra: []lifecycledb.Metric{
+			{Name: "domains_planned", Value: float64(f.Planned)},
+			{Name: "domains_deferred", Value: float64(f.Deferred)},
+		}},
+	})
+	if err != nil && !isBlocked(err) {
+		return 0, 0, err
+	}
+	f.ChangesetStatus = r.Manifest.Status
+	f.BlockedReason = strings.Join(r.Manifest.BlockReasons, "; ")
+	return f.Addresses, f.Flagged, err
+}
+
+// IsBlocked reports whether err says the safety brake held the changeset.
+func IsBlocked(err error) bool { return errors.Is(err, ErrBlocked) }
+
+func isBlocked(err error) bool { return IsBlocked(err) }
+
+func blockedError(reason string) error { return fmt.Errorf("%w: %s", ErrBlocked, reason) }
+
+// allFailed fails a night whose every lookup failed: the providers are
+// unreachable or refuse us, and publishing a night of "unknown" would only
+// hide it. The failed answers are asked again when the night is re-run.
+func allFailed(answers []lifecycle.Lifecycle) error {
+	if len(answers) == 0 {
+		return nil
+	}
+	for _, lc := range answers {
+		if lc.State != lifecycle.Unknown || lc.Error == "" {
+			return nil
+		}
+	}
+	return fmt.Errorf("all %d lookups failed, first %s: %s (check the providers' settings and the network, then run the night again)",
+		len(answers), answers[0].Domain, answers[0].Error)
+}

@@ -1,0 +1,134 @@
+package changeset
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// summaryMarkdown renders summary.md for the reviewer. It names domains and
+// email ids, not addresses: the addresses are in changeset.csv.
+func summaryMarkdown(ctx context.Context, db *sql.DB, s Spec, m Manifest, pq string) (string, error) {
+	var b strings.Builder
+	c := m.Counts
+	fmt.Fprintf(&b, "# lapse changeset %s: %s\n\n", s.Date, m.Status)
+	pct := 0.0
+	if c.Verified > 0 {
+		pct = 100 * float64(c.Flagged) / float64(c.Verified)
+	}
+	fmt.Fprintf(&b, "Policy `%s`: **%d** verified addresses to un-verify (%.3f%% of %d verified), %d users, %d domains; %d new since the previous changeset.\n\n",
+		m.Policy, c.Flagged, pct, c.Verified, c.Users, c.Domains, c.New)
+	if m.Status == StatusBlocked {
+		b.WriteString("**Blocked by the safety brake.** Review before anything is applied:\n\n")
+		for _, r := range m.BlockReasons {
+			fmt.Fprintf(&b, "- %s\n", r)
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("Nothing is applied automatically: review `changeset.csv`, then `lapse approve` and `lapse apply`.\n\n")
+
+	if c.Flagged == 0 {
+		b.WriteString("Nothing to un-verify tonight.\n\n")
+	}
+	b.WriteString("## By reason\n\n| reason | addresses |\n|---|---:|\n")
+	for _, k := range sortedByCount(c.ByReason) {
+		fmt.Fprintf(&b, "| %s | %d |\n", k, c.ByReason[k])
+	}
+	b.WriteString("\n## By TLD\n\n| tld | addresses |\n|---|---:|\n")
+	for i, k := range sortedByCount(c.ByTLD) {
+		if i == 20 {
+			fmt.Fprintf(&b, "| … %d more | |\n", len(c.ByTLD)-20)
+			break
+		}
+		fmt.Fprintf(&b, "| .%s | %d |\n", k, c.ByTLD[k])
+	}
+
+	b.WriteString("\n## Top domains\n\n| domain | state | reason | addresses | new |\n|---|---|---|---:|---:|\n")
+	newExpr := "true"
+	if s.Previous != "" {
+		newExpr = fmt.Sprintf("email_id NOT IN (SELECT email_id FROM read_parquet(%s))", SQLString(s.Previous))
+	}
+	rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT domain, coalesce(state, ''), reason, count(*) AS n, count(*) FILTER (%s)
+		FROM read_parquet(%s) GROUP BY ALL ORDER BY n DESC, domain LIMIT 20`, newExpr, SQLString(pq)))
+	if err != nil {
+		return "", err
+	}
+	for rows.Next() {
+		var d, st, r string
+		var n, nw int64
+		if err := rows.Scan(&d, &st, &r, &n, &nw); err != nil {
+			rows.Close()
+			return "", err
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d |\n", d, st, r, n, nw)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+
+	b.WriteString("\n## New since the previous changeset\n\n")
+	if s.Previous == "" {
+		b.WriteString("No earlier changeset: everything is new.\n")
+	} else {
+		rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT domain, count(*) AS n FROM read_parquet(%s) WHERE %s
+			GROUP BY ALL ORDER BY n DESC, domain LIMIT 20`, SQLString(pq), newExpr))
+		if err != nil {
+			return "", err
+		}
+		any := false
+		for rows.Next() {
+			var d string
+			var n int64
+			if err := rows.Scan(&d, &n); err != nil {
+				rows.Close()
+				return "", err
+			}
+			fmt.Fprintf(&b, "- %s: %d\n", d, n)
+			any = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return "", err
+		}
+		if !any {
+			b.WriteString("Nothing new.\n")
+		}
+	}
+
+	b.WriteString("\n## Sample evidence\n\n| email_id | domain | reason | evidence |\n|---:|---|---|---|\n")
+	// The first address of each of up to 10 domains, so every reason shows.
+	rows, err = db.QueryContext(ctx, fmt.Sprintf(`SELECT email_id, domain, reason, coalesce(evidence, '') FROM (
+			SELECT *, row_number() OVER (PARTITION BY domain ORDER BY email_id) AS k,
+			          row_number() OVER (PARTITION BY reason ORDER BY domain) AS r
+			FROM read_parquet(%s)) WHERE k = 1 ORDER BY r, reason, domain LIMIT 10`, SQLString(pq)))
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var d, r, ev string
+		if err := rows.Scan(&id, &d, &r, &ev); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "| %d | %s | %s | %s |\n", id, d, r, strings.ReplaceAll(ev, "|", "\\|"))
+	}
+	return b.String(), rows.Err()
+}
+
+// sortedByCount orders keys by count, largest first, then by name.
+func sortedByCount(m map[string]int64) []string {
+	ks := slices.Collect(maps.Keys(m))
+	slices.SortFunc(ks, func(a, b string) int {
+		if c := cmp.Compare(m[b], m[a]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	return ks
+}
