@@ -31,6 +31,12 @@ func TestNextCheckTable(t *testing.T) {
 		e.LastError, e.ConsecutiveErrors = "timeout", n
 		return e
 	}
+	expiringAt := func(x string) Entry {
+		e := entry(lifecycle.Expiring)
+		t := ts(x)
+		e.Lifecycle.ExpiresAt = &t
+		return e
+	}
 	unverified := entry(lifecycle.Available)
 	unverified.Unverified = true
 
@@ -45,7 +51,10 @@ func TestNextCheckTable(t *testing.T) {
 		{"registered, expiry in 20 days: 6 days", withExpiry("2026-03-30T02:00:00Z"), ts("2026-03-16T02:00:00Z")},
 		{"registered, expiry in 10 days: never in the past, next night", withExpiry("2026-03-20T00:00:00Z"), night},
 		{"registered, expiry passed: next night", withExpiry("2026-01-01T00:00:00Z"), night},
-		{"expiring: next night", entry(lifecycle.Expiring), night},
+		{"expiring, no expiry date: weekly", entry(lifecycle.Expiring), ts("2026-03-16T22:00:00Z")},
+		{"expiring, expiry in 10 days: weekly", expiringAt("2026-03-20T00:00:00Z"), ts("2026-03-16T22:00:00Z")},
+		{"expiring, expiry in 3 days: at expiry", expiringAt("2026-03-13T12:00:00Z"), ts("2026-03-13T12:00:00Z")},
+		{"expiring, expiry in a few hours: next night", expiringAt("2026-03-10T10:00:00Z"), night},
 		{"grace: next night", entry(lifecycle.Grace), night},
 		{"redemption: next night", entry(lifecycle.Redemption), night},
 		{"pending_delete: next night", entry(lifecycle.PendingDelete), night},
