@@ -40,10 +40,7 @@ type Config struct {
 
 // Provider looks domains up with Domainr's /v2/status.
 type Provider struct {
-	base   *url.URL
-	cfg    Config
-	client *http.Client
-	rules  lifecycle.Rules
+	api status.FlagsAPI
 }
 
 var _ status.Provider = (*Provider)(nil)
@@ -53,22 +50,30 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.ClientID == "" && cfg.MashapeKey == "" {
 		return nil, errors.New("domainr: no client_id or mashape key configured: set LAPSE_DOMAINR_CLIENT_ID (or providers.domainr.client_id_env/_file)")
 	}
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = "https://api.domainr.com"
+	base, err := status.ParseBaseURL(lifecycle.SourceDomainr, cfg.BaseURL, "https://api.domainr.com")
+	if err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("domainr: base_url %q is not an http(s) URL", cfg.BaseURL)
-	}
-	p := &Provider{base: u, cfg: cfg, client: cfg.Client, rules: lifecycle.DefaultRules}
-	if p.client == nil {
-		p.client = &http.Client{Timeout: 15 * time.Second}
-	}
-	if cfg.Rules != nil {
-		p.rules = *cfg.Rules
-	}
-	if p.cfg.Now == nil {
-		p.cfg.Now = time.Now
+	p := &Provider{api: status.FlagsAPI{
+		Source:  lifecycle.SourceDomainr,
+		Base:    base,
+		MaxBody: cfg.MaxBody,
+		Secrets: []string{cfg.ClientID.Reveal(), cfg.MashapeKey.Reveal()},
+		Parse:   ParseBody,
+		Explain: errorsMessage,
+	}}
+	p.api.Init(cfg.Client, cfg.Now, cfg.Rules)
+	p.api.Request = func(req *http.Request, domain string) {
+		req.URL.Path += "/v2/status"
+		q := url.Values{"domain": {domain}}
+		if cfg.ClientID != "" {
+			q.Set("client_id", cfg.ClientID.Reveal())
+		} else {
+			q.Set("mashape-key", cfg.MashapeKey.Reveal())
+			req.Header.Set("X-RapidAPI-Key", cfg.MashapeKey.Reveal())
+			req.Header.Set("X-RapidAPI-Host", base.Host)
+		}
+		req.URL.RawQuery = q.Encode()
 	}
 	return p, nil
 }
@@ -77,63 +82,11 @@ func New(cfg Config) (*Provider, error) {
 func (p *Provider) Name() lifecycle.Source { return lifecycle.SourceDomainr }
 
 // Host is the remote host, the key of its rate limit and breaker.
-func (p *Provider) Host() string { return p.base.Host }
+func (p *Provider) Host() string { return p.api.Base.Host }
 
 // Lookup asks Domainr for the status of domain.
 func (p *Provider) Lookup(ctx context.Context, domain string) (lifecycle.Lifecycle, error) {
-	st, err := p.fetch(ctx, domain)
-	if err != nil {
-		return lifecycle.Lifecycle{}, fmt.Errorf("domainr %s: %w", domain, err)
-	}
-	now := p.cfg.Now().UTC()
-	lc := p.rules.FromDomainr(domain, st, lifecycle.SourceDomainr, now)
-	lc.CheckedAt = now
-	if lc.AsOf.IsZero() {
-		lc.AsOf = now
-	}
-	return lc, nil
-}
-
-func (p *Provider) fetch(ctx context.Context, domain string) (string, error) {
-	u := *p.base
-	u.Path = strings.TrimSuffix(u.Path, "/") + "/v2/status"
-	q := url.Values{"domain": {domain}}
-	if p.cfg.ClientID != "" {
-		q.Set("client_id", p.cfg.ClientID.Reveal())
-	} else {
-		q.Set("mashape-key", p.cfg.MashapeKey.Reveal())
-	}
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return "", p.redact(err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if p.cfg.MashapeKey != "" && p.cfg.ClientID == "" {
-		req.Header.Set("X-RapidAPI-Key", p.cfg.MashapeKey.Reveal())
-		req.Header.Set("X-RapidAPI-Host", p.base.Host)
-	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return "", p.redact(err)
-	}
-	defer resp.Body.Close()
-	body, rerr := status.ReadCapped(resp.Body, p.cfg.MaxBody)
-	if cerr := status.ClassifyHTTP(resp.StatusCode, resp.Header, body, p.cfg.Now()); cerr != nil {
-		if msg := errorsMessage(body); msg != "" && !errors.Is(cerr, status.ErrUnauthorized) {
-			cerr = fmt.Errorf("%w (domainr: %s)", cerr, msg)
-		}
-		return "", p.redact(cerr)
-	}
-	if rerr != nil {
-		return "", p.redact(rerr)
-	}
-	st, err := ParseBody(body, domain)
-	return st, p.redact(err)
-}
-
-func (p *Provider) redact(err error) error {
-	return status.RedactError(err, p.cfg.ClientID.Reveal(), p.cfg.MashapeKey.Reveal())
+	return p.api.Lookup(ctx, domain)
 }
 
 // answer is Domainr's /v2/status body.

@@ -38,10 +38,7 @@ type Config struct {
 
 // Provider looks domains up with Fastly's domain status tool.
 type Provider struct {
-	base   *url.URL
-	cfg    Config
-	client *http.Client
-	rules  lifecycle.Rules
+	api status.FlagsAPI
 }
 
 var _ status.Provider = (*Provider)(nil)
@@ -51,22 +48,26 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Key == "" {
 		return nil, errors.New("fastly: no API key configured: set LAPSE_FASTLY_KEY (or providers.fastly.key_env/key_file)")
 	}
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = "https://api.fastly.com"
+	base, err := status.ParseBaseURL(lifecycle.SourceFastly, cfg.BaseURL, "https://api.fastly.com")
+	if err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("fastly: base_url %q is not an http(s) URL", cfg.BaseURL)
-	}
-	p := &Provider{base: u, cfg: cfg, client: cfg.Client, rules: lifecycle.DefaultRules}
-	if p.client == nil {
-		p.client = &http.Client{Timeout: 15 * time.Second}
-	}
-	if cfg.Rules != nil {
-		p.rules = *cfg.Rules
-	}
-	if p.cfg.Now == nil {
-		p.cfg.Now = time.Now
+	p := &Provider{api: status.FlagsAPI{
+		Source:  lifecycle.SourceFastly,
+		Base:    base,
+		MaxBody: cfg.MaxBody,
+		Secrets: []string{cfg.Key.Reveal()},
+		Parse:   ParseBody,
+	}}
+	p.api.Init(cfg.Client, cfg.Now, cfg.Rules)
+	p.api.Request = func(req *http.Request, domain string) {
+		req.URL.Path += "/domain-management/v1/tools/status"
+		q := url.Values{"domain": {domain}}
+		if cfg.Scope != "" {
+			q.Set("scope", cfg.Scope)
+		}
+		req.URL.RawQuery = q.Encode()
+		req.Header.Set("Fastly-Key", cfg.Key.Reveal())
 	}
 	return p, nil
 }
@@ -75,54 +76,12 @@ func New(cfg Config) (*Provider, error) {
 func (p *Provider) Name() lifecycle.Source { return lifecycle.SourceFastly }
 
 // Host is the remote host, the key of its rate limit and breaker.
-func (p *Provider) Host() string { return p.base.Host }
+func (p *Provider) Host() string { return p.api.Base.Host }
 
 // Lookup asks Fastly for the status of domain.
 func (p *Provider) Lookup(ctx context.Context, domain string) (lifecycle.Lifecycle, error) {
-	st, err := p.fetch(ctx, domain)
-	if err != nil {
-		return lifecycle.Lifecycle{}, fmt.Errorf("fastly %s: %w", domain, err)
-	}
-	now := p.cfg.Now().UTC()
-	lc := p.rules.FromDomainr(domain, st, lifecycle.SourceFastly, now)
-	lc.CheckedAt = now
-	if lc.AsOf.IsZero() {
-		lc.AsOf = now
-	}
-	return lc, nil
+	return p.api.Lookup(ctx, domain)
 }
-
-func (p *Provider) fetch(ctx context.Context, domain string) (string, error) {
-	u := *p.base
-	u.Path = strings.TrimSuffix(u.Path, "/") + "/domain-management/v1/tools/status"
-	q := url.Values{"domain": {domain}}
-	if p.cfg.Scope != "" {
-		q.Set("scope", p.cfg.Scope)
-	}
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return "", p.redact(err)
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Fastly-Key", p.cfg.Key.Reveal())
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return "", p.redact(err)
-	}
-	defer resp.Body.Close()
-	body, rerr := status.ReadCapped(resp.Body, p.cfg.MaxBody)
-	if cerr := status.ClassifyHTTP(resp.StatusCode, resp.Header, body, p.cfg.Now()); cerr != nil {
-		return "", p.redact(cerr)
-	}
-	if rerr != nil {
-		return "", p.redact(rerr)
-	}
-	st, err := ParseBody(body, domain)
-	return st, p.redact(err)
-}
-
-func (p *Provider) redact(err error) error { return status.RedactError(err, p.cfg.Key.Reveal()) }
 
 // answer is Fastly's status object ({"domain","zone","status","scope","tags",…}),
 // or an error object ({"msg","detail"} or {"errors":[…]}).
