@@ -87,27 +87,56 @@ func NewNormalizer(size int) *Normalizer {
 // Normalize normalizes one address. Result.Email is the input unchanged.
 func (n *Normalizer) Normalize(email string) Result {
 	r := Result{Email: email}
-	s := strings.TrimSpace(email)
-	if !utf8.ValidString(s) {
-		r.InvalidReason = ReasonInvalidUTF8
+	raw, reason := Split(email)
+	if reason != "" {
+		r.InvalidReason = reason
 		return r
 	}
+	h := n.host(raw)
+	r.Host, r.Domain, r.InvalidReason = h.host, h.domain, h.reason
+	return r
+}
+
+// Split returns the raw host of an address (the text after its last
+// unquoted @, trimmed of white space, not yet normalized), or the invalid
+// reason when the address has none. Split then NormalizeHost is Normalize
+// without the cache, for callers that cache per host themselves; rawHost is
+// a substring of email.
+func Split(email string) (rawHost, reason string) {
+	s := strings.TrimSpace(email)
+	if !utf8.ValidString(s) {
+		return "", ReasonInvalidUTF8
+	}
 	if hasControl(s) {
-		r.InvalidReason = ReasonControl
-		return r
+		return "", ReasonControl
 	}
 	at := lastUnquotedAt(s)
 	if at < 0 {
-		r.InvalidReason = ReasonNoAt
-		return r
+		return "", ReasonNoAt
 	}
 	if strings.TrimSpace(s[:at]) == "" {
-		r.InvalidReason = ReasonEmptyLocal
-		return r
+		return "", ReasonEmptyLocal
 	}
-	h := n.host(strings.TrimSpace(s[at+1:]))
-	r.Host, r.Domain, r.InvalidReason = h.host, h.domain, h.reason
-	return r
+	return strings.TrimSpace(s[at+1:]), ""
+}
+
+// NormalizeHost normalizes a raw host as Split returns it, without any
+// cache: its A-label form, registrable domain and invalid reason (Host,
+// Domain and InvalidReason of Result). The results may share memory with
+// raw.
+func NormalizeHost(raw string) (host, domain, reason string) {
+	h := normalizeHost(raw)
+	return h.host, h.domain, h.reason
+}
+
+// Host is NormalizeHost through the Normalizer's cache; the results never
+// share memory with raw.
+func (n *Normalizer) Host(raw string) (host, domain, reason string) {
+	h := n.host(raw)
+	if n.size <= 0 {
+		h.host, h.domain = strings.Clone(h.host), strings.Clone(h.domain)
+	}
+	return h.host, h.domain, h.reason
 }
 
 func (n *Normalizer) host(raw string) hostResult {
@@ -183,12 +212,23 @@ func normalizeHost(raw string) hostResult {
 	if raw[0] == '[' {
 		return hostResult{reason: ReasonAddressLiteral}
 	}
-	if _, err := netip.ParseAddr(strings.TrimSuffix(raw, ".")); err == nil {
-		return hostResult{reason: ReasonIPHost}
+	a, letters := raw, plainLetters(raw)
+	// IPv4 is digits and dots and IPv6 has colons: a plain host with a
+	// letter is neither, and skips the parse.
+	if letters != plainWithLetter {
+		if _, err := netip.ParseAddr(strings.TrimSuffix(raw, ".")); err == nil {
+			return hostResult{reason: ReasonIPHost}
+		}
 	}
-	a, err := idna.Lookup.ToASCII(raw)
-	if err != nil {
-		return hostResult{reason: ReasonIDNA}
+	if letters == notPlain {
+		// UTS-46 maps lowercase letters, digits and dots to themselves
+		// and has no rule that rejects them (no hyphen, no xn-- label, no
+		// right-to-left text, no length check in the lookup profile): only
+		// other hosts need the IDNA work.
+		var err error
+		if a, err = idna.Lookup.ToASCII(raw); err != nil {
+			return hostResult{reason: ReasonIDNA}
+		}
 	}
 	// After mapping, so ideographic and full-width trailing dots count too.
 	a = strings.TrimSuffix(a, ".")
@@ -230,6 +270,30 @@ func normalizeHost(raw string) hostResult {
 	}
 	h.domain = left + "." + suffix
 	return h
+}
+
+// Kinds of host for plainLetters.
+const (
+	notPlain        = iota // has a byte outside [a-z0-9.]
+	plainNoLetter          // digits and dots only
+	plainWithLetter        // [a-z0-9.] with at least one letter
+)
+
+func plainLetters(s string) int {
+	letter := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z':
+			letter = true
+		case '0' <= c && c <= '9', c == '.':
+		default:
+			return notPlain
+		}
+	}
+	if letter {
+		return plainWithLetter
+	}
+	return plainNoLetter
 }
 
 func allDigits(s string) bool {

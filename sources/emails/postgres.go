@@ -300,14 +300,12 @@ func (p *copyParser) line(line []byte) error {
 	}
 	r.userNull = isNull(f[1])
 	if !r.userNull {
-		p.buf[0] = unescape(p.buf[0][:0], f[1])
-		r.userID = p.buf[0]
+		r.userID = p.field(0, f[1])
 	}
 	if isNull(f[2]) {
 		r.email = nil
 	} else {
-		p.buf[1] = unescape(p.buf[1][:0], f[2])
-		r.email = p.buf[1]
+		r.email = p.field(1, f[2])
 	}
 	r.verified = len(f[3]) == 1 && f[3][0] == 't'
 	r.primary = len(f[4]) == 1 && f[4][0] == 't'
@@ -328,6 +326,16 @@ func (p *copyParser) line(line []byte) error {
 		return p.send(p.b.flush())
 	}
 	return nil
+}
+
+// field returns f unescaped: f itself when it has no escape (the usual
+// case, saving a copy), else its decoding in scratch buffer i.
+func (p *copyParser) field(i int, f []byte) []byte {
+	if bytes.IndexByte(f, '\\') < 0 {
+		return f
+	}
+	p.buf[i] = unescape(p.buf[i][:0], f)
+	return p.buf[i]
 }
 
 func isNull(f []byte) bool { return len(f) == 2 && f[0] == '\\' && f[1] == 'N' }
