@@ -195,6 +195,12 @@ func (r *pgReader) Next(ctx context.Context) (arrow.RecordBatch, error) {
 	if r.closed {
 		return nil, errClosed
 	}
+	// A canceled caller gets its error even when a batch is ready: select
+	// picks at random among ready cases, and a batch handed to a caller
+	// that is stopping would never be released.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	select {
 	case res, ok := <-r.results:
 		if !ok {
