@@ -97,8 +97,10 @@ type Cache struct {
 // keyPrefix namespaces domain entries so other key spaces can be added.
 const keyPrefix = "d/"
 
-// encodingV1 is the first byte of every value: the JSON encoding of Entry.
-// A later schema gets a new byte and a migration in decode.
+// encodingV1 is the first byte of a value holding the JSON encoding of
+// Entry, lapse's first. Values are now written in encodingV2 (codec.go);
+// decode reads both, and a writable Open rewrites V1 values once
+// (migrate).
 const encodingV1 byte = 1
 
 // Open opens (creating when writable) the cache in dir. A second writer, or
@@ -156,7 +158,14 @@ func Open(dir string, opts Options) (*Cache, error) {
 	if drop == 0 {
 		drop = DefaultDropAfter
 	}
-	return &Cache{dir: dir, db: db, now: now, log: logger, dropAfter: drop}, nil
+	c := &Cache{dir: dir, db: db, now: now, log: logger, dropAfter: drop}
+	if !opts.ReadOnly {
+		if err := c.migrate(); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("cache at %s: migrate entries: %w", dir, err)
+		}
+	}
+	return c, nil
 }
 
 type lockedError struct {
@@ -215,7 +224,11 @@ func NormalizeDomain(d string) string {
 
 func key(domain string) []byte { return []byte(keyPrefix + domain) }
 
-func encode(e Entry) ([]byte, error) {
+// encode writes the current encoding (encodingV2); encodeV1 is kept for
+// the tests that hold the two to the same entries and for migration tests.
+func encode(e Entry) ([]byte, error) { return encodeV2(e), nil }
+
+func encodeV1(e Entry) ([]byte, error) {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("encode cache entry %s: %w", e.Domain, err)
@@ -225,17 +238,31 @@ func encode(e Entry) ([]byte, error) {
 
 func decode(k, v []byte) (Entry, error) {
 	var e Entry
+	if err := decodeInto(k, v, &e); err != nil {
+		return Entry{}, err
+	}
+	return e, nil
+}
+
+// decodeInto is decode into *e; on error *e is undefined.
+func decodeInto(k, v []byte, e *Entry) error {
 	if len(v) == 0 {
-		return e, fmt.Errorf("cache entry %s: empty value", k)
+		return fmt.Errorf("cache entry %s: empty value", k)
 	}
 	switch v[0] {
 	case encodingV1:
-		if err := json.Unmarshal(v[1:], &e); err != nil {
-			return e, fmt.Errorf("cache entry %s: %w", k, err)
+		*e = Entry{}
+		if err := json.Unmarshal(v[1:], e); err != nil {
+			return fmt.Errorf("cache entry %s: %w", k, err)
 		}
-		return e, nil
+		return nil
+	case encodingV2:
+		if err := decodeV2Into(v[1:], e); err != nil {
+			return fmt.Errorf("cache entry %s: %w", k, err)
+		}
+		return nil
 	default:
-		return e, fmt.Errorf("cache entry %s: encoding version %d is newer than this lapse understands (upgrade lapse)", k, v[0])
+		return fmt.Errorf("cache entry %s: encoding version %d is newer than this lapse understands (upgrade lapse)", k, v[0])
 	}
 }
 

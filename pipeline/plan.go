@@ -173,6 +173,16 @@ func makePlan(ctx context.Context, o PlanOptions) (Plan, []string, []cache.Entry
 // cost on a warm night, so the Gets run on every core, each worker on a
 // contiguous run of domains (neighbouring keys in Badger's tables).
 func lookupEntries(ctx context.Context, c DomainCache, domains []string) ([]cache.Entry, error) {
+	if m, ok := c.(interface {
+		GetMany(context.Context, []string) ([]cache.Entry, error)
+	}); ok {
+		// The cache's own batch read walks its keys in order instead.
+		es, err := m.GetMany(ctx, domains)
+		if err != nil {
+			return nil, fmt.Errorf("cache: %w", err)
+		}
+		return es, nil
+	}
 	out := make([]cache.Entry, len(domains))
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(domains)/1000))
 	chunk := (len(domains) + workers - 1) / workers

@@ -41,6 +41,9 @@ type PublishOptions struct {
 	Metrics lifecycledb.Metrics
 	// Now stamps the report; nil means time.Now.
 	Now func() time.Time
+	// Counts are the decisions' counts when the caller has them (classify's
+	// result in the same run); nil counts them from the decisions file.
+	Counts *ClassifyResult
 }
 
 // PublishResult is what publish wrote.
@@ -93,7 +96,9 @@ func Publish(ctx context.Context, o PublishOptions) (PublishResult, error) {
 		}
 		m := o.Metrics
 		var cr ClassifyResult
-		if err := countDecisions(ctx, db, o.Decisions, &cr); err != nil {
+		if o.Counts != nil {
+			cr = *o.Counts
+		} else if err := countDecisions(ctx, db, o.Decisions, &cr); err != nil {
 			return res, fmt.Errorf("publish: %w", err)
 		}
 		m.AddressesScanned, m.AddressesVerified, m.AddressesInvalid, m.Domains = cr.Rows, cr.Verified, cr.Invalid, cr.Domains

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -380,5 +381,44 @@ func TestClassifyOverRealCacheExport(t *testing.T) {
 		if got[int64(i)] != w {
 			t.Errorf("%s: %v, want %v", cases[i].name, got[int64(i)], w)
 		}
+	}
+}
+
+// TestPublishCountsFromClassify: the counts the runner hands over from
+// classify record the same metrics as counting the decisions file again.
+func TestPublishCountsFromClassify(t *testing.T) {
+	ctx := context.Background()
+	metrics := func(counts bool) []string {
+		dir := t.TempDir()
+		db := gOpenDB(t, dir)
+		o := gPublished(t, dir, gPublishCases(), config.BrakeConfig{MaxFraction: 1}, db)
+		if counts {
+			r, err := Classify(ctx, ClassifyOptionsFor(NightPaths{DataDir: dir, Date: gNight}, lifecycle.DefaultPolicy, gAsOf))
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.Counts = &r
+		}
+		if _, err := Publish(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.SQL().QueryContext(ctx, `SELECT metric || '/' || key || '/' || subkey || '=' || value FROM nightly_metrics ORDER BY ALL`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	with, without := metrics(true), metrics(false)
+	if len(with) < 5 || !slices.Equal(with, without) {
+		t.Fatalf("metrics with classify's counts:\n%v\nrecounted:\n%v", with, without)
 	}
 }

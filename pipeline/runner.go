@@ -311,6 +311,9 @@ type night struct {
 	// entries as the plan read them, reused by resolve in the same run.
 	domains []string
 	entries []cache.Entry
+	// classified is classify's result in this run (nil when the night
+	// resumed after classify): publish reuses its counts.
+	classified *ClassifyResult
 }
 
 // RunNight runs one night: snapshot → plan → resolve → classify → publish,
@@ -775,6 +778,7 @@ func stageClassify(ctx context.Context, n *night) (int64, int64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	n.classified = &r
 	f := &n.manifest.Figures
 	f.Addresses, f.Verified, f.Invalid = r.Rows, r.Verified, r.Invalid
 	f.Flagged, f.Watch = r.Flagged, r.Watch
@@ -802,7 +806,7 @@ func stagePublish(ctx context.Context, n *night) (int64, int64, error) {
 	f := &n.manifest.Figures
 	r, err := Publish(ctx, PublishOptions{
 		DataDir: n.opts.Config.DataDir, Date: n.opts.Date, Policy: n.opts.Config.Policy.Name,
-		Brake: n.opts.Config.Brake, DB: n.env.db, Now: n.opts.Now,
+		Brake: n.opts.Config.Brake, DB: n.env.db, Now: n.opts.Now, Counts: n.classified,
 		Metrics: lifecycledb.Metrics{CacheHits: int64(f.Fresh), Extra: []lifecycledb.Metric{
 			{Name: "domains_planned", Value: float64(f.Planned)},
 			{Name: "domains_deferred", Value: float64(f.Deferred)},

@@ -97,7 +97,7 @@ func BenchmarkWarmNight(b *testing.B) {
 	f := newWarmFixture(b, n)
 	ctx := context.Background()
 	paths := pipeline.NightPaths{DataDir: f.cfg.DataDir, Date: f.date}
-	var night, query time.Duration
+	var night, query, nightCPU, queryCPU time.Duration
 	var lookups int
 	for range b.N {
 		b.StopTimer()
@@ -113,19 +113,21 @@ func BenchmarkWarmNight(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuTime()
 		res, err := pipeline.RunNight(ctx, pipeline.Options{Config: f.cfg, Date: f.date})
 		if err != nil {
 			b.Fatal(err)
 		}
 		night += time.Since(t0)
+		nightCPU += cpuTime() - c0
 		lookups += res.Figures().TotalLookups()
 		b.StopTimer()
-		t0 = time.Now()
+		t0, c0 = time.Now(), cpuTime()
 		if err := handQuery(ctx, paths, filepath.Join(b.TempDir(), "decisions.parquet")); err != nil {
 			b.Fatal(err)
 		}
 		query += time.Since(t0)
+		queryCPU += cpuTime() - c0
 	}
 	if lookups != 0 {
 		b.Errorf("a warm night made %d lookups", lookups)
@@ -133,6 +135,10 @@ func BenchmarkWarmNight(b *testing.B) {
 	b.ReportMetric(night.Seconds()/float64(b.N), "night-s")
 	b.ReportMetric(query.Seconds()/float64(b.N), "query-s")
 	b.ReportMetric(float64(night)/float64(query), "ratio")
+	// CPU (user+system, every thread of the process, DuckDB's included):
+	// on a shared machine wall time swings with the neighbours' load.
+	b.ReportMetric(nightCPU.Seconds()/float64(b.N), "night-cpu-s")
+	b.ReportMetric(queryCPU.Seconds()/float64(b.N), "query-cpu-s")
 	b.ReportMetric(float64(f.domains), "domains")
 	if bin := os.Getenv("LAPSE_BENCH_BIN"); bin != "" {
 		cmd := exec.Command(bin, "run", "--date", f.date, "--force", "--log-level", "warn")
@@ -144,6 +150,7 @@ func BenchmarkWarmNight(b *testing.B) {
 		}
 		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 		b.ReportMetric(float64(ru.Maxrss)/1024, "run-peak-RSS-MB")
+		b.ReportMetric((cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds(), "run-with-snapshot-cpu-s")
 		b.ReportMetric(time.Since(t0).Seconds(), "run-with-snapshot-s")
 	}
 }
@@ -169,4 +176,13 @@ func handQuery(ctx context.Context, p pipeline.NightPaths, out string) error {
 	) TO '%s' (FORMAT parquet)`, p.Snapshot(), p.States(), out)
 	_, err = db.ExecContext(ctx, q)
 	return err
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -102,9 +102,12 @@ func summaryMarkdown(ctx context.Context, db *sql.DB, s Spec, m Manifest, pq str
 
 	b.WriteString("\n## Sample evidence\n\n| email_id | domain | reason | evidence |\n|---:|---|---|---|\n")
 	// The first address of each of up to 10 domains, so every reason shows.
+	// email_id breaks the ties of r: a domain's addresses share its name,
+	// and DuckDB numbers tied rows in any order, which made the sample of
+	// the same changeset differ between runs.
 	rows, err = db.QueryContext(ctx, fmt.Sprintf(`SELECT email_id, domain, reason, coalesce(evidence, '') FROM (
 			SELECT *, row_number() OVER (PARTITION BY domain ORDER BY email_id) AS k,
-			          row_number() OVER (PARTITION BY reason ORDER BY domain) AS r
+			          row_number() OVER (PARTITION BY reason ORDER BY domain, email_id) AS r
 			FROM read_parquet(%s)) WHERE k = 1 ORDER BY r, reason, domain LIMIT 10`, SQLString(pq)))
 	if err != nil {
 		return "", err
