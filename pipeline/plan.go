@@ -5,12 +5,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
-	"sync"
 	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2" // database/sql driver "duckdb"
@@ -24,6 +21,9 @@ import (
 // (*cache.Cache).
 type DomainCache interface {
 	Get(ctx context.Context, domain string) (cache.Entry, bool, error)
+	// GetMany reads the entries of many domains at once: the plan's read
+	// of a whole night, walking the keys in order instead of one Get each.
+	GetMany(ctx context.Context, domains []string) ([]cache.Entry, error)
 	Record(ctx context.Context, lc lifecycle.Lifecycle) (cache.Entry, error)
 	Due(e cache.Entry, now time.Time) bool
 }
@@ -170,46 +170,13 @@ func makePlan(ctx context.Context, o PlanOptions) (Plan, []string, []cache.Entry
 
 // lookupEntries returns the cache entry of each of domains (sorted), the
 // zero Entry where there is none. Decoding the entries is the plan's main
-// cost on a warm night, so the Gets run on every core, each worker on a
-// contiguous run of domains (neighbouring keys in Badger's tables).
+// cost on a warm night; the cache's batch read spreads it over the cores.
 func lookupEntries(ctx context.Context, c DomainCache, domains []string) ([]cache.Entry, error) {
-	if m, ok := c.(interface {
-		GetMany(context.Context, []string) ([]cache.Entry, error)
-	}); ok {
-		// The cache's own batch read walks its keys in order instead.
-		es, err := m.GetMany(ctx, domains)
-		if err != nil {
-			return nil, fmt.Errorf("cache: %w", err)
-		}
-		return es, nil
+	es, err := c.GetMany(ctx, domains)
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
 	}
-	out := make([]cache.Entry, len(domains))
-	workers := max(1, min(runtime.GOMAXPROCS(0), len(domains)/1000))
-	chunk := (len(domains) + workers - 1) / workers
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := w*chunk, min((w+1)*chunk, len(domains))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := lo; i < hi; i++ {
-				e, found, err := c.Get(ctx, domains[i])
-				if err != nil {
-					errs[w] = fmt.Errorf("cache %s: %w", domains[i], err)
-					return
-				}
-				if found {
-					out[i] = e
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return es, nil
 }
 
 // WritePlan writes the plan atomically.
