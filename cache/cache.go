@@ -164,6 +164,10 @@ func Open(dir string, opts Options) (*Cache, error) {
 			db.Close()
 			return nil, fmt.Errorf("cache at %s: migrate entries: %w", dir, err)
 		}
+		if err := c.ensureToken(); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("cache at %s: %w", dir, err)
+		}
 	}
 	return c, nil
 }
@@ -311,14 +315,20 @@ func (c *Cache) Get(ctx context.Context, domain string) (Entry, bool, error) {
 // with a concurrent Record of the same domain.
 const maxConflictRetries = 16
 
-// update runs fn in a read-write transaction, retrying on conflicts.
+// update runs fn in a read-write transaction, retrying on conflicts. Every
+// write of entries goes through it: it also changes the change token.
 func (c *Cache) update(ctx context.Context, fn func(txn *badger.Txn) error) error {
 	var err error
 	for range maxConflictRetries {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
-		err = c.db.Update(fn)
+		err = c.db.Update(func(txn *badger.Txn) error {
+			if err := fn(txn); err != nil {
+				return err
+			}
+			return setToken(txn)
+		})
 		if !errors.Is(err, badger.ErrConflict) {
 			return err
 		}
@@ -486,29 +496,32 @@ func (c *Cache) Scan(ctx context.Context, fn func(Entry) error) error {
 		return err
 	}
 	defer done()
-	return c.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte(keyPrefix)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			item := it.Item()
-			var e Entry
-			err := item.Value(func(v []byte) error {
-				var derr error
-				e, derr = decode(item.Key(), v)
-				return derr
-			})
-			if err != nil {
-				return err
-			}
-			if err := fn(e); err != nil {
-				return err
-			}
+	return c.db.View(func(txn *badger.Txn) error { return scan(ctx, txn, fn) })
+}
+
+// scan is Scan inside txn.
+func scan(ctx context.Context, txn *badger.Txn, fn func(Entry) error) error {
+	it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte(keyPrefix)})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		return nil
-	})
+		item := it.Item()
+		var e Entry
+		err := item.Value(func(v []byte) error {
+			var derr error
+			e, derr = decode(item.Key(), v)
+			return derr
+		})
+		if err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Stats summarize the cache.

@@ -26,6 +26,7 @@ type DomainCache interface {
 	GetMany(ctx context.Context, domains []string) ([]cache.Entry, error)
 	Record(ctx context.Context, lc lifecycle.Lifecycle) (cache.Entry, error)
 	Due(e cache.Entry, now time.Time) bool
+	StatesCache
 }
 
 // Risk classes, in the order the plan spends its budget on them.
@@ -76,6 +77,11 @@ type PlanOptions struct {
 	// CheckAll plans every domain every night, ignoring the cache schedule
 	// (the pypi comparison run: PyPI asks Domainr about every domain).
 	CheckAll bool
+	// States is the cache's states copy (StatesPath). When set, the plan
+	// makes it current and finds the due domains with DuckDB from it,
+	// decoding only their cache entries; otherwise it reads the entry of
+	// every domain of the snapshot from the cache.
+	States string
 }
 
 // candidate is one due domain and what ordering needs of it.
@@ -118,23 +124,29 @@ func orderCandidates(cs []candidate) {
 
 // MakePlan computes tonight's plan from the snapshot and the cache.
 func MakePlan(ctx context.Context, o PlanOptions) (Plan, error) {
-	p, _, _, err := makePlan(ctx, o)
-	return p, err
-}
-
-// makePlan is MakePlan that also returns the snapshot's domains and their
-// cache entries (zero where none), which the night reuses in resolve.
-func makePlan(ctx context.Context, o PlanOptions) (Plan, []string, []cache.Entry, error) {
 	p := Plan{Date: o.Date, AsOf: o.Now.UTC(), Budget: o.Budget, ByRisk: map[string]int{}}
-	domains, err := SnapshotDomains(ctx, o.SnapshotPath)
-	if err != nil {
-		return p, nil, nil, err
+	var (
+		domains []string // the candidates: every domain, or those the copy says are due
+		err     error
+	)
+	if o.States != "" && !o.CheckAll {
+		var sc StatesCopy
+		if sc, err = CurrentStates(ctx, o.Cache, o.States); err != nil {
+			return p, err
+		}
+		p.Domains, domains, err = dueDomains(ctx, o.SnapshotPath, sc.Path, o.Now)
+	} else {
+		domains, err = SnapshotDomains(ctx, o.SnapshotPath)
+		p.Domains = len(domains)
 	}
-	p.Domains = len(domains)
+	if err != nil {
+		return p, err
+	}
 	entries, err := lookupEntries(ctx, o.Cache, domains)
 	if err != nil {
-		return p, nil, nil, err
+		return p, err
 	}
+	p.Fresh = p.Domains - len(domains)
 	var cs []candidate
 	for i, d := range domains {
 		e, found := entries[i], entries[i].Domain != ""
@@ -165,7 +177,57 @@ func makePlan(ctx context.Context, o PlanOptions) (Plan, []string, []cache.Entry
 	for _, c := range cs[n:min(len(cs), n+20)] {
 		p.DeferredSample = append(p.DeferredSample, c.domain)
 	}
-	return p, domains, entries, nil
+	return p, nil
+}
+
+// dueDomains counts the distinct registrable domains of the snapshot's
+// verified addresses and returns, sorted, those the states copy says may be
+// due at now: not in the cache, or next check at or before now. It is a
+// superset of what cache.Due decides (next_check is stored truncated to the
+// microsecond, never later), so the caller checks each with Due.
+func dueDomains(ctx context.Context, snapshot, states string, now time.Time) (int, []string, error) {
+	if _, err := os.Stat(snapshot); err != nil {
+		return 0, nil, fmt.Errorf("snapshot: %w", err)
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return 0, nil, fmt.Errorf("open duckdb: %w", err)
+	}
+	defer db.Close()
+	// One connection: the table of distinct domains lives in it.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return 0, nil, fmt.Errorf("open duckdb: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `CREATE TEMP TABLE d AS SELECT DISTINCT domain FROM read_parquet(?)
+		WHERE domain IS NOT NULL AND verified`, snapshot); err != nil {
+		return 0, nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
+	}
+	var total int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM d`).Scan(&total); err != nil {
+		return 0, nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
+	}
+	rows, err := conn.QueryContext(ctx, `SELECT d.domain FROM d
+		LEFT JOIN (SELECT domain, next_check FROM read_parquet(?)) s USING (domain)
+		WHERE s.domain IS NULL OR s.next_check IS NULL OR epoch_us(s.next_check) <= ?`, states, now.UnixMicro())
+	if err != nil {
+		return 0, nil, fmt.Errorf("due domains from %s: %w", states, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return 0, nil, fmt.Errorf("due domains from %s: %w", states, err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, nil, fmt.Errorf("due domains from %s: %w", states, err)
+	}
+	slices.Sort(out) // byte order, for GetMany's ordered walk
+	return total, out, nil
 }
 
 // lookupEntries returns the cache entry of each of domains (sorted), the

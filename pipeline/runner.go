@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/debug"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -307,10 +305,6 @@ type night struct {
 	log      *slog.Logger
 	manifest *NightManifest
 	env      *nightEnv
-	// domains and entries are the snapshot's domains and their cache
-	// entries as the plan read them, reused by resolve in the same run.
-	domains []string
-	entries []cache.Entry
 	// classified is classify's result in this run (nil when the night
 	// resumed after classify): publish reuses its counts.
 	classified *ClassifyResult
@@ -669,10 +663,10 @@ func stagePlan(ctx context.Context, n *night) (int64, int64, error) {
 	if order, err := providers.Order(n.opts.Config, n.env.deps()); err == nil && len(order) > 0 {
 		first = order[0]
 	}
-	p, domains, entries, err := makePlan(ctx, PlanOptions{
+	p, err := MakePlan(ctx, PlanOptions{
 		Date: n.opts.Date, SnapshotPath: n.paths.Snapshot(), Cache: c, Now: n.opts.Now(),
 		Budget: planBudget(n.opts.Config, first), WatchWindow: n.opts.Config.Policy.WatchWindow.Std(),
-		CheckAll: n.opts.CheckAll,
+		CheckAll: n.opts.CheckAll, States: StatesPath(n.opts.Config.DataDir),
 	})
 	if err != nil {
 		return 0, 0, err
@@ -684,7 +678,6 @@ func stagePlan(ctx context.Context, n *night) (int64, int64, error) {
 	if err := WritePlan(n.paths.Plan(), p); err != nil {
 		return 0, 0, err
 	}
-	n.domains, n.entries = domains, entries
 	f := &n.manifest.Figures
 	f.Domains, f.Planned, f.Deferred, f.Fresh = p.Domains, len(p.Lookups), p.Deferred, p.Fresh
 	if p.Deferred > 0 {
@@ -732,37 +725,16 @@ func stageResolve(ctx context.Context, n *night) (int64, int64, error) {
 	if err := WriteStates(n.paths.Domains(), rows); err != nil {
 		return 0, 0, err
 	}
-	domains, entries := n.domains, n.entries
-	if entries != nil {
-		// The plan read every entry an instant ago: only tonight's answers
-		// changed them.
-		for d, e := range r.Entries {
-			if i, ok := slices.BinarySearch(domains, d); ok {
-				entries[i] = e
-			}
-		}
-	} else {
-		// A resumed night: read them again.
-		if domains, err = SnapshotDomains(ctx, n.paths.Snapshot()); err != nil {
-			return 0, 0, err
-		}
-		if entries, err = lookupEntries(ctx, c, domains); err != nil {
-			return 0, 0, fmt.Errorf("resolve: states: %w", err)
-		}
-	}
-	states := make([]StateRow, 0, len(domains))
-	for _, e := range entries {
-		if e.Domain != "" {
-			states = append(states, RowFromEntry(e))
-		}
-	}
-	if err := WriteStates(n.paths.States(), states); err != nil {
+	// Tonight's states: the cache's states copy, rewritten when tonight's
+	// lookups (or anything since the last copy) changed the cache.
+	sc, err := CurrentStates(ctx, c, StatesPath(n.opts.Config.DataDir))
+	if err != nil {
 		return 0, 0, err
 	}
-	// Classify's DuckDB is the night's hungriest stage: hand the entries'
-	// memory back to the system before it starts.
-	n.domains, n.entries = nil, nil
-	debug.FreeOSMemory()
+	if err := linkStates(sc.Path, n.paths.States()); err != nil {
+		return 0, 0, err
+	}
+	n.log.Info("domain states", "rows", sc.Rows, "reused", sc.Reused)
 	if _, err := n.env.db.AppendObservations(ctx, n.opts.Date, n.paths.Domains()); err != nil {
 		return 0, 0, err
 	}

@@ -25,8 +25,9 @@ var start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // skipped are the files that legitimately differ between two runs of the
 // same demo: binary stores, the lock's pid, wall-clock stage timings, and
 // the RDAP bootstrap and WHOIS server caches naming the simulator's
-// (random) ports.
-var skipped = regexp.MustCompile(`(^|/)(cache/|lapse\.duckdb|lapse\.lock$|metrics\.prom$|rdap/|whois/)`)
+// (random) ports, and the states copy's bookkeeping (the cache's change
+// token is random; the copy itself is compared).
+var skipped = regexp.MustCompile(`(^|/)(cache/|lapse\.duckdb|lapse\.lock$|metrics\.prom$|rdap/|whois/|states/states\.json$)`)
 
 // timings are the manifest keys holding wall-clock times, or naming the
 // demo's folder (the source path), which the two runs compared here differ
