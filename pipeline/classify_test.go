@@ -181,7 +181,7 @@ func gWriteFixtures(t testing.TB, dataDir string, cases []gCase) NightPaths {
 	return p
 }
 
-// gDecisions reads classify's decisions by email_id.
+// gDecisions reads a decisions file by email_id (its non-keep rows).
 func gDecisions(t testing.TB, path string) map[int64]lifecycle.Decision {
 	t.Helper()
 	db, err := sql.Open("duckdb", "")
@@ -203,32 +203,132 @@ func gDecisions(t testing.TB, path string) map[int64]lifecycle.Decision {
 		}
 		out[id] = lifecycle.Decision{Action: lifecycle.Action(a), Reason: lifecycle.Reason(r)}
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// gFirstSeen reads a first_seen.parquet by email_id.
+func gFirstSeen(t testing.TB, path string) map[int64]time.Time {
+	t.Helper()
+	db, err := changeset.OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT email_id, first_seen FROM read_parquet(?)`, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[int64]time.Time{}
+	for rows.Next() {
+		var id int64
+		var fs time.Time
+		if err := rows.Scan(&id, &fs); err != nil {
+			t.Fatal(err)
+		}
+		out[id] = fs.UTC()
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// gAllDecisions evaluates classify's decide query for o (the same SQL
+// Classify runs) and returns every address's decision, keep included: the
+// decisions file holds only the others.
+func gAllDecisions(t testing.TB, o ClassifyOptions) map[int64]lifecycle.Decision {
+	t.Helper()
+	ctx := context.Background()
+	db, err := changeset.OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	plan, err := planClassify(ctx, db, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT email_id, rule FROM (`+plan.decide+`)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[int64]lifecycle.Decision{}
+	for rows.Next() {
+		var id int64
+		var rule int
+		if err := rows.Scan(&id, &rule); err != nil {
+			t.Fatal(err)
+		}
+		r := plan.rules[rule-1]
+		out[id] = lifecycle.Decision{Action: r.action, Reason: r.reason}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	return out
 }
 
 // gRun classifies cases with policy p and checks that SQL and Go agree on
-// every case, and both match the case's expectation when it has one.
+// every case, and both match the case's expectation when it has one; that
+// the decisions file holds exactly the non-keep decisions, first_seen.parquet
+// every address, and counts.json the counts of every decision.
 func gRun(t *testing.T, p lifecycle.Policy, cases []gCase) ClassifyResult {
 	t.Helper()
 	dir := t.TempDir()
 	paths := gWriteFixtures(t, dir, cases)
-	res, err := Classify(context.Background(), ClassifyOptionsFor(paths, p, gAsOf))
+	o := ClassifyOptionsFor(paths, p, gAsOf)
+	res, err := Classify(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Rows != int64(len(cases)) {
 		t.Fatalf("rows = %d, want %d", res.Rows, len(cases))
 	}
-	got := gDecisions(t, res.Path)
+	all := gAllDecisions(t, o)
+	file := gDecisions(t, res.Path)
+	byAction := map[lifecycle.Action]int64{}
+	notKeep := 0
 	for i, c := range cases {
 		goDec := p.Decide(c.facts(i), gAsOf)
-		sqlDec := got[int64(i)]
+		sqlDec := all[int64(i)]
 		if goDec != sqlDec {
 			t.Errorf("%s policy, case %d %q: SQL says %v, Go says %v", p.Name, i, c.name, sqlDec, goDec)
 		}
 		if c.want != nil && *c.want != goDec {
 			t.Errorf("%s policy, case %d %q: decision %v, want %v", p.Name, i, c.name, goDec, *c.want)
 		}
+		byAction[sqlDec.Action]++
+		got, inFile := file[int64(i)]
+		switch {
+		case sqlDec.Action == lifecycle.ActionKeep && inFile:
+			t.Errorf("%s policy, case %d %q: keep decision in the decisions file", p.Name, i, c.name)
+		case sqlDec.Action != lifecycle.ActionKeep && got != sqlDec:
+			t.Errorf("%s policy, case %d %q: decisions file says %v (present %v), want %v", p.Name, i, c.name, got, inFile, sqlDec)
+		}
+		if sqlDec.Action != lifecycle.ActionKeep {
+			notKeep++
+		}
+	}
+	if len(file) != notKeep {
+		t.Errorf("decisions file holds %d rows, want the %d non-keep ones", len(file), notKeep)
+	}
+	if fs := gFirstSeen(t, FirstSeenFile(dir, gNight)); len(fs) != len(cases) {
+		t.Errorf("first_seen.parquet holds %d addresses, want %d", len(fs), len(cases))
+	}
+	if fmt.Sprint(res.ByAction) != fmt.Sprint(byAction) {
+		t.Errorf("counts by action %v, decisions %v", res.ByAction, byAction)
+	}
+	onDisk, err := ReadClassifyCounts(res.Path, gNight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%+v", onDisk) != fmt.Sprintf("%+v", res) {
+		t.Errorf("counts.json %+v, classify returned %+v", onDisk, res)
 	}
 	return res
 }
@@ -376,31 +476,39 @@ func TestClassifyWritesAtomically0600(t *testing.T) {
 	if _, err := Classify(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(o.Out)
-	if err != nil {
-		t.Fatal(err)
+	files := map[string]os.FileMode{
+		DecisionsFile(dir, gNight): 0o600, FirstSeenFile(dir, gNight): 0o600, CountsFile(dir, gNight): 0o640,
 	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("decisions mode %v, want 0600", fi.Mode().Perm())
+	before := map[string]string{}
+	for p, mode := range files {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != mode {
+			t.Errorf("%s mode %v, want %v", filepath.Base(p), fi.Mode().Perm(), mode)
+		}
+		b, _ := os.ReadFile(p)
+		before[p] = string(b)
 	}
 	ents, _ := os.ReadDir(filepath.Dir(o.Out))
-	if len(ents) != 1 {
-		t.Errorf("decisions folder holds %d entries (temp files left?), want 1", len(ents))
+	if len(ents) != 3 {
+		t.Errorf("decisions folder holds %d entries (temp files left?), want 3", len(ents))
 	}
-	// A failing classify (states file garbage) leaves the earlier file intact.
-	before, _ := os.ReadFile(o.Out)
+	// A failing classify (states file garbage) leaves the earlier files intact.
 	if err := os.WriteFile(o.States, []byte("not parquet"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Classify(context.Background(), o); err == nil {
 		t.Fatal("classify over a garbage states file succeeded")
 	}
-	after, _ := os.ReadFile(o.Out)
-	if string(before) != string(after) {
-		t.Error("a failed classify changed the previous decisions")
+	for p := range files {
+		if after, _ := os.ReadFile(p); string(after) != before[p] {
+			t.Errorf("a failed classify changed %s", filepath.Base(p))
+		}
 	}
 	ents, _ = os.ReadDir(filepath.Dir(o.Out))
-	if len(ents) != 1 {
+	if len(ents) != 3 {
 		t.Errorf("a failed classify left %d entries", len(ents))
 	}
 }
@@ -420,14 +528,12 @@ func TestClassifyWithoutStatesFile(t *testing.T) {
 	}
 }
 
-// TestClassifyFirstSeenCarriedByDecisions: first-seen comes from the
-// latest earlier decisions plus newer snapshots, the same as reading every
-// snapshot; an old snapshot can be pruned once a later night classified.
-func TestClassifyFirstSeenCarriedByDecisions(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	// Registered at noon on the 9th: after the address was first seen (in
-	// the snapshot of the 8th), before the end of the 9th.
+// gHistoryNights writes the fixture of the first-seen tests: one address
+// on a domain registered at noon on the 9th, first in the snapshot of the
+// 8th (so first seen by the end of the 8th: re-registered), and again in
+// those of the 9th and tonight (the 10th).
+func gHistoryNights(t *testing.T, dir string) NightPaths {
+	t.Helper()
 	cases := []gCase{{name: "rereg", state: lifecycle.Registered, source: gRDAP,
 		registeredAt: hTP(time.Date(2026, 6, 9, 12, 0, 0, 0, time.UTC)), firstNight: "2026-06-08"}}
 	paths := gWriteFixtures(t, dir, cases)
@@ -442,39 +548,115 @@ func TestClassifyFirstSeenCarriedByDecisions(t *testing.T) {
 	if err := os.WriteFile(mid.Snapshot(), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	classify := func(night string) lifecycle.Decision {
-		t.Helper()
-		p := NightPaths{DataDir: dir, Date: night}
-		o := ClassifyOptionsFor(p, lifecycle.DefaultPolicy, gAsOf)
-		o.States = paths.States()
-		res, err := Classify(ctx, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return gDecisions(t, res.Path)[0]
+	return paths
+}
+
+// gClassifyNight classifies night in dir over tonight's states and
+// returns the address's decision (keep included).
+func gClassifyNight(t *testing.T, dir string, states string, night string) lifecycle.Decision {
+	t.Helper()
+	o := ClassifyOptionsFor(NightPaths{DataDir: dir, Date: night}, lifecycle.DefaultPolicy, gAsOf)
+	o.States = states
+	if _, err := Classify(context.Background(), o); err != nil {
+		t.Fatal(err)
 	}
-	rereg := lifecycle.Decision{Action: lifecycle.ActionUnverify, Reason: lifecycle.ReasonReregistered}
-	keep := lifecycle.Decision{Action: lifecycle.ActionKeep, Reason: lifecycle.ReasonRegistered}
-	if d := classify(gNight); d != rereg {
-		t.Fatalf("from every snapshot: %v, want %v", d, rereg)
+	d, ok := gAllDecisions(t, o)[0]
+	if !ok {
+		t.Fatalf("night %s: no decision for the address", night)
 	}
-	classify("2026-06-08")
-	classify("2026-06-09")
-	// The first snapshot is gone: the decisions of the 9th remember it.
+	if _, inFile := gDecisions(t, o.Out)[0]; inFile != (d.Action != lifecycle.ActionKeep) {
+		t.Errorf("night %s: decision %v, in the decisions file: %v", night, d, inFile)
+	}
+	return d
+}
+
+var (
+	gRereg = lifecycle.Decision{Action: lifecycle.ActionUnverify, Reason: lifecycle.ReasonReregistered}
+	gKeep  = lifecycle.Decision{Action: lifecycle.ActionKeep, Reason: lifecycle.ReasonRegistered}
+)
+
+// TestClassifyFirstSeenCarriedByHistoryFile: first-seen comes from the
+// latest earlier first_seen.parquet plus newer snapshots, the same as
+// reading every snapshot; an old snapshot can be pruned once a later night
+// classified. A keep address is in first_seen.parquet, not in decisions.
+func TestClassifyFirstSeenCarriedByHistoryFile(t *testing.T) {
+	dir := t.TempDir()
+	paths := gHistoryNights(t, dir)
+	states := paths.States()
+	if d := gClassifyNight(t, dir, states, gNight); d != gRereg {
+		t.Fatalf("from every snapshot: %v, want %v", d, gRereg)
+	}
+	gClassifyNight(t, dir, states, "2026-06-08")
+	gClassifyNight(t, dir, states, "2026-06-09")
+	if fs := gFirstSeen(t, FirstSeenFile(dir, "2026-06-09"))[0]; !fs.Equal(time.Date(2026, 6, 9, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("first_seen of the 9th: %v, want the end of the 8th", fs)
+	}
+	// The first snapshot is gone: first_seen.parquet of the 9th remembers it.
 	if err := os.RemoveAll(filepath.Dir(NightPaths{DataDir: dir, Date: "2026-06-08"}.Snapshot())); err != nil {
 		t.Fatal(err)
 	}
-	if d := classify(gNight); d != rereg {
-		t.Fatalf("from the decisions of the 9th: %v, want %v", d, rereg)
+	if d := gClassifyNight(t, dir, states, gNight); d != gRereg {
+		t.Fatalf("from first_seen.parquet of the 9th: %v, want %v", d, gRereg)
 	}
-	// Without earlier decisions either, the history starts on the 9th and
-	// the registration no longer looks later than the address.
+	// Without first_seen.parquet of the 9th, its decisions (non-keep rows
+	// only) are not history: the 8th's file and the snapshots after it are.
+	if err := os.Remove(FirstSeenFile(dir, "2026-06-09")); err != nil {
+		t.Fatal(err)
+	}
+	if d := gClassifyNight(t, dir, states, gNight); d != gRereg {
+		t.Fatalf("from first_seen.parquet of the 8th: %v, want %v", d, gRereg)
+	}
+	// Without earlier history files either, the history starts on the 9th
+	// and the registration no longer looks later than the address.
 	for _, n := range []string{"2026-06-08", "2026-06-09"} {
 		if err := os.RemoveAll(filepath.Dir(DecisionsFile(dir, n))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if d := classify(gNight); d != keep {
-		t.Fatalf("history from the 9th only: %v, want %v", d, keep)
+	if d := gClassifyNight(t, dir, states, gNight); d != gKeep {
+		t.Fatalf("history from the 9th only: %v, want %v", d, gKeep)
+	}
+}
+
+// TestClassifyHistoryFromOldLayoutDecisions: a night classified by an older
+// lapse left decisions.parquet with every address and its first_seen and no
+// first_seen.parquet; the next night reads its history from it. A file of
+// the current layout (marked) is never read as history.
+func TestClassifyHistoryFromOldLayoutDecisions(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	paths := gHistoryNights(t, dir)
+	// The 8th's snapshot is gone (pruned): only the old decisions of the
+	// 9th know the address was there on the 8th.
+	if err := os.RemoveAll(filepath.Dir(NightPaths{DataDir: dir, Date: "2026-06-08"}.Snapshot())); err != nil {
+		t.Fatal(err)
+	}
+	db, err := changeset.OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	old := DecisionsFile(dir, "2026-06-09")
+	writeOld := func(options string) {
+		t.Helper()
+		q := `SELECT 0::BIGINT AS email_id, 'u0' AS user_id, 'user0@case0.test' AS email, true AS verified, true AS "primary",
+			NULL::TIMESTAMPTZ AS created, NULL::TIMESTAMPTZ AS verified_at, 'case0.test' AS domain, 'test' AS tld,
+			NULL::VARCHAR AS invalid_reason, 'registered' AS state, 'rdap' AS source, 'keep' AS action,
+			'domain_registered' AS reason, NULL::VARCHAR AS evidence, TIMESTAMPTZ '2026-06-09 00:00:00+00' AS first_seen`
+		if err := changeset.CopyTo(ctx, db, q, old, "FORMAT parquet"+options, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeOld("")
+	if d := gClassifyNight(t, dir, paths.States(), gNight); d != gRereg {
+		t.Fatalf("from the old-layout decisions of the 9th: %v, want %v", d, gRereg)
+	}
+	if fs := gFirstSeen(t, FirstSeenFile(dir, gNight))[0]; !fs.Equal(time.Date(2026, 6, 9, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("tonight's first_seen %v, want the end of the 8th carried from the old decisions", fs)
+	}
+	// The same file marked as holding non-keep rows only is not history.
+	writeOld(", KV_METADATA {" + decisionsMarker + ": 'non_keep'}")
+	if d := gClassifyNight(t, dir, paths.States(), gNight); d != gKeep {
+		t.Fatalf("a marked decisions file was read as history: %v, want %v", d, gKeep)
 	}
 }

@@ -31,8 +31,11 @@ type PublishOptions struct {
 	Date    string
 	// Decisions is classify's output (DecisionsFile when empty).
 	Decisions string
-	Policy    string
-	Brake     config.BrakeConfig
+	// Snapshot is the night's snapshot, for notify.csv's other verified
+	// addresses (NightPaths.Snapshot when empty).
+	Snapshot string
+	Policy   string
+	Brake    config.BrakeConfig
 	// DB, when set, receives the night's decisions, metrics and changeset
 	// record, and the report is written from it.
 	DB *lifecycledb.DB
@@ -41,8 +44,9 @@ type PublishOptions struct {
 	Metrics lifecycledb.Metrics
 	// Now stamps the report; nil means time.Now.
 	Now func() time.Time
-	// Counts are the decisions' counts when the caller has them (classify's
-	// result in the same run); nil counts them from the decisions file.
+	// Counts are classify's counts when the caller has them (its result in
+	// the same run); nil reads them from the counts.json beside Decisions
+	// (a resumed night). Publish never reads every address again.
 	Counts *ClassifyResult
 }
 
@@ -56,7 +60,9 @@ type PublishResult struct {
 
 // Publish writes the night's changeset (sinks/changeset), then records the
 // decisions, metrics and changeset in the lifecycle database and writes the
-// report. When the safety brake holds the changeset every file is still
+// report. It reads the decisions (non-keep rows), the snapshot once for
+// notify.csv, and takes every count over all addresses from classify
+// (o.Counts or counts.json): it never reads every decision again. When the safety brake holds the changeset every file is still
 // written and the returned error wraps ErrBlocked with the reasons.
 // Re-publishing a night replaces its files and rows with the same content.
 func Publish(ctx context.Context, o PublishOptions) (PublishResult, error) {
@@ -70,8 +76,24 @@ func Publish(ctx context.Context, o PublishOptions) (PublishResult, error) {
 	if _, err := os.Stat(o.Decisions); err != nil {
 		return res, fmt.Errorf("publish: decisions: %w", err)
 	}
+	if o.Snapshot == "" {
+		o.Snapshot = NightPaths{DataDir: o.DataDir, Date: o.Date}.Snapshot()
+	}
+	if _, err := os.Stat(o.Snapshot); err != nil {
+		return res, fmt.Errorf("publish: snapshot: %w", err)
+	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	var cr ClassifyResult
+	if o.Counts != nil {
+		cr = *o.Counts
+	} else {
+		c, err := ReadClassifyCounts(o.Decisions, o.Date)
+		if err != nil {
+			return res, fmt.Errorf("publish: %w", err)
+		}
+		cr = c
 	}
 	res.Dir = filepath.Join(o.DataDir, "changesets", o.Date)
 	db, err := changeset.OpenMemory()
@@ -84,7 +106,8 @@ func Publish(ctx context.Context, o PublishOptions) (PublishResult, error) {
 		return res, fmt.Errorf("publish: %w", err)
 	}
 	cs, err := changeset.Write(ctx, db, changeset.Spec{
-		Dir: res.Dir, Date: o.Date, Decisions: o.Decisions, Previous: prev, Policy: o.Policy, Brake: o.Brake,
+		Dir: res.Dir, Date: o.Date, Decisions: o.Decisions, Snapshot: o.Snapshot, Verified: cr.Verified,
+		Previous: prev, Policy: o.Policy, Brake: o.Brake,
 	})
 	if err != nil {
 		return res, fmt.Errorf("publish: %w", err)
@@ -95,12 +118,6 @@ func Publish(ctx context.Context, o PublishOptions) (PublishResult, error) {
 			return res, fmt.Errorf("publish: %w", err)
 		}
 		m := o.Metrics
-		var cr ClassifyResult
-		if o.Counts != nil {
-			cr = *o.Counts
-		} else if err := countDecisions(ctx, db, o.Decisions, &cr); err != nil {
-			return res, fmt.Errorf("publish: %w", err)
-		}
 		m.AddressesScanned, m.AddressesVerified, m.AddressesInvalid, m.Domains = cr.Rows, cr.Verified, cr.Invalid, cr.Domains
 		if err := o.DB.RecordMetrics(ctx, o.Date, m); err != nil {
 			return res, fmt.Errorf("publish: %w", err)

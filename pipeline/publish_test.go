@@ -366,11 +366,11 @@ func TestClassifyOverRealCacheExport(t *testing.T) {
 	if err := atomicfile.WriteFrom(paths.States(), 0o640, func(w io.Writer) error { return c.Export(ctx, w) }); err != nil {
 		t.Fatal(err)
 	}
-	res, err := Classify(ctx, ClassifyOptionsFor(paths, lifecycle.DefaultPolicy, clk.Now()))
-	if err != nil {
+	o := ClassifyOptionsFor(paths, lifecycle.DefaultPolicy, clk.Now())
+	if _, err := Classify(ctx, o); err != nil {
 		t.Fatal(err)
 	}
-	got := gDecisions(t, res.Path)
+	got := gAllDecisions(t, o)
 	want := []lifecycle.Decision{
 		{Action: lifecycle.ActionUnverify, Reason: lifecycle.ReasonReregistered},
 		{Action: lifecycle.ActionUnverify, Reason: lifecycle.ReasonRedemption},
@@ -385,7 +385,7 @@ func TestClassifyOverRealCacheExport(t *testing.T) {
 }
 
 // TestPublishCountsFromClassify: the counts the runner hands over from
-// classify record the same metrics as counting the decisions file again.
+// classify record the same metrics as a resumed publish reading counts.json.
 func TestPublishCountsFromClassify(t *testing.T) {
 	ctx := context.Background()
 	metrics := func(counts bool) []string {
@@ -420,5 +420,95 @@ func TestPublishCountsFromClassify(t *testing.T) {
 	with, without := metrics(true), metrics(false)
 	if len(with) < 5 || !slices.Equal(with, without) {
 		t.Fatalf("metrics with classify's counts:\n%v\nrecounted:\n%v", with, without)
+	}
+}
+
+// TestPublishResumedReadsCountsJSON: a publish without classify's counts
+// (a resumed night) takes them from counts.json and says what to do when
+// the file is missing or belongs to other decisions.
+func TestPublishResumedReadsCountsJSON(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := gOpenDB(t, dir)
+	o := gPublished(t, dir, gPublishCases(), config.BrakeConfig{MaxFraction: 1}, db)
+	res, err := Publish(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The brake's denominator and the metrics come from counts.json: 7
+	// verified addresses, 8 scanned, one invalid, although the decisions
+	// file holds only the 7 non-keep rows.
+	if res.Manifest.Counts.Verified != 7 || res.Manifest.Counts.Flagged != 4 {
+		t.Errorf("manifest counts %+v, want 4 flagged of 7 verified", res.Manifest.Counts)
+	}
+	if n := len(gDecisions(t, DecisionsFile(dir, gNight))); n != 7 {
+		t.Errorf("decisions hold %d rows, want the 7 non-keep ones", n)
+	}
+	var scanned, verified, invalid float64
+	if err := db.SQL().QueryRow(`SELECT sum(value) FILTER (metric = 'addresses_scanned'), sum(value) FILTER (metric = 'addresses_verified'),
+		sum(value) FILTER (metric = 'addresses_invalid') FROM nightly_metrics`).Scan(&scanned, &verified, &invalid); err != nil {
+		t.Fatal(err)
+	}
+	if scanned != 8 || verified != 7 || invalid != 1 {
+		t.Errorf("metrics scanned %v verified %v invalid %v, want 8 7 1", scanned, verified, invalid)
+	}
+
+	counts := CountsFile(dir, gNight)
+	good, err := os.ReadFile(counts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, content, want string
+	}{
+		{"missing", "", "counts.json are missing"},
+		{"other decisions", strings.Replace(string(good), `"decisions_sha256": "`, `"decisions_sha256": "0`, 1), "do not match"},
+		{"other night", strings.Replace(string(good), gNight, "2026-06-01", 1), "not 2026-06-10"},
+		{"garbage", "{", "unexpected end of JSON input"},
+	} {
+		if tc.content == "" {
+			os.Remove(counts)
+		} else if err := os.WriteFile(counts, []byte(tc.content), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Publish(ctx, o)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--force") || !strings.Contains(err.Error(), counts) {
+			t.Errorf("%s counts.json: error %v, want one naming %s, saying %q and to re-run with --force", tc.name, err, counts, tc.want)
+		}
+	}
+}
+
+// TestPublishNotifyOthersFromSnapshot: notify.csv lists, for each flagged
+// address, the user's other verified addresses from tonight's snapshot —
+// kept (not in the decisions file), watched and unknown ones alike, primary
+// first — and never an unverified or a flagged one.
+func TestPublishNotifyOthersFromSnapshot(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	no := false
+	cases := []gCase{
+		{name: "gone (flagged)", userID: "u1", domain: "gone.com", state: lifecycle.Available, source: gRDAP},
+		{name: "fine (keep)", userID: "u1", domain: "fine.com", state: lifecycle.Registered, source: gRDAP, expiresAt: gT("2030-01-01")},
+		{name: "soon (watch)", userID: "u1", domain: "soon.net", state: lifecycle.Expiring, source: gRDAP},
+		{name: "old (unverified)", userID: "u1", domain: "old.org", verified: &no, state: lifecycle.Registered, source: gRDAP, expiresAt: gT("2030-01-01")},
+		{name: "unchecked (unknown)", userID: "u1", domain: "new.dev", unchecked: true},
+		{name: "red (flagged too)", userID: "u1", domain: "red.org", state: lifecycle.Redemption, source: gWHOIS},
+		{name: "other user's", userID: "u2", domain: "fine.com", state: lifecycle.Registered, source: gRDAP, expiresAt: gT("2030-01-01")},
+	}
+	res, err := Publish(ctx, gPublished(t, dir, cases, config.BrakeConfig{MaxFraction: 1}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notify := gReadCSV(t, filepath.Join(res.Dir, changeset.FileNotify))
+	if len(notify) != 2 {
+		t.Fatalf("notify.csv has %d rows, want 2: %v", len(notify), notify)
+	}
+	// Even ids are primary in the fixtures: soon.net (2) and new.dev (4)
+	// first, then fine.com (1).
+	want := "user2@soon.net user4@new.dev user1@fine.com"
+	for _, r := range notify {
+		if r["user_id"] != "u1" || r["other_verified"] != want {
+			t.Errorf("notify row %v, want u1 with other verified %q", r, want)
+		}
 	}
 }

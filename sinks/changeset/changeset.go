@@ -47,8 +47,16 @@ type Spec struct {
 	// Dir is the changeset folder (DATA/changesets/D).
 	Dir  string
 	Date string
-	// Decisions is classify's output for the night.
+	// Decisions is classify's output for the night (its non-keep rows;
+	// Write reads the verified ones to un-verify).
 	Decisions string
+	// Snapshot is the night's snapshot (email_id, user_id, email,
+	// verified, "primary", ...): notify.csv lists each affected user's
+	// other verified addresses from it.
+	Snapshot string
+	// Verified is the number of verified addresses of the snapshot (the
+	// brake's denominator), counted by classify.
+	Verified int64
 	// Previous is the last earlier changeset.parquet, "" when none: the
 	// summary lists what is new since it.
 	Previous string
@@ -102,6 +110,9 @@ type Result struct {
 // Blocked reports whether the brake held the changeset.
 func (r Result) Blocked() bool { return r.Manifest.Status == StatusBlocked }
 
+// rowsTable holds a changeset's rows while Write runs.
+const rowsTable = "changeset_rows"
+
 // changesetQuery selects the changeset rows from the decisions file.
 func changesetQuery(decisions string) string {
 	return fmt.Sprintf(`SELECT email_id, user_id, email, domain, tld, state, reason, evidence,
@@ -109,9 +120,10 @@ func changesetQuery(decisions string) string {
 		FROM read_parquet(%s) WHERE verified AND action = 'unverify' ORDER BY email_id`, SQLString(decisions))
 }
 
-// Write writes the changeset folder; every file is atomic, the ones holding
-// addresses 0600. manifest.json goes last, so a folder with a manifest is
-// complete. The caller turns a blocked Result into its error.
+// Write writes the changeset folder with db, a scratch DuckDB (OpenMemory);
+// every file is atomic, the ones holding addresses 0600. manifest.json goes
+// last, so a folder with a manifest is complete. The caller turns a blocked
+// Result into its error.
 func Write(ctx context.Context, db *sql.DB, s Spec) (Result, error) {
 	var res Result
 	m := Manifest{Date: s.Date, Policy: s.Policy, BlockReasons: []string{}, Files: map[string]FileInfo{}}
@@ -119,10 +131,20 @@ func Write(ctx context.Context, db *sql.DB, s Spec) (Result, error) {
 	if m.Brake.Protected == nil {
 		m.Brake.Protected = []string{}
 	}
+	if s.Decisions == "" || s.Snapshot == "" {
+		return res, fmt.Errorf("changeset %s: the decisions and the snapshot are both needed", s.Date)
+	}
 	if err := os.MkdirAll(s.Dir, 0o750); err != nil {
 		return res, fmt.Errorf("changeset %s: %w", s.Dir, err)
 	}
-	cs := changesetQuery(s.Decisions)
+	// The rows are read from the decisions once into a table (a plain
+	// one: every connection of db sees it): every file and count below is
+	// made from it.
+	if _, err := db.ExecContext(ctx, "CREATE OR REPLACE TABLE "+rowsTable+" AS "+changesetQuery(s.Decisions)); err != nil {
+		return res, fmt.Errorf("changeset %s: read decisions: %w", s.Date, err)
+	}
+	defer db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+rowsTable)
+	cs := "SELECT * FROM " + rowsTable
 	c, err := counts(ctx, db, s, cs)
 	if err != nil {
 		return res, fmt.Errorf("changeset %s: %w", s.Date, err)
@@ -139,19 +161,20 @@ func Write(ctx context.Context, db *sql.DB, s Spec) (Result, error) {
 	}
 
 	pq := filepath.Join(s.Dir, FileParquet)
-	if err := CopyParquet(ctx, db, cs, pq, 0o600); err != nil {
+	if err := CopyParquet(ctx, db, cs+" ORDER BY email_id", pq, 0o600); err != nil {
 		return res, fmt.Errorf("changeset %s: %w", s.Date, err)
 	}
-	csvQ := fmt.Sprintf(`SELECT email_id, user_id, email, domain, state, reason, evidence, verified, "primary",
-		strftime(created, '%%Y-%%m-%%dT%%H:%%M:%%SZ') AS created, strftime(verified_at, '%%Y-%%m-%%dT%%H:%%M:%%SZ') AS verified_at
-		FROM read_parquet(%s) ORDER BY email_id`, SQLString(pq))
+	csvQ := `SELECT email_id, user_id, email, domain, state, reason, evidence, verified, "primary",
+		strftime(created, '%Y-%m-%dT%H:%M:%SZ') AS created, strftime(verified_at, '%Y-%m-%dT%H:%M:%SZ') AS verified_at
+		FROM ` + rowsTable + ` ORDER BY email_id`
 	if err := CopyTo(ctx, db, csvQ, filepath.Join(s.Dir, FileCSV), "FORMAT csv, HEADER", 0o600); err != nil {
 		return res, fmt.Errorf("changeset %s: %w", s.Date, err)
 	}
 	// One row per flagged address with the user's other addresses that
 	// stay verified, so the registry can tell the user where it still can.
+	// They come from the snapshot: the decisions hold no keep rows.
 	notifyQ := fmt.Sprintf(`
-		WITH cs AS (SELECT * FROM read_parquet(%[1]s)),
+		WITH cs AS (SELECT * FROM %[1]s),
 		others AS (
 			SELECT d.user_id, string_agg(d.email, ' ' ORDER BY d."primary" DESC, d.email_id) AS other_verified
 			FROM read_parquet(%[2]s) d
@@ -162,11 +185,11 @@ func Write(ctx context.Context, db *sql.DB, s Spec) (Result, error) {
 		SELECT cs.user_id, cs.email_id, cs.email, cs.domain, cs.reason, cs."primary" AS was_primary,
 		       coalesce(o.other_verified, '') AS other_verified
 		FROM cs LEFT JOIN others o USING (user_id)
-		ORDER BY cs.user_id, cs.email_id`, SQLString(pq), SQLString(s.Decisions))
+		ORDER BY cs.user_id, cs.email_id`, rowsTable, SQLString(s.Snapshot))
 	if err := CopyTo(ctx, db, notifyQ, filepath.Join(s.Dir, FileNotify), "FORMAT csv, HEADER", 0o600); err != nil {
 		return res, fmt.Errorf("changeset %s: %w", s.Date, err)
 	}
-	summary, err := summaryMarkdown(ctx, db, s, m, pq)
+	summary, err := summaryMarkdown(ctx, db, s, m, rowsTable)
 	if err != nil {
 		return res, fmt.Errorf("changeset %s: summary: %w", s.Date, err)
 	}
@@ -245,10 +268,7 @@ func protectedHits(ctx context.Context, db *sql.DB, cs string, protected []strin
 }
 
 func counts(ctx context.Context, db *sql.DB, s Spec, cs string) (Counts, error) {
-	c := Counts{ByReason: map[string]int64{}, ByTLD: map[string]int64{}}
-	if err := db.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FILTER (verified) FROM read_parquet(%s)`, SQLString(s.Decisions))).Scan(&c.Verified); err != nil {
-		return c, fmt.Errorf("count verified: %w", err)
-	}
+	c := Counts{Verified: s.Verified, ByReason: map[string]int64{}, ByTLD: map[string]int64{}}
 	if err := db.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*), count(DISTINCT user_id), count(DISTINCT domain) FROM (%s)`, cs)).Scan(&c.Flagged, &c.Users, &c.Domains); err != nil {
 		return c, fmt.Errorf("count flagged: %w", err)
 	}

@@ -74,3 +74,57 @@ func TestCopyToFailureLeavesPreviousFile(t *testing.T) {
 		t.Errorf("mode %v", fi.Mode().Perm())
 	}
 }
+
+// TestWriteFromSpecCountsAndSnapshot: the brake's denominator is the
+// Spec's verified count (the decisions hold no keep rows to count), and
+// notify.csv's other verified addresses come from the snapshot.
+func TestWriteFromSpecCountsAndSnapshot(t *testing.T) {
+	ctx := context.Background()
+	db, err := OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	dir := t.TempDir()
+	dec, snap := filepath.Join(dir, "decisions.parquet"), filepath.Join(dir, "emails.parquet")
+	// u1 loses a@gone.com; b@soon.net is only watched, c@fine.com kept
+	// (not in the decisions), d@old.org unverified.
+	if err := CopyParquet(ctx, db, `SELECT * FROM (VALUES
+		(1, 'u1', 'a@gone.com', true, true, NULL::TIMESTAMPTZ, NULL::TIMESTAMPTZ, 'gone.com', 'com', 'available', 'domain_available', 'unverify', 'rdap:available'),
+		(2, 'u1', 'b@soon.net', true, false, NULL::TIMESTAMPTZ, NULL::TIMESTAMPTZ, 'soon.net', 'net', 'expiring', 'domain_expiring', 'watch', 'rdap:expiring'))
+		t(email_id, user_id, email, verified, "primary", created, verified_at, domain, tld, state, reason, action, evidence)`, dec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := CopyParquet(ctx, db, `SELECT * FROM (VALUES
+		(1, 'u1', 'a@gone.com', true, true), (2, 'u1', 'b@soon.net', true, false),
+		(3, 'u1', 'c@fine.com', true, false), (4, 'u1', 'd@old.org', false, false), (5, 'u2', 'e@fine.com', true, true))
+		t(email_id, user_id, email, verified, "primary")`, snap, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := Spec{Dir: filepath.Join(dir, "cs"), Date: "2026-06-10", Decisions: dec, Snapshot: snap, Verified: 1000,
+		Policy: "corroborated", Brake: config.BrakeConfig{MaxFraction: 0.0005}}
+	res, err := Write(ctx, db, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Manifest.Counts
+	if c.Flagged != 1 || c.Verified != 1000 || !res.Blocked() || !strings.Contains(res.Manifest.BlockReasons[0], "1 of 1000") {
+		t.Errorf("counts %+v, status %s %v: want 1 flagged of 1000 verified, blocked", c, res.Manifest.Status, res.Manifest.BlockReasons)
+	}
+	notify, err := os.ReadFile(filepath.Join(s.Dir, FileNotify))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "user_id,email_id,email,domain,reason,was_primary,other_verified\nu1,1,a@gone.com,gone.com,domain_available,true,b@soon.net c@fine.com\n"
+	if string(notify) != want {
+		t.Errorf("notify.csv:\n%s\nwant\n%s", notify, want)
+	}
+	// Write leaves no table behind: a second Write on the same DB works.
+	if _, err := Write(ctx, db, s); err != nil {
+		t.Fatal(err)
+	}
+	s.Snapshot = ""
+	if _, err := Write(ctx, db, s); err == nil || !strings.Contains(err.Error(), "snapshot") {
+		t.Errorf("Write without a snapshot: %v", err)
+	}
+}

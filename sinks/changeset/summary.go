@@ -10,9 +10,10 @@ import (
 	"strings"
 )
 
-// summaryMarkdown renders summary.md for the reviewer. It names domains and
+// summaryMarkdown renders summary.md for the reviewer from the changeset's
+// rows (rel: a table name or a read_parquet call). It names domains and
 // email ids, not addresses: the addresses are in changeset.csv.
-func summaryMarkdown(ctx context.Context, db *sql.DB, s Spec, m Manifest, pq string) (string, error) {
+func summaryMarkdown(ctx context.Context, db *sql.DB, s Spec, m Manifest, rel string) (string, error) {
 	var b strings.Builder
 	c := m.Counts
 	fmt.Fprintf(&b, "# lapse changeset %s: %s\n\n", s.Date, m.Status)
@@ -53,7 +54,7 @@ func summaryMarkdown(ctx context.Context, db *sql.DB, s Spec, m Manifest, pq str
 		newExpr = fmt.Sprintf("email_id NOT IN (SELECT email_id FROM read_parquet(%s))", SQLString(s.Previous))
 	}
 	rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT domain, coalesce(state, ''), reason, count(*) AS n, count(*) FILTER (%s)
-		FROM read_parquet(%s) GROUP BY ALL ORDER BY n DESC, domain LIMIT 20`, newExpr, SQLString(pq)))
+		FROM %s GROUP BY ALL ORDER BY n DESC, domain LIMIT 20`, newExpr, rel))
 	if err != nil {
 		return "", err
 	}
@@ -75,8 +76,8 @@ func summaryMarkdown(ctx context.Context, db *sql.DB, s Spec, m Manifest, pq str
 	if s.Previous == "" {
 		b.WriteString("No earlier changeset: everything is new.\n")
 	} else {
-		rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT domain, count(*) AS n FROM read_parquet(%s) WHERE %s
-			GROUP BY ALL ORDER BY n DESC, domain LIMIT 20`, SQLString(pq), newExpr))
+		rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT domain, count(*) AS n FROM %s WHERE %s
+			GROUP BY ALL ORDER BY n DESC, domain LIMIT 20`, rel, newExpr))
 		if err != nil {
 			return "", err
 		}
@@ -108,7 +109,7 @@ func summaryMarkdown(ctx context.Context, db *sql.DB, s Spec, m Manifest, pq str
 	rows, err = db.QueryContext(ctx, fmt.Sprintf(`SELECT email_id, domain, reason, coalesce(evidence, '') FROM (
 			SELECT *, row_number() OVER (PARTITION BY domain ORDER BY email_id) AS k,
 			          row_number() OVER (PARTITION BY reason ORDER BY domain, email_id) AS r
-			FROM read_parquet(%s)) WHERE k = 1 ORDER BY r, reason, domain LIMIT 10`, SQLString(pq)))
+			FROM %s) WHERE k = 1 ORDER BY r, reason, domain LIMIT 10`, rel))
 	if err != nil {
 		return "", err
 	}

@@ -30,7 +30,7 @@ func TestSummarySampleDeterministic(t *testing.T) {
 	}
 	want := "| 1 | a.com | domain_available | ev a |\n| 300002 | c.com | domain_redemption | ev c |\n| 300001 | b.com | domain_available | ev b |\n"
 	for range 10 {
-		s, err := summaryMarkdown(ctx, db, Spec{Date: "2026-06-10"}, Manifest{Status: StatusProposed}, pq)
+		s, err := summaryMarkdown(ctx, db, Spec{Date: "2026-06-10"}, Manifest{Status: StatusProposed}, "read_parquet("+SQLString(pq)+")")
 		if err != nil {
 			t.Fatal(err)
 		}
