@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/config"
-	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sinks/changeset"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
@@ -327,7 +325,7 @@ func TestPublishIdempotentAndNewSincePrevious(t *testing.T) {
 }
 
 // TestClassifyOverRealCacheExport classifies over the cache's own export
-// (cache.ExportSchema), not a hand-made fixture: a domain re-registered
+// (ExportStates, what the states copy is), not a hand-made fixture: a domain re-registered
 // between two lookups, a redemption confirmed over two nights by Domainr,
 // and an RDAP-available domain.
 func TestClassifyOverRealCacheExport(t *testing.T) {
@@ -363,7 +361,7 @@ func TestClassifyOverRealCacheExport(t *testing.T) {
 		{name: "fine", domain: "fine.com", unchecked: true, created: gT("2015-01-01")},
 	}
 	paths := gWriteFixtures(t, dir, cases) // the hand-made states file is replaced below
-	if err := atomicfile.WriteFrom(paths.States(), 0o640, func(w io.Writer) error { return c.Export(ctx, w) }); err != nil {
+	if _, _, err := ExportStates(ctx, c, paths.States()); err != nil {
 		t.Fatal(err)
 	}
 	o := ClassifyOptionsFor(paths, lifecycle.DefaultPolicy, clk.Now())

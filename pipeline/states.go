@@ -78,12 +78,7 @@ func CurrentStates(ctx context.Context, c StatesCache, path string) (StatesCopy,
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return out, fmt.Errorf("states: %w", err)
 	}
-	var read string
-	n, err := writeStates(path, func(add func(StateRow) error) error {
-		var err error
-		read, err = c.ScanToken(ctx, func(e cache.Entry) error { return add(RowFromEntry(e)) })
-		return err
-	})
+	n, read, err := ExportStates(ctx, c, path)
 	if err != nil {
 		return out, fmt.Errorf("states: %w", err)
 	}
@@ -96,6 +91,19 @@ func CurrentStates(ctx context.Context, c StatesCache, path string) (StatesCopy,
 	}
 	out.Rows = n
 	return out, nil
+}
+
+// ExportStates writes every entry of the cache, in domain order and from
+// one consistent view, to path as Parquet (StateSchema), atomically. It
+// returns the rows written and the cache's change token of that view. It
+// writes the states copy and `lapse cache export`'s file alike.
+func ExportStates(ctx context.Context, c StatesCache, path string) (rows int, token string, err error) {
+	rows, err = writeStates(path, func(add func(StateRow) error) error {
+		var err error
+		token, err = c.ScanToken(ctx, func(e cache.Entry) error { return add(RowFromEntry(e)) })
+		return err
+	})
+	return rows, token, err
 }
 
 func readStatesMeta(path string) (statesMeta, bool) {

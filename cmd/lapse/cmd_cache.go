@@ -14,7 +14,6 @@ import (
 
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/config"
-	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/pipeline"
 )
@@ -160,12 +159,7 @@ func runCacheGet(ctx context.Context, c *cache.Cache, w io.Writer, domain string
 
 func runCacheExport(ctx context.Context, g *globalOptions, c *cache.Cache, path string) error {
 	start := time.Now()
-	var rows int
-	err := atomicfile.WriteFrom(path, 0o644, func(w io.Writer) error {
-		var err error
-		rows, err = c.ExportRows(ctx, w)
-		return err
-	})
+	rows, _, err := pipeline.ExportStates(ctx, c, path)
 	if err != nil {
 		return fmt.Errorf("cache export to %s: %w", path, err)
 	}

@@ -111,7 +111,7 @@ func checkExportWithDuckDB(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o644 {
+	if fi.Mode().Perm() != 0o640 {
 		t.Errorf("export mode %v", fi.Mode().Perm())
 	}
 	db, err := sql.Open("duckdb", "")
