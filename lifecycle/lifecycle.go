@@ -113,6 +113,18 @@ func (l Lifecycle) Authoritative() bool {
 	return l.Source.Authoritative() || l.Corroborated
 }
 
+// WithServer returns l with its answer as its evidence, naming the host
+// that gave it (a provider's own answer; a chain keeps the evidence of each
+// provider it asked). Evidence already there is kept.
+func (l Lifecycle) WithServer(host string) Lifecycle {
+	if len(l.Evidence) == 0 {
+		e := l.AsEvidence()
+		e.Server = host
+		l.Evidence = []Evidence{e}
+	}
+	return l
+}
+
 // AsEvidence returns the Lifecycle as one Evidence entry.
 func (l Lifecycle) AsEvidence() Evidence {
 	return Evidence{

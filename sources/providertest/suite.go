@@ -114,6 +114,9 @@ func Run(t *testing.T, f Fixture) {
 		if !lc.State.RegisteredFamily() || lc.Domain != domain || lc.CheckedAt.IsZero() {
 			t.Errorf("got %+v, want a registered-family state for %s with checked_at", lc, domain)
 		}
+		if len(lc.Evidence) != 1 || lc.Evidence[0].Server != "127.0.0.1" || lc.Evidence[0].State != lc.State {
+			t.Errorf("evidence %+v, want the answer naming the API's host", lc.Evidence)
+		}
 	})
 	t.Run("NotFound", func(t *testing.T) {
 		s := start(t, f, func(w http.ResponseWriter, r *http.Request, _ int64) { f.NotFound(w, f.Query(r)) })

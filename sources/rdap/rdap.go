@@ -169,7 +169,7 @@ func (p *Provider) Lookup(ctx context.Context, domain string) (lifecycle.Lifecyc
 		return lifecycle.Lifecycle{}, err
 	}
 	l.CheckedAt = now.UTC()
-	return l, nil
+	return l.WithServer(resp.Request.URL.Hostname()), nil
 }
 
 // readCapped reads at most max bytes; a longer answer is an error, not a

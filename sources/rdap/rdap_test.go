@@ -79,6 +79,9 @@ func TestLookupAnswers(t *testing.T) {
 	if l.State != lifecycle.Registered || l.Domain != "found.test" || !l.CheckedAt.Equal(testNow) {
 		t.Errorf("found: %+v", l)
 	}
+	if len(l.Evidence) != 1 || l.Evidence[0].Server != "127.0.0.1" || l.Evidence[0].Source != lifecycle.SourceRDAP {
+		t.Errorf("found: evidence %+v, want one entry naming the server's host", l.Evidence)
+	}
 	if accept.Load() != "application/rdap+json" {
 		t.Errorf("Accept = %v", accept.Load())
 	}

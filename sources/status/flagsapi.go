@@ -74,7 +74,7 @@ func (a *FlagsAPI) Lookup(ctx context.Context, domain string) (lifecycle.Lifecyc
 	if lc.AsOf.IsZero() {
 		lc.AsOf = now
 	}
-	return lc, nil
+	return lc.WithServer(a.Base.Hostname()), nil
 }
 
 func (a *FlagsAPI) fetch(ctx context.Context, domain string) (string, error) {

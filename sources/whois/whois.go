@@ -136,12 +136,13 @@ func (p *Provider) Lookup(ctx context.Context, domain string) (lifecycle.Lifecyc
 	}
 	// A thin registry names the registrar's server and leaves the dates
 	// to it. A failing registrar keeps the registry's answer.
+	answered := server
 	if !a.NotFound && !a.Reserved && a.ExpiresAt == nil {
 		if ref := registrarServer(text); ref != "" && !sameServer(ref, server) {
 			if rt, rerr := p.Query(ctx, ref, domain); rerr == nil {
 				if ra, rerr := Answer(rt, domain); rerr == nil && !ra.NotFound && !ra.Reserved {
 					ra.Statuses = append(a.Statuses, ra.Statuses...)
-					a = ra
+					a, answered = ra, ref
 				}
 			} else if ctx.Err() != nil {
 				return lifecycle.Lifecycle{}, rerr
@@ -153,7 +154,16 @@ func (p *Provider) Lookup(ctx context.Context, domain string) (lifecycle.Lifecyc
 	now := p.cfg.Now()
 	l := p.cfg.Rules.FromWHOIS(a, now)
 	l.CheckedAt = now.UTC()
-	return l, nil
+	return l.WithServer(hostOf(answered)), nil
+}
+
+// hostOf is a WHOIS server's host without its port: the evidence names the
+// registry, not how lapse reached it.
+func hostOf(server string) string {
+	if h, _, err := net.SplitHostPort(server); err == nil {
+		return h
+	}
+	return server
 }
 
 // Server returns the WHOIS server for domain: the longest configured

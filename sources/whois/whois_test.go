@@ -193,6 +193,10 @@ func TestLookupStates(t *testing.T) {
 		if l.State != tt.want || l.Source != lifecycle.SourceWHOIS || !l.CheckedAt.Equal(testNow) {
 			t.Errorf("%s: %s, want %s (%+v)", tt.domain, l.State, tt.want, l)
 		}
+		// The evidence names the registry that answered, not its port.
+		if len(l.Evidence) != 1 || l.Evidence[0].Server != "127.0.0.1" || l.Evidence[0].State != tt.want {
+			t.Errorf("%s: evidence %+v, want one entry from server 127.0.0.1", tt.domain, l.Evidence)
+		}
 		for _, s := range l.Statuses {
 			if strings.ContainsAny(s, "\x1b\x00\x07") {
 				t.Errorf("%s: control characters kept in status %q", tt.domain, s)
