@@ -95,6 +95,11 @@ type Limits struct {
 	// BudgetPerNight caps the lookups this provider may spend in one night;
 	// 0 means no cap.
 	BudgetPerNight int `toml:"budget_per_night"`
+	// BreakerThreshold consecutive failed attempts (per remote host for
+	// RDAP and WHOIS) open the circuit breaker for BreakerCooldown, during
+	// which lookups fail at once instead of hammering a sick server.
+	BreakerThreshold int      `toml:"breaker_threshold"`
+	BreakerCooldown  Duration `toml:"breaker_cooldown"`
 }
 
 // DomainrConfig configures the Domainr v2 status API.
@@ -188,17 +193,17 @@ func Default() Config {
 			PrimaryColumn: "primary",
 		},
 		Providers: ProvidersConfig{
-			Domainr: DomainrConfig{BaseURL: "https://api.domainr.com", ClientIDEnv: "LAPSE_DOMAINR_CLIENT_ID", MashapeKeyEnv: "LAPSE_DOMAINR_MASHAPE_KEY", Limits: Limits{RatePerSecond: 5, Burst: 5, Concurrency: 4, Timeout: Duration(15 * time.Second), Retries: 3}},
-			Fastly:  FastlyConfig{BaseURL: "https://api.fastly.com", KeyEnv: "LAPSE_FASTLY_KEY", Limits: Limits{RatePerSecond: 5, Burst: 5, Concurrency: 4, Timeout: Duration(15 * time.Second), Retries: 3}},
+			Domainr: DomainrConfig{BaseURL: "https://api.domainr.com", ClientIDEnv: "LAPSE_DOMAINR_CLIENT_ID", MashapeKeyEnv: "LAPSE_DOMAINR_MASHAPE_KEY", Limits: Limits{RatePerSecond: 5, Burst: 5, Concurrency: 4, Timeout: Duration(15 * time.Second), Retries: 3, BreakerThreshold: 5, BreakerCooldown: Duration(time.Minute)}},
+			Fastly:  FastlyConfig{BaseURL: "https://api.fastly.com", KeyEnv: "LAPSE_FASTLY_KEY", Limits: Limits{RatePerSecond: 5, Burst: 5, Concurrency: 4, Timeout: Duration(15 * time.Second), Retries: 3, BreakerThreshold: 5, BreakerCooldown: Duration(time.Minute)}},
 			RDAP: RDAPConfig{
 				BootstrapURL:    "https://data.iana.org/rdap/dns.json",
 				BootstrapMaxAge: Duration(24 * time.Hour),
-				Limits:          Limits{RatePerSecond: 2, Burst: 2, Concurrency: 8, Timeout: Duration(20 * time.Second), Retries: 3},
+				Limits:          Limits{RatePerSecond: 2, Burst: 2, Concurrency: 8, Timeout: Duration(20 * time.Second), Retries: 3, BreakerThreshold: 5, BreakerCooldown: Duration(time.Minute)},
 			},
 			WHOIS: WHOISConfig{
 				IANAServer: "whois.iana.org:43",
 				MaxBytes:   256 << 10,
-				Limits:     Limits{RatePerSecond: 0.5, Burst: 1, Concurrency: 4, Timeout: Duration(20 * time.Second), Retries: 2},
+				Limits:     Limits{RatePerSecond: 0.5, Burst: 1, Concurrency: 4, Timeout: Duration(20 * time.Second), Retries: 2, BreakerThreshold: 5, BreakerCooldown: Duration(time.Minute)},
 			},
 		},
 		Resolve: ResolveConfig{Concurrency: 16},
@@ -224,6 +229,12 @@ func (c Config) Validate() error {
 	}
 	if c.Policy.ConfirmNights < 1 {
 		errs = append(errs, fmt.Errorf("policy.confirm_nights %d must be at least 1", c.Policy.ConfirmNights))
+	}
+	for name, l := range map[string]Limits{"domainr": c.Providers.Domainr.Limits, "fastly": c.Providers.Fastly.Limits,
+		"rdap": c.Providers.RDAP.Limits, "whois": c.Providers.WHOIS.Limits} {
+		if l.BreakerThreshold < 0 || l.BreakerCooldown < 0 {
+			errs = append(errs, fmt.Errorf("providers.%s.breaker_threshold and breaker_cooldown must not be negative (0 takes the default: 5 failures, 1m)", name))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -39,6 +39,7 @@ func FromLimits(l config.Limits) Politeness {
 		Timeout:     l.Timeout.Std(),
 		Retry:       RetryOptions{Retries: l.Retries},
 		Budget:      l.BudgetPerNight,
+		Breaker:     BreakerOptions{Threshold: l.BreakerThreshold, Cooldown: l.BreakerCooldown.Std()},
 	}
 }
 

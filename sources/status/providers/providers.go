@@ -212,7 +212,7 @@ func politeness(l config.Limits, d Deps, hint string, key func(string) string) s
 	pol.Retry.Sleep = d.Sleep
 	pol.Retry.Log = d.Log
 	pol.Log = d.Log
-	pol.Breaker = status.BreakerOptions{Key: key, Now: d.Now}
+	pol.Breaker.Key, pol.Breaker.Now = key, d.Now
 	return pol
 }
 

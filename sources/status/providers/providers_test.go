@@ -249,3 +249,43 @@ func TestBuildOnlyOne(t *testing.T) {
 		t.Errorf("whois only: %+v, %v, rdap hits %d", lc, err, w.rdapHits.Load())
 	}
 }
+
+// The breaker settings of a provider's section reach its breaker: with
+// breaker_threshold 2 the third lookup against a failing RDAP server is
+// refused without a request, until breaker_cooldown has passed.
+func TestBreakerSettingsApply(t *testing.T) {
+	w := newWorld(t)
+	cfg := w.config(t)
+	cfg.Providers.RDAP.Retries = 0
+	cfg.Providers.RDAP.BreakerThreshold = 2
+	cfg.Providers.RDAP.BreakerCooldown = config.Duration(10 * time.Minute)
+	w.rdapStatus = func(string) int { return 503 }
+	now := time.Date(2026, 5, 1, 3, 0, 0, 0, time.UTC)
+	p, err := Build(cfg, Deps{Only: "rdap", Sleep: noSleep, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 4 {
+		lc, err := p.Lookup(ctx, fmt.Sprintf("x%d.com", i))
+		if err != nil || lc.State != lifecycle.Unknown {
+			t.Fatalf("lookup %d: %+v %v, want unknown", i, lc, err)
+		}
+		if i == 3 && !strings.Contains(lc.Error, "circuit breaker open") {
+			t.Errorf("lookup %d error %q, want the breaker", i, lc.Error)
+		}
+	}
+	if n := w.rdapHits.Load(); n != 2 {
+		t.Errorf("RDAP asked %d times, want 2 (threshold 2)", n)
+	}
+	now = now.Add(11 * time.Minute)
+	if _, err := p.Lookup(ctx, "y.com"); err != nil || w.rdapHits.Load() != 3 {
+		t.Errorf("after the cool-down: %v, %d requests, want a probe (3)", err, w.rdapHits.Load())
+	}
+	bad := config.Default()
+	bad.DataDir = t.TempDir()
+	bad.Providers.WHOIS.BreakerCooldown = config.Duration(-time.Second)
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "providers.whois.breaker_threshold") {
+		t.Errorf("negative cool-down: %v", err)
+	}
+}
