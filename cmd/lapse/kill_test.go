@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,10 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/lapse-dev/lapse/pipeline"
-	"github.com/lapse-dev/lapse/pipeline/demo"
 	"github.com/lapse-dev/lapse/sim"
 )
 
@@ -28,49 +24,20 @@ func TestRunKilledNineResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIPPED in -short: runs lapse as a subprocess over the simulator")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	w := sim.NewWorld(sim.Params{Seed: 1, Start: simStart, Emails: 2000})
 	// Slow answers, so the kill lands while lookups are in flight.
 	slow := sim.Faults{Latency: 15 * time.Millisecond}
-	srv, err := sim.Start(ctx, w, sim.ServerOptions{RDAP: slow, WHOIS: slow, Domainr: slow, Fastly: slow})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	dir := t.TempDir()
+	straight := filepath.Join(t.TempDir(), "straight")
+	s := newSimSetupWith(t, straight, "", sim.ServerOptions{RDAP: slow, WHOIS: slow, Domainr: slow, Fastly: slow})
 	date := "2026-01-01"
-	d, _ := time.Parse(time.DateOnly, date)
-	accounts := filepath.Join(dir, "accounts.jsonl")
-	if err := demo.WriteAccounts(accounts, w.Addresses(d)); err != nil {
-		t.Fatal(err)
-	}
-	w.SetDate(d)
-	config := func(data string) string {
-		cfg, err := demo.SimConfig(srv, data, demo.PolicyDefault, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var b bytes.Buffer
-		if err := toml.NewEncoder(&b).Encode(cfg); err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, filepath.Base(data)+".toml")
-		if err := os.WriteFile(p, b.Bytes(), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	env := []string{"LAPSE_SOURCE=jsonl:" + accounts, "LAPSE_BRAKE_MAX_FRACTION=1"}
+	env := s.export(date)
 	day := time.Now().UTC().Format(time.DateOnly)
 
-	straight := filepath.Join(dir, "straight")
-	if code, out, errs := runLapse(t, "", env, "--config", config(straight), "run", "--date", date); code != exitOK {
+	if code, out, errs := runLapse(t, "", env, "--config", s.config, "run", "--date", date); code != exitOK {
 		t.Fatalf("uninterrupted night: exit %d\n%s\n%s", code, out, errs)
 	}
 
-	killed := filepath.Join(dir, "killed")
-	cfg := config(killed)
+	killed := filepath.Join(t.TempDir(), "killed")
+	cfg := s.configFor(killed, "")
 	cmd := exec.Command(os.Args[0], "--config", cfg, "--log-format", "json", "run", "--date", date)
 	cmd.Env = append(append(os.Environ(), env...), "LAPSE_TEST_AS_CLI=1")
 	var logs bytes.Buffer
@@ -91,7 +58,7 @@ func TestRunKilledNineResumes(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("the run was not killed mid-night (%v): it finished first\n%s", err, logs.String())
 	}

@@ -32,29 +32,42 @@ type simSetup struct {
 var simStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func newSimSetup(t *testing.T, dataDir string, extra string) *simSetup {
+	return newSimSetupWith(t, dataDir, extra, sim.ServerOptions{})
+}
+
+// newSimSetupWith is newSimSetup with the servers' options (faults).
+func newSimSetupWith(t *testing.T, dataDir, extra string, opts sim.ServerOptions) *simSetup {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := sim.NewWorld(sim.Params{Seed: 1, Start: simStart, Emails: 2000})
-	srv, err := sim.Start(ctx, w, sim.ServerOptions{})
+	srv, err := sim.Start(ctx, w, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close(); cancel() })
 	s := &simSetup{t: t, dir: t.TempDir(), world: w, srv: srv}
-	cfg, err := demo.SimConfig(srv, dataDir, demo.PolicyDefault, 8)
+	s.config = s.configFor(dataDir, extra)
+	return s
+}
+
+// configFor writes a lapse.toml for another data dir over the same
+// servers and returns its path.
+func (s *simSetup) configFor(dataDir, extra string) string {
+	s.t.Helper()
+	cfg, err := demo.SimConfig(s.srv, dataDir, demo.PolicyDefault, 8)
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
 	var b bytes.Buffer
 	if err := toml.NewEncoder(&b).Encode(cfg); err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
 	b.WriteString(extra)
-	s.config = filepath.Join(s.dir, "lapse.toml")
-	if err := os.WriteFile(s.config, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
+	p := filepath.Join(s.dir, filepath.Base(dataDir)+".toml")
+	if err := os.WriteFile(p, b.Bytes(), 0o600); err != nil {
+		s.t.Fatal(err)
 	}
-	return s
+	return p
 }
 
 // export writes the accounts of a night and returns the env pointing the
