@@ -35,6 +35,7 @@ type Config struct {
 	Cache     CacheConfig     `toml:"cache"`
 	Policy    PolicyConfig    `toml:"policy"`
 	Brake     BrakeConfig     `toml:"brake"`
+	Retention RetentionConfig `toml:"retention"`
 }
 
 // PostgresConfig describes the account database table lapse reads.
@@ -180,6 +181,16 @@ type BrakeConfig struct {
 	Protected []string `toml:"protected"`
 }
 
+// RetentionConfig bounds how long the nightly files holding addresses are
+// kept.
+type RetentionConfig struct {
+	// Nights of snapshots/date=D and decisions/date=D kept, tonight
+	// included: older ones are deleted after a night finishes. 0 keeps
+	// everything. Changesets, observations and the lifecycle database are
+	// never deleted.
+	Nights int `toml:"nights"`
+}
+
 // Default returns the configuration lapse runs with when nothing is set.
 func Default() Config {
 	return Config{
@@ -229,6 +240,9 @@ func (c Config) Validate() error {
 	}
 	if c.Policy.ConfirmNights < 1 {
 		errs = append(errs, fmt.Errorf("policy.confirm_nights %d must be at least 1", c.Policy.ConfirmNights))
+	}
+	if c.Retention.Nights < 0 {
+		errs = append(errs, fmt.Errorf("retention.nights %d is negative: use 0 to keep every night, or the number of nights to keep", c.Retention.Nights))
 	}
 	for name, l := range map[string]Limits{"domainr": c.Providers.Domainr.Limits, "fastly": c.Providers.Fastly.Limits,
 		"rdap": c.Providers.RDAP.Limits, "whois": c.Providers.WHOIS.Limits} {

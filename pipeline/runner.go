@@ -465,6 +465,15 @@ func RunNight(ctx context.Context, opts Options) (NightResult, error) {
 	if err := WriteMetrics(MetricsPath(dataDir), m, opts.Now()); err != nil {
 		return res, fmt.Errorf("night %s: %w", opts.Date, err)
 	}
+	// Retention, once the night is safely finished. A failure is logged,
+	// not the night's: its files are all written and recorded.
+	removed, err := Prune(dataDir, opts.Date, opts.Config.Retention.Nights)
+	if len(removed) > 0 {
+		log.Info("retention: deleted the address files of old nights", "folders", len(removed), "keep_nights", opts.Config.Retention.Nights)
+	}
+	if err != nil {
+		log.Error("retention: could not delete every old folder (they are retried after the next night)", "err", err)
+	}
 	res.Outcome, res.Manifest = outcome, m
 	if blocked != nil {
 		return res, fmt.Errorf("night %s: %w", opts.Date, blocked)

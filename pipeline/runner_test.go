@@ -237,3 +237,54 @@ func hQueryText(t *testing.T, q string) string {
 	}
 	return b.String()
 }
+
+// With retention.nights the snapshots and decisions of older nights are
+// deleted once a night finishes, and nothing else: the first-seen history
+// still reaches back to the first night through first_seen.parquet.
+func TestRetentionDeletesOldAddressFiles(t *testing.T) {
+	ctx := context.Background()
+	h := newHNight(t, hEmails...)
+	h.cfg.Retention.Nights = 2
+	dates := []string{"2026-03-01", "2026-03-02", "2026-03-03", "2026-03-05"}
+	for _, d := range dates {
+		if _, err := RunNight(ctx, h.opts(d)); err != nil {
+			t.Fatalf("night %s: %v", d, err)
+		}
+		h.clk.Add(24 * time.Hour)
+	}
+	data := h.cfg.DataDir
+	for _, sub := range []string{"snapshots", "decisions"} {
+		for _, d := range dates {
+			_, err := os.Stat(filepath.Join(data, sub, "date="+d))
+			// Two nights kept, tonight (03-05) included: 03-04 and 03-05.
+			if gone := d < "2026-03-04"; gone != errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s/date=%s: stat %v, want deleted %v", sub, d, err, gone)
+			}
+		}
+	}
+	for _, d := range dates {
+		for _, p := range []string{filepath.Join("changesets", d), filepath.Join("observations", "date="+d)} {
+			if _, err := os.Stat(filepath.Join(data, p)); err != nil {
+				t.Errorf("%s deleted by retention: %v", p, err)
+			}
+		}
+	}
+	// Every address was first seen on the first night, whose files are gone.
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	var first time.Time
+	q := `SELECT count(*), min(first_seen) FROM read_parquet(?) HAVING max(first_seen) = min(first_seen)`
+	if err := db.QueryRow(q, filepath.Join(data, "decisions", "date=2026-03-05", "first_seen.parquet")).Scan(&n, &first); err != nil {
+		t.Fatalf("first_seen of the last night: %v", err)
+	}
+	if want := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC); n != len(hEmails) || !first.Equal(want) {
+		t.Errorf("last night's first_seen: %d addresses first seen %v, want %d at %v", n, first, len(hEmails), want)
+	}
+	if rm, err := Prune(data, "2026-03-05", 0); err != nil || len(rm) != 0 {
+		t.Errorf("retention 0 deleted %v (%v)", rm, err)
+	}
+}

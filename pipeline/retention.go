@@ -1,0 +1,64 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// retainedDirs are the per-night folders that hold addresses; retention
+// deletes old ones. Changesets (the reviewed record), observations and the
+// lifecycle database hold what trends need and are kept.
+var retainedDirs = []string{"snapshots", "decisions"}
+
+// Prune deletes the snapshots/date=X and decisions/date=X folders of
+// nights more than keep-1 nights before date (keep nights are left,
+// tonight's included), and returns what it deleted. keep <= 0 deletes
+// nothing. It runs after a night finished: that night's first_seen.parquet
+// carries every address's first sighting forward, so the history lost with
+// older folders is already in it.
+func Prune(dataDir, date string, keep int) ([]string, error) {
+	if keep <= 0 {
+		return nil, nil
+	}
+	d, err := ParseDate(date)
+	if err != nil {
+		return nil, err
+	}
+	cutoff := d.AddDate(0, 0, -(keep - 1)).Format(time.DateOnly)
+	var removed []string
+	var errs []error
+	for _, sub := range retainedDirs {
+		root := filepath.Join(dataDir, sub)
+		ents, err := os.ReadDir(root)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("retention: %w", err))
+			continue
+		}
+		for _, e := range ents {
+			night, ok := strings.CutPrefix(e.Name(), "date=")
+			if !ok || !e.IsDir() {
+				continue
+			}
+			if _, err := time.Parse(time.DateOnly, night); err != nil || night >= cutoff {
+				continue
+			}
+			p := filepath.Join(root, e.Name())
+			if err := os.RemoveAll(p); err != nil {
+				errs = append(errs, fmt.Errorf("retention: %w", err))
+				continue
+			}
+			removed = append(removed, p)
+		}
+	}
+	slices.Sort(removed)
+	return removed, errors.Join(errs...)
+}
