@@ -26,8 +26,8 @@ type SeedOptions struct {
 }
 
 // seedColumns are PyPI warehouse's user_emails columns the sim fills
-// (plus created, which warehouse lacks but lapse can read).
-var seedColumns = []string{"id", "user_id", "email", "verified", "primary", "unverify_reason", "domain_last_checked", "domain_last_status", "created"}
+// (plus created and verified_at, which warehouse lacks but lapse can read).
+var seedColumns = []string{"id", "user_id", "email", "verified", "primary", "unverify_reason", "domain_last_checked", "domain_last_status", "created", "verified_at"}
 
 // Seed writes rows (the account table, see World.Addresses) to to:
 // "postgres://…" (a new table, filled with COPY FROM), "csv:PATH" or
@@ -73,7 +73,7 @@ func writeAccountsCSV(w io.Writer, rows []Row) error {
 		c := r.Created
 		rec[0], rec[1], rec[2] = strconv.FormatInt(r.ID, 10), r.UserID, r.Email
 		rec[3], rec[4], rec[5] = strconv.FormatBool(r.Verified), strconv.FormatBool(r.Primary), r.UnverifyReason
-		rec[6], rec[7], rec[8] = "", "", tsText(&c)
+		rec[6], rec[7], rec[8], rec[9] = "", "", tsText(&c), tsText(r.VerifiedAt)
 		if err := cw.Write(rec); err != nil {
 			return err
 		}
@@ -95,6 +95,7 @@ type accountJSON struct {
 	DomainLastChecked *string  `json:"domain_last_checked"`
 	DomainLastStatus  []string `json:"domain_last_status"`
 	Created           string   `json:"created"`
+	VerifiedAt        *string  `json:"verified_at"`
 }
 
 func writeAccountsJSONL(w io.Writer, rows []Row) error {
@@ -105,6 +106,10 @@ func writeAccountsJSONL(w io.Writer, rows []Row) error {
 		a := accountJSON{ID: r.ID, UserID: r.UserID, Email: r.Email, Verified: r.Verified, Primary: r.Primary, Created: tsText(&r.Created)}
 		if r.UnverifyReason != "" {
 			a.UnverifyReason = &r.UnverifyReason
+		}
+		if r.VerifiedAt != nil {
+			v := tsText(r.VerifiedAt)
+			a.VerifiedAt = &v
 		}
 		if err := enc.Encode(a); err != nil {
 			return err
@@ -145,19 +150,24 @@ func seedPostgres(ctx context.Context, dsn string, rows []Row, opts SeedOptions)
 	unverify_reason text,
 	domain_last_checked timestamptz,
 	domain_last_status varchar[],
-	created timestamptz
+	created timestamptz,
+	verified_at timestamptz
 )`
 	if _, err := tx.Exec(ctx, ddl); err != nil {
 		return fmt.Errorf("sim seed: create table %s (use --replace to drop an existing one): %w", table, err)
 	}
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{table}, []string{"id", "user_id", "email", "primary", "verified", "unverify_reason", "created"},
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{table}, []string{"id", "user_id", "email", "primary", "verified", "unverify_reason", "created", "verified_at"},
 		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 			r := &rows[i]
 			var reason any
 			if r.UnverifyReason != "" {
 				reason = r.UnverifyReason
 			}
-			return []any{r.ID, r.UserID, r.Email, r.Primary, r.Verified, reason, r.Created}, nil
+			var verifiedAt any
+			if r.VerifiedAt != nil {
+				verifiedAt = *r.VerifiedAt
+			}
+			return []any{r.ID, r.UserID, r.Email, r.Primary, r.Verified, reason, r.Created, verifiedAt}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("sim seed: copy into %s: %w", table, err)

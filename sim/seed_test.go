@@ -24,8 +24,15 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // readBack reads a seeded source with lapse's own email reader.
 func readBack(t *testing.T, spec string) (n, verified int, ids map[int64]bool) {
+	n, verified, ids, _ = readBackTimes(t, spec)
+	return n, verified, ids
+}
+
+// readBackTimes is readBack that also counts the rows with a verified_at.
+func readBackTimes(t *testing.T, spec string) (n, verified int, ids map[int64]bool, withVerifiedAt int) {
 	t.Helper()
 	c := config.Default()
+	c.Postgres.CreatedColumn, c.Postgres.VerifiedAtColumn = "created", "verified_at"
 	r, err := emails.Open(context.Background(), spec, emails.Options{All: true, Postgres: c.Postgres})
 	if err != nil {
 		t.Fatalf("open %s: %v", spec, err)
@@ -42,10 +49,14 @@ func readBack(t *testing.T, spec string) (n, verified int, ids map[int64]bool) {
 		}
 		idc := rec.Column(int(rec.Schema().FieldIndices(emails.ColEmailID)[0])).(*array.Int64)
 		vc := rec.Column(int(rec.Schema().FieldIndices("verified")[0])).(*array.Boolean)
+		va := rec.Column(int(rec.Schema().FieldIndices("verified_at")[0]))
 		for i := 0; i < int(rec.NumRows()); i++ {
 			ids[idc.Value(i)] = true
 			if vc.Value(i) {
 				verified++
+			}
+			if va.IsValid(i) {
+				withVerifiedAt++
 			}
 		}
 		n += int(rec.NumRows())
@@ -54,7 +65,18 @@ func readBack(t *testing.T, spec string) (n, verified int, ids map[int64]bool) {
 	if p := r.Problems(); p.Malformed > 0 {
 		t.Errorf("%s: %d malformed lines: %+v", spec, p.Malformed, p.First)
 	}
-	return n, verified, ids
+	return n, verified, ids, withVerifiedAt
+}
+
+// withVerifiedAt counts the rows that carry a verified_at.
+func withVerifiedAt(rows []sim.Row) int {
+	n := 0
+	for _, r := range rows {
+		if r.VerifiedAt != nil {
+			n++
+		}
+	}
+	return n
 }
 
 func seedRows(t *testing.T) ([]sim.Row, int) {
@@ -85,9 +107,12 @@ func TestSeedFilesReadByLapse(t *testing.T) {
 		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s: mode %v, %v; want 0600", spec, fi.Mode(), err)
 		}
-		n, v, ids := readBack(t, spec)
+		n, v, ids, va := readBackTimes(t, spec)
 		if n != len(rows) || v != verified || !ids[rows[len(rows)-1].ID] {
 			t.Errorf("%s: read %d rows (%d verified), wrote %d (%d)", spec, n, v, len(rows), verified)
+		}
+		if want := withVerifiedAt(rows); va != want || want == 0 {
+			t.Errorf("%s: %d rows with verified_at read back, wrote %d", spec, va, want)
 		}
 	}
 	if err := sim.Seed(context.Background(), "mysql://x", rows, sim.SeedOptions{}); err == nil {
@@ -102,9 +127,12 @@ func TestSeedPostgres(t *testing.T) {
 	if err := sim.Seed(ctx, dsn, rows, sim.SeedOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	n, v, _ := readBack(t, dsn)
+	n, v, _, va := readBackTimes(t, dsn)
 	if n != len(rows) || v != verified {
 		t.Errorf("postgres: read %d rows (%d verified), wrote %d (%d)", n, v, len(rows), verified)
+	}
+	if want := withVerifiedAt(rows); va != want || want == 0 {
+		t.Errorf("postgres: %d rows with verified_at read back, wrote %d", va, want)
 	}
 	if err := sim.Seed(ctx, dsn, rows, sim.SeedOptions{}); err == nil {
 		t.Error("second seed into an existing table did not fail")

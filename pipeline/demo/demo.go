@@ -14,7 +14,6 @@
 package demo
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -300,37 +299,10 @@ func exportAccounts(dir, date string, rows []sim.Row) (string, error) {
 	return p, nil
 }
 
-// WriteAccounts writes the simulator's account table as a JSONL export with
-// PyPI's user_emails fields (mode 0600: it holds addresses), atomically.
+// WriteAccounts writes the account table as a JSONL export (0600,
+// atomically): the simulator's seed file, read by the night's snapshot.
 func WriteAccounts(path string, rows []sim.Row) error {
-	type line struct {
-		ID             int64      `json:"id"`
-		UserID         string     `json:"user_id"`
-		Email          string     `json:"email"`
-		Verified       bool       `json:"verified"`
-		Primary        bool       `json:"primary"`
-		UnverifyReason *string    `json:"unverify_reason"`
-		Created        time.Time  `json:"created"`
-		VerifiedAt     *time.Time `json:"verified_at"`
-	}
-	err := atomicfile.WriteFrom(path, 0o600, func(w io.Writer) error {
-		bw := bufio.NewWriterSize(w, 1<<16)
-		enc := json.NewEncoder(bw)
-		for _, r := range rows {
-			l := line{ID: r.ID, UserID: r.UserID, Email: r.Email, Verified: r.Verified, Primary: r.Primary, Created: r.Created, VerifiedAt: r.VerifiedAt}
-			if r.UnverifyReason != "" {
-				l.UnverifyReason = &r.UnverifyReason
-			}
-			if err := enc.Encode(l); err != nil {
-				return err
-			}
-		}
-		return bw.Flush()
-	})
-	if err != nil {
-		return fmt.Errorf("export accounts %s: %w", path, err)
-	}
-	return nil
+	return sim.Seed(context.Background(), "jsonl:"+path, rows, sim.SeedOptions{})
 }
 
 // apply plays the reviewed apply step: the night's changeset un-verifies
