@@ -5,7 +5,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"time"
@@ -135,6 +137,17 @@ func MakePlan(ctx context.Context, o PlanOptions) (Plan, error) {
 			return p, err
 		}
 		p.Domains, domains, err = dueDomains(ctx, o.SnapshotPath, sc.Path, o.Now)
+		if err != nil && sc.Reused && ctx.Err() == nil {
+			// The copy is derived data: one that cannot be read (damaged
+			// on disk) is written again from the cache, once.
+			if err := os.Remove(statesMetaPath(sc.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return p, fmt.Errorf("states: %w", err)
+			}
+			if sc, err = CurrentStates(ctx, o.Cache, o.States); err != nil {
+				return p, err
+			}
+			p.Domains, domains, err = dueDomains(ctx, o.SnapshotPath, sc.Path, o.Now)
+		}
 	} else {
 		domains, err = SnapshotDomains(ctx, o.SnapshotPath)
 		p.Domains = len(domains)

@@ -270,3 +270,36 @@ func TestExportStatesReadBack(t *testing.T) {
 		}
 	}
 }
+
+// A states copy damaged on disk behind a matching states.json is derived
+// data: the plan writes it again from the cache instead of failing every
+// night.
+func TestPlanRewritesADamagedStatesCopy(t *testing.T) {
+	ctx := context.Background()
+	clk := &hClock{t: time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC)}
+	c := hOpenCache(t, clk)
+	snap := filepath.Join(t.TempDir(), "emails.parquet")
+	hWriteSnapshot(t, snap, "a@a.com a.com true", "b@b.com b.com true")
+	if _, err := c.Record(ctx, lifecycle.Lifecycle{Domain: "a.com", State: lifecycle.Registered, Source: lifecycle.SourceRDAP, CheckedAt: clk.Now(), AsOf: clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	states := StatesPath(t.TempDir())
+	o := PlanOptions{Date: "2026-03-01", SnapshotPath: snap, Cache: c, Now: clk.Now(), States: states}
+	want, err := MakePlan(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(states, []byte("not parquet at all"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	got, err := MakePlan(ctx, o)
+	if err != nil {
+		t.Fatalf("plan over a damaged copy: %v", err)
+	}
+	if !reflect.DeepEqual(got, want) || got.Domains != 2 || got.Fresh != 1 {
+		t.Errorf("plan over a damaged copy\n%+v\nwant\n%+v", got, want)
+	}
+	if n := hCountRows(t, states); n != 1 {
+		t.Errorf("rewritten copy has %d rows, want 1", n)
+	}
+}
