@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,13 +162,8 @@ func TestCurrentStatesRewritesOnlyAfterAChange(t *testing.T) {
 
 func hCountRows(t *testing.T, path string) int {
 	t.Helper()
-	db, err := sql.Open("duckdb", "")
+	n, err := strconv.Atoi(strings.Trim(hQueryText(t, fmt.Sprintf(`SELECT count(*) FROM read_parquet('%s')`, path)), "[]\n"))
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM read_parquet(?)`, path).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
