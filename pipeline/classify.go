@@ -2,13 +2,10 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -177,11 +174,11 @@ func Classify(ctx context.Context, o ClassifyOptions) (ClassifyResult, error) {
 	if err := countDecided(ctx, db, rules, &res); err != nil {
 		return res, fmt.Errorf("classify: %w", err)
 	}
-	sum, err := fileSHA256(o.Out)
+	sum, err := changeset.HashFile(o.Out)
 	if err != nil {
 		return res, fmt.Errorf("classify: %w", err)
 	}
-	b, err := json.MarshalIndent(countsFile{Date: o.Date, Policy: o.Policy.Name, DecisionsSHA256: sum, ClassifyResult: res}, "", "  ")
+	b, err := json.MarshalIndent(countsFile{Date: o.Date, Policy: o.Policy.Name, DecisionsSHA256: sum.SHA256, ClassifyResult: res}, "", "  ")
 	if err != nil {
 		return res, fmt.Errorf("classify: %w", err)
 	}
@@ -211,28 +208,15 @@ func ReadClassifyCounts(decisions, date string) (ClassifyResult, error) {
 	if c.Date != date {
 		return ClassifyResult{}, fmt.Errorf("classify counts %s are for night %q, not %s: run the night again with --force", path, c.Date, date)
 	}
-	sum, err := fileSHA256(decisions)
+	sum, err := changeset.HashFile(decisions)
 	if err != nil {
 		return ClassifyResult{}, fmt.Errorf("classify counts: %w", err)
 	}
-	if sum != c.DecisionsSHA256 {
+	if sum.SHA256 != c.DecisionsSHA256 {
 		return ClassifyResult{}, fmt.Errorf("classify counts %s do not match %s (classify did not finish): run the night again with --force", path, decisions)
 	}
 	c.ClassifyResult.Path = decisions
 	return c.ClassifyResult, nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // stateColumns are the cache-export columns classify reads, with their

@@ -197,7 +197,7 @@ func Write(ctx context.Context, db *sql.DB, s Spec) (Result, error) {
 		return res, fmt.Errorf("changeset %s: %w", s.Date, err)
 	}
 	for _, name := range []string{FileParquet, FileCSV, FileNotify, FileSummary} {
-		fi, err := hashFile(filepath.Join(s.Dir, name))
+		fi, err := HashFile(filepath.Join(s.Dir, name))
 		if err != nil {
 			return res, fmt.Errorf("changeset %s: %w", s.Date, err)
 		}
@@ -304,7 +304,8 @@ func counts(ctx context.Context, db *sql.DB, s Spec, cs string) (Counts, error) 
 	return c, nil
 }
 
-func hashFile(path string) (FileInfo, error) {
+// HashFile is the sha256 and size of a file.
+func HashFile(path string) (FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return FileInfo{}, fmt.Errorf("hash %s: %w", path, err)
