@@ -5,9 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"slices"
 	"time"
@@ -140,10 +138,7 @@ func MakePlan(ctx context.Context, o PlanOptions) (Plan, error) {
 		if err != nil && sc.Reused && ctx.Err() == nil {
 			// The copy is derived data: one that cannot be read (damaged
 			// on disk) is written again from the cache, once.
-			if err := os.Remove(statesMetaPath(sc.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return p, fmt.Errorf("states: %w", err)
-			}
-			if sc, err = CurrentStates(ctx, o.Cache, o.States); err != nil {
+			if sc, err = rewriteStates(ctx, o.Cache, o.States); err != nil {
 				return p, err
 			}
 			p.Domains, domains, err = dueDomains(ctx, o.SnapshotPath, sc.Path, o.Now)
@@ -213,8 +208,7 @@ func dueDomains(ctx context.Context, snapshot, states string, now time.Time) (in
 		return 0, nil, fmt.Errorf("open duckdb: %w", err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `CREATE TEMP TABLE d AS SELECT DISTINCT domain FROM read_parquet(?)
-		WHERE domain IS NOT NULL AND verified`, snapshot); err != nil {
+	if _, err := conn.ExecContext(ctx, `CREATE TEMP TABLE d AS `+snapshotDomainsSQL, snapshot); err != nil {
 		return 0, nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
 	}
 	var total int
@@ -276,6 +270,11 @@ func ReadPlan(path string) (Plan, error) {
 	return p, nil
 }
 
+// snapshotDomainsSQL selects the distinct registrable domains of the
+// verified addresses in the snapshot given as its parameter: the domains a
+// night plans for.
+const snapshotDomainsSQL = `SELECT DISTINCT domain FROM read_parquet(?) WHERE domain IS NOT NULL AND verified`
+
 // SnapshotDomains returns the distinct registrable domains of the verified
 // addresses in a snapshot, sorted.
 func SnapshotDomains(ctx context.Context, snapshot string) ([]string, error) {
@@ -287,8 +286,7 @@ func SnapshotDomains(ctx context.Context, snapshot string) ([]string, error) {
 		return nil, fmt.Errorf("open duckdb: %w", err)
 	}
 	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT DISTINCT domain FROM read_parquet(?)
-		WHERE domain IS NOT NULL AND verified ORDER BY domain`, snapshot)
+	rows, err := db.QueryContext(ctx, snapshotDomainsSQL, snapshot)
 	if err != nil {
 		return nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
 	}
@@ -304,8 +302,6 @@ func SnapshotDomains(ctx context.Context, snapshot string) ([]string, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
 	}
-	// Byte order whatever collation DuckDB sorted with: resolve finds
-	// domains in the list by binary search.
-	slices.Sort(out)
+	slices.Sort(out) // byte order, for GetMany's ordered walk
 	return out, nil
 }

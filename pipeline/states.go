@@ -75,6 +75,13 @@ func CurrentStates(ctx context.Context, c StatesCache, path string) (StatesCopy,
 			return out, nil
 		}
 	}
+	return rewriteStates(ctx, c, path)
+}
+
+// rewriteStates writes the states copy at path from the cache, then its
+// states.json, whatever the token says.
+func rewriteStates(ctx context.Context, c StatesCache, path string) (StatesCopy, error) {
+	out := StatesCopy{Path: path}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return out, fmt.Errorf("states: %w", err)
 	}
