@@ -62,8 +62,9 @@ type PublishResult struct {
 // decisions, metrics and changeset in the lifecycle database and writes the
 // report. It reads the decisions (non-keep rows), the snapshot once for
 // notify.csv, and takes every count over all addresses from classify
-// (o.Counts or counts.json): it never reads every decision again. When the safety brake holds the changeset every file is still
-// written and the returned error wraps ErrBlocked with the reasons.
+// (o.Counts or counts.json): it never reads every decision again. When the
+// safety brake holds the changeset every file is still written and the
+// returned error wraps ErrBlocked with the reasons.
 // Re-publishing a night replaces its files and rows with the same content.
 func Publish(ctx context.Context, o PublishOptions) (PublishResult, error) {
 	var res PublishResult

@@ -244,8 +244,9 @@ func newSimSeedCmd(g *globalOptions) *cobra.Command {
 		Short: "Write the simulated account table (PyPI's user_emails) as of a date (a simulation)",
 		Long: `Write the simulated population as it stands on --date as PyPI warehouse's
 user_emails table (id, user_id, email, verified, "primary", unverify_reason,
-domain_last_checked, domain_last_status, created): a new PostgreSQL table
-filled with COPY, or a CSV/JSONL file with the same field names.
+domain_last_checked, domain_last_status, plus created and verified_at): a new
+PostgreSQL table filled with COPY, or a CSV/JSONL file with the same field
+names.
 
 ` + simNote,
 		Args: cobra.NoArgs,
