@@ -36,6 +36,7 @@ type Config struct {
 	Policy    PolicyConfig    `toml:"policy"`
 	Brake     BrakeConfig     `toml:"brake"`
 	Retention RetentionConfig `toml:"retention"`
+	Apply     ApplyConfig     `toml:"apply"`
 }
 
 // PostgresConfig describes the account database table lapse reads.
@@ -191,6 +192,34 @@ type RetentionConfig struct {
 	Nights int `toml:"nights"`
 }
 
+// ApplyConfig configures `lapse apply` and `lapse revert`: how a reviewed
+// changeset reaches the account database (the table and columns are the
+// [postgres] ones the snapshot reads).
+type ApplyConfig struct {
+	// DSN is the account database; empty takes source when it is a
+	// postgres:// DSN. The password never comes from here: PGPASSWORD,
+	// postgres.password_env or postgres.password_file.
+	DSN string `toml:"dsn"`
+	// MaxAge refuses a changeset whose night is older than this (unless
+	// --allow-stale): the account table has moved on since its snapshot.
+	MaxAge Duration `toml:"max_age"`
+	// Reason is written to the unverify_reason column (PyPI's wording);
+	// ReasonColumn names it ("" writes no reason).
+	Reason       string `toml:"reason"`
+	ReasonColumn string `toml:"reason_column"`
+	// WriteDomainStatus also sets PyPI's domain_last_checked and
+	// domain_last_status columns from each row's evidence.
+	WriteDomainStatus   bool   `toml:"write_domain_status"`
+	DomainCheckedColumn string `toml:"domain_checked_column"`
+	DomainStatusColumn  string `toml:"domain_status_column"`
+	// AuditTable is the account-database table (created if missing) with
+	// one row per change apply or revert made.
+	AuditTable string `toml:"audit_table"`
+	// BatchSize rows are changed per transaction; a changeset of at most
+	// BatchSize rows is one transaction.
+	BatchSize int `toml:"batch_size"`
+}
+
 // Default returns the configuration lapse runs with when nothing is set.
 func Default() Config {
 	return Config{
@@ -221,6 +250,11 @@ func Default() Config {
 		Cache:   CacheConfig{DropAfter: Duration(180 * 24 * time.Hour)},
 		Policy:  PolicyConfig{Name: "corroborated", WatchWindow: Duration(30 * 24 * time.Hour), ConfirmNights: 2},
 		Brake:   BrakeConfig{MaxFraction: 0.005},
+		Apply: ApplyConfig{
+			MaxAge: Duration(3 * 24 * time.Hour), Reason: "domain status invalid", ReasonColumn: "unverify_reason",
+			DomainCheckedColumn: "domain_last_checked", DomainStatusColumn: "domain_last_status",
+			AuditTable: "lapse_audit", BatchSize: 5000,
+		},
 	}
 }
 
@@ -243,6 +277,15 @@ func (c Config) Validate() error {
 	}
 	if c.Retention.Nights < 0 {
 		errs = append(errs, fmt.Errorf("retention.nights %d is negative: use 0 to keep every night, or the number of nights to keep", c.Retention.Nights))
+	}
+	if c.Apply.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("apply.batch_size %d must be at least 1", c.Apply.BatchSize))
+	}
+	if c.Apply.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("apply.max_age %v is negative", c.Apply.MaxAge.Std()))
+	}
+	if c.Apply.AuditTable == "" {
+		errs = append(errs, errors.New("apply.audit_table is empty: name the account-database table apply records its changes in (default lapse_audit)"))
 	}
 	for name, l := range map[string]Limits{"domainr": c.Providers.Domainr.Limits, "fastly": c.Providers.Fastly.Limits,
 		"rdap": c.Providers.RDAP.Limits, "whois": c.Providers.WHOIS.Limits} {
