@@ -7,8 +7,8 @@ import (
 )
 
 func TestParseCommand(t *testing.T) {
-	const whoisDir = "../../../shared/testdata/whois"
-	const rdapDir = "../../../shared/testdata/rdap"
+	const whoisDir = "../../testdata/whois"
+	const rdapDir = "../../testdata/rdap"
 	tests := []struct {
 		name  string
 		stdin string

@@ -123,7 +123,7 @@ var pslExceptions = map[string]struct{ domain, why string }{
 }
 
 func TestPSLVectors(t *testing.T) {
-	f, err := os.Open("../../../shared/testdata/psl/test_psl.txt")
+	f, err := os.Open("../../testdata/psl/test_psl.txt")
 	if err != nil {
 		t.Fatalf("PSL test vectors: %v", err)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/lapse-dev/lapse/sources/status"
 )
 
-const corpus = "../../../shared/testdata/rdap"
+const corpus = "../../testdata/rdap"
 
 func day(s string) time.Time {
 	t, err := time.Parse(time.RFC3339, s)

@@ -11,7 +11,7 @@ import (
 	"github.com/lapse-dev/lapse/lifecycle"
 )
 
-const corpus = "../../../shared/testdata/whois"
+const corpus = "../../testdata/whois"
 
 var corpusAsOf = time.Date(2022, 7, 6, 0, 0, 0, 0, time.UTC)
 
