@@ -41,6 +41,10 @@ var ErrNotApproved = errors.New("changeset is not approved")
 // without overriding the brake and saying why.
 var ErrNeedsOverride = errors.New("changeset is blocked by the safety brake")
 
+// ErrNotReviewed is returned (wrapped) when the manifest is not the one
+// the reviewer says they reviewed (ApproveOptions.ExpectSHA256).
+var ErrNotReviewed = errors.New("changeset is not the one reviewed")
+
 // Approval is approval.json: a reviewer's signature over one manifest.
 type Approval struct {
 	Date string `json:"date"`
@@ -74,40 +78,75 @@ func ReadManifest(dir string) (Manifest, string, error) {
 	return m, hex.EncodeToString(sum[:]), nil
 }
 
+// TamperError is ErrTampered naming the file that does not match (a
+// changed, missing or unexpected file, or manifest.json itself when it
+// lists nothing usable).
+type TamperError struct {
+	Dir, File string
+	// Why says what is wrong with File ("is missing", "changed since ...").
+	Why string
+}
+
+func (e *TamperError) Error() string {
+	return fmt.Sprintf("changeset %s: %v: %s %s", e.Dir, ErrTampered, e.File, e.Why)
+}
+
+// Unwrap makes a TamperError ErrTampered.
+func (e *TamperError) Unwrap() error { return ErrTampered }
+
 // Verify checks every file the manifest lists against its sha256 and size,
 // and returns the manifest and its sha256. A changed, missing or extra
-// listed file is ErrTampered, naming the file.
+// listed file is ErrTampered (a *TamperError), naming the file.
 func Verify(dir string) (Manifest, string, error) {
-	m, sum, err := ReadManifest(dir)
+	m, sum, bad, err := VerifyAll(dir)
 	if err != nil {
 		return m, "", err
 	}
+	if len(bad) > 0 {
+		return m, "", bad[0]
+	}
+	return m, sum, nil
+}
+
+// VerifyAll is Verify that checks every listed file instead of stopping
+// at the first that does not match: it returns the manifest and its
+// sha256 (even when files do not match, for a reviewer to see) and every
+// mismatch, in file name order. err is for a folder it could not check
+// (no manifest, unreadable files).
+func VerifyAll(dir string) (Manifest, string, []*TamperError, error) {
+	m, sum, err := ReadManifest(dir)
+	if err != nil {
+		return m, "", nil, err
+	}
 	if len(m.Files) == 0 {
-		return m, "", fmt.Errorf("changeset %s: %w: %s lists no files", dir, ErrTampered, FileManifest)
+		return m, sum, []*TamperError{{dir, FileManifest, "lists no files"}}, nil
 	}
 	names := make([]string, 0, len(m.Files))
 	for n := range m.Files {
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	var bad []*TamperError
 	for _, n := range names {
 		if strings.ContainsAny(n, `/\`) || n == ".." {
-			return m, "", fmt.Errorf("changeset %s: %w: %s names a file outside the folder: %q", dir, ErrTampered, FileManifest, n)
+			bad = append(bad, &TamperError{dir, FileManifest, fmt.Sprintf("names a file outside the folder: %q", n)})
+			continue
 		}
 		want := m.Files[n]
 		got, err := HashFile(filepath.Join(dir, n))
 		if errors.Is(err, fs.ErrNotExist) {
-			return m, "", fmt.Errorf("changeset %s: %w: %s is missing", dir, ErrTampered, n)
+			bad = append(bad, &TamperError{dir, n, "is missing"})
+			continue
 		}
 		if err != nil {
-			return m, "", fmt.Errorf("changeset %s: %w", dir, err)
+			return m, sum, bad, fmt.Errorf("changeset %s: %w", dir, err)
 		}
 		if got.SHA256 != want.SHA256 || got.Bytes != want.Bytes {
-			return m, "", fmt.Errorf("changeset %s: %w: %s changed since the night wrote it (sha256 %s, manifest says %s)",
-				dir, ErrTampered, n, short(got.SHA256), short(want.SHA256))
+			bad = append(bad, &TamperError{dir, n, fmt.Sprintf("changed since the night wrote it (sha256 %s, manifest says %s)",
+				short(got.SHA256), short(want.SHA256))})
 		}
 	}
-	return m, sum, nil
+	return m, sum, bad, nil
 }
 
 func short(s string) string {
@@ -123,7 +162,11 @@ type ApproveOptions struct {
 	Note string
 	// OverrideBrake approves a blocked changeset (a Note is required).
 	OverrideBrake bool
-	Now           time.Time
+	// ExpectSHA256, when set, is the manifest sha256 (or a prefix of it)
+	// the reviewer reviewed: a manifest that is now another one (a night
+	// re-published the folder since) is refused with ErrNotReviewed.
+	ExpectSHA256 string
+	Now          time.Time
 }
 
 // Approve verifies the folder and writes approval.json pinning its
@@ -138,6 +181,10 @@ func Approve(dir string, o ApproveOptions) (a Approval, already bool, err error)
 	m, sum, err := Verify(dir)
 	if err != nil {
 		return a, false, fmt.Errorf("approve: %w", err)
+	}
+	if want := strings.ToLower(strings.TrimSpace(o.ExpectSHA256)); want != "" && !strings.HasPrefix(sum, want) {
+		return a, false, fmt.Errorf("approve %s: %w: its manifest sha256 is now %s, not the %s reviewed: review it again",
+			dir, ErrNotReviewed, sum, want)
 	}
 	if m.Status == StatusBlocked && (!o.OverrideBrake || strings.TrimSpace(o.Note) == "") {
 		return a, false, fmt.Errorf("approve %s: %w (%s): approve it with --override-brake and a --note saying why",
