@@ -45,7 +45,10 @@
 // (ShouldFlag, RiskStart), became registrable by others (AtRisk,
 // RegistrableAt) or was registered by someone else (ReregisteredAt).
 // Addresses(date) is PyPI's user_emails table on that date, honouring
-// Unverify; Seed writes it to PostgreSQL (COPY), CSV or JSONL.
+// Unverify; Seed writes it to PostgreSQL (COPY), CSV or JSONL. Account,
+// UnverifyAccount and RestoreAccount read and change one row at the world's
+// date with apply's and revert's guards (the in-memory target of
+// sinks/apply).
 //
 // # Servers
 //

@@ -117,9 +117,9 @@ type Row struct {
 func (w *World) Addresses(date time.Time) []Row {
 	day := w.dayOf(date)
 	w.mu.Lock()
-	unv := make(map[int64]int32, len(w.unverified))
-	for id, d := range w.unverified {
-		unv[id] = d
+	unv := make(map[int64]unverification, len(w.unverified))
+	for id, u := range w.unverified {
+		unv[id] = u
 	}
 	w.mu.Unlock()
 	var out []Row
@@ -153,9 +153,9 @@ func (w *World) Addresses(date time.Time) []Row {
 				v := w.dayTime(a.VerifiedAt).Add(tod + time.Hour)
 				r.VerifiedAt = &v
 			}
-			if d, ok := unv[a.ID]; ok && d <= day {
+			if u, ok := unv[a.ID]; ok && u.on(day) {
 				r.Verified = false
-				r.UnverifyReason = "domain invalid" // PyPI's UnverifyReasons.DomainInvalid
+				r.UnverifyReason = u.reason
 			}
 			out = append(out, r)
 		}

@@ -118,8 +118,24 @@ type World struct {
 	day atomic.Int32
 
 	mu         sync.Mutex
-	unverified map[int64]int32 // email id → day un-verified
+	unverified map[int64]unverification // email id → its un-verification
+	byID       map[int64]int32          // email id → index into Emails, built on first use
 }
+
+// unverification is an address un-verified from day from (through Unverify
+// or UnverifyAccount) until day until (RestoreAccount; never when not
+// restored), with the reason the account table shows.
+type unverification struct {
+	from, until int32
+	reason      string
+}
+
+// unverifyReason is the reason Unverify records: PyPI's
+// UnverifyReasons.DomainInvalid.
+const unverifyReason = "domain invalid"
+
+// on reports whether u makes the address unverified on day.
+func (u unverification) on(day int32) bool { return u.from <= day && day < u.until }
 
 // NewWorld builds the world for p. It is deterministic: the same Params give
 // the same world, byte for byte.
@@ -135,7 +151,7 @@ func NewWorld(p Params) *World {
 	}
 	start := time.Date(p.Start.Year(), p.Start.Month(), p.Start.Day(), 0, 0, 0, 0, time.UTC)
 	p.Start = start
-	w := &World{Params: p, Start: start, unverified: map[int64]int32{}}
+	w := &World{Params: p, Start: start, unverified: map[int64]unverification{}}
 	g := &gen{w: w, rng: rand.New(rand.NewPCG(p.Seed, p.Seed^0x9e3779b97f4a7c15)), used: map[string]struct{}{}}
 	g.domains()
 	g.addresses()
@@ -187,10 +203,97 @@ func (w *World) Unverify(emailIDs []int64, date time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, id := range emailIDs {
-		if old, ok := w.unverified[id]; !ok || d < old {
-			w.unverified[id] = d
+		old, ok := w.unverified[id]
+		switch {
+		case !ok || old.until <= d:
+			w.unverified[id] = unverification{from: d, until: never, reason: unverifyReason}
+		case d < old.from:
+			old.from = d
+			w.unverified[id] = old
 		}
 	}
+}
+
+// Account returns the row of the account table with this id on the
+// world's date (Date): its address, whether it is verified and its
+// un-verify reason ("" when none). ok is false when no address with this
+// id exists on that date (never added, or removed: a deleted row).
+func (w *World) Account(id int64) (email string, verified bool, reason string, ok bool) {
+	day := w.day.Load()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a, ok := w.addressLocked(id, day)
+	if !ok {
+		return "", false, "", false
+	}
+	verified = a.VerifiedAt <= day
+	if u, has := w.unverified[id]; has && u.on(day) {
+		verified, reason = false, u.reason
+	}
+	return a.Email, verified, reason, true
+}
+
+// UnverifyAccount un-verifies the address with this id from the world's
+// date on, with reason, when it exists, still reads email and is
+// verified (apply's guard); it reports whether it did.
+func (w *World) UnverifyAccount(id int64, email, reason string) bool {
+	day := w.day.Load()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a, ok := w.addressLocked(id, day)
+	if !ok || a.Email != email || a.VerifiedAt > day {
+		return false
+	}
+	if u, has := w.unverified[id]; has && u.on(day) {
+		return false
+	}
+	w.unverified[id] = unverification{from: day, until: never, reason: reason}
+	return true
+}
+
+// RestoreAccount undoes UnverifyAccount from the world's date on: the
+// address with this id is verified again when it exists, still reads
+// email and is un-verified with reason (revert's guard); it reports
+// whether it did.
+func (w *World) RestoreAccount(id int64, email, reason string) bool {
+	day := w.day.Load()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a, ok := w.addressLocked(id, day)
+	if !ok || a.Email != email || a.VerifiedAt > day {
+		return false
+	}
+	u, has := w.unverified[id]
+	if !has || !u.on(day) || u.reason != reason {
+		return false
+	}
+	if u.from >= day {
+		delete(w.unverified, id)
+	} else {
+		u.until = day
+		w.unverified[id] = u
+	}
+	return true
+}
+
+// addressLocked finds the address with this id present on day; w.mu is
+// held.
+func (w *World) addressLocked(id int64, day int32) (*Address, bool) {
+	if w.byID == nil {
+		w.byID = make(map[int64]int32, len(w.Emails))
+		for i := range w.Emails {
+			w.byID[w.Emails[i].ID] = int32(i)
+		}
+	}
+	i, ok := w.byID[id]
+	if !ok {
+		return nil, false
+	}
+	a := &w.Emails[i]
+	if a.Added > day || a.Removed <= day {
+		return nil, false
+	}
+	return a, true
 }
 
 // UserID renders user u as a UUID-like string, stable for the seed.

@@ -277,3 +277,61 @@ func TestAddressesAndUnverify(t *testing.T) {
 		}
 	}
 }
+
+func TestAccountGuardedUnverifyRestore(t *testing.T) {
+	w := NewWorld(Params{Seed: 5, Start: testStart, Emails: 3000})
+	day := testStart.AddDate(0, 0, 10)
+	w.SetDate(day)
+	var r Row
+	for _, x := range w.Addresses(day) {
+		if x.Verified {
+			r = x
+			break
+		}
+	}
+	email, verified, reason, ok := w.Account(r.ID)
+	if !ok || email != r.Email || !verified || reason != "" {
+		t.Fatalf("Account(%d) = %q %v %q %v; want %q verified", r.ID, email, verified, reason, ok, r.Email)
+	}
+	if _, _, _, ok := w.Account(-1); ok {
+		t.Error("Account(-1) exists")
+	}
+	if w.UnverifyAccount(r.ID, "other@example.com", "x") {
+		t.Error("un-verified although the address differs")
+	}
+	if !w.UnverifyAccount(r.ID, r.Email, "domain status invalid") {
+		t.Fatal("UnverifyAccount refused a verified address")
+	}
+	if w.UnverifyAccount(r.ID, r.Email, "domain status invalid") {
+		t.Error("un-verified twice")
+	}
+	if _, verified, reason, _ := w.Account(r.ID); verified || reason != "domain status invalid" {
+		t.Errorf("after UnverifyAccount: verified %v reason %q", verified, reason)
+	}
+	for _, x := range w.Addresses(day) {
+		if x.ID == r.ID && (x.Verified || x.UnverifyReason != "domain status invalid") {
+			t.Errorf("Addresses after UnverifyAccount: %+v", x)
+		}
+	}
+	if w.RestoreAccount(r.ID, r.Email, "another reason") {
+		t.Error("restored although the reason differs")
+	}
+	w.SetDate(day.AddDate(0, 0, 3))
+	if !w.RestoreAccount(r.ID, r.Email, "domain status invalid") {
+		t.Fatal("RestoreAccount refused")
+	}
+	if _, verified, reason, _ := w.Account(r.ID); !verified || reason != "" {
+		t.Errorf("after RestoreAccount: verified %v reason %q", verified, reason)
+	}
+	// The history stays: on the days between, the address was unverified.
+	for _, c := range []struct {
+		days int
+		want bool
+	}{{9, true}, {10, false}, {12, false}, {13, true}} {
+		for _, x := range w.Addresses(testStart.AddDate(0, 0, c.days)) {
+			if x.ID == r.ID && x.Verified != c.want {
+				t.Errorf("day %d: verified %v, want %v", c.days, x.Verified, c.want)
+			}
+		}
+	}
+}
