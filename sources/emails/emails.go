@@ -11,7 +11,15 @@
 // lines are left out of the batches, counted, and the first MaxProblems are
 // kept with their line numbers (Problems). The email text itself is never
 // judged here: any string, even garbage, is passed on so normalization can
-// mark it invalid, and nothing disappears silently.
+// mark it invalid, and nothing disappears silently. Strings are the
+// source's bytes, UTF-8 or not (the snapshot marks and escapes those that
+// are not).
+//
+// Ids must be unique: a row whose id an earlier row of the batches already
+// had is left out and counted as malformed like a bad line (every source,
+// the database included, whose rows are listed by their ordinal in the
+// query's output instead of a line number). Rows left out for another
+// reason, unverified ones included, do not take their id.
 package emails
 
 import (
@@ -68,16 +76,19 @@ type Reader interface {
 	Close() error
 }
 
-// Problem is one malformed line of a file source.
+// Problem is one malformed line of a file source, or one malformed row of
+// the database (which has no lines: Row is its ordinal in the query's
+// output, from 1).
 type Problem struct {
-	Line   int64  `json:"line"`
+	Line   int64  `json:"line,omitempty"`
+	Row    int64  `json:"row,omitempty"`
 	Reason string `json:"reason"`
 }
 
 // Problems counts what a source could not use.
 type Problems struct {
-	// Malformed is the number of malformed lines; First holds the first
-	// MaxProblems of them.
+	// Malformed is the number of malformed lines (or database rows);
+	// First holds the first MaxProblems of them.
 	Malformed int64     `json:"malformed"`
 	First     []Problem `json:"first,omitempty"`
 	// SkippedUnverified counts well-formed rows left out because they are
@@ -86,11 +97,19 @@ type Problems struct {
 	SkippedUnverified int64 `json:"skipped_unverified"`
 }
 
-func (p *Problems) add(line int64, reason string) {
+func (p *Problems) add(line int64, reason string) { p.addProblem(Problem{Line: line, Reason: reason}) }
+
+func (p *Problems) addProblem(pr Problem) {
 	p.Malformed++
 	if len(p.First) < MaxProblems {
-		p.First = append(p.First, Problem{Line: line, Reason: reason})
+		p.First = append(p.First, pr)
 	}
+}
+
+// copy returns p with its own First.
+func (p Problems) copy() Problems {
+	p.First = append([]Problem(nil), p.First...)
+	return p
 }
 
 // Options configure Open.

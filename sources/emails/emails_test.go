@@ -2,7 +2,6 @@ package emails
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -456,7 +455,7 @@ func FuzzParseLine(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	cp := &csvParser{nCols: 6, idx: [nFields]int{0, 1, 2, 3, 4, 5, -1}}
-	jp := &jsonlParser{names: fieldNames(config.FileConfig{}), obj: map[string]json.RawMessage{}}
+	jp := &jsonlParser{names: fieldNames(config.FileConfig{})}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		var r row
 		cp.parse(line, &r)

@@ -97,6 +97,7 @@ type fileReader struct {
 	b        *batchBuilder
 	all      bool
 	problems Problems
+	ids      idSet
 	parse    func(line []byte, r *row) (reason string)
 	closed   bool
 	eof      bool
@@ -132,6 +133,10 @@ func (fr *fileReader) Next(ctx context.Context) (arrow.RecordBatch, error) {
 			fr.problems.SkippedUnverified++
 			continue
 		}
+		if fr.ids.add(r.id) {
+			fr.problems.add(fr.lines.n, duplicateID(r.id, "line"))
+			continue
+		}
 		fr.b.append(&r)
 	}
 	if rec := fr.b.flush(); rec != nil {
@@ -140,11 +145,7 @@ func (fr *fileReader) Next(ctx context.Context) (arrow.RecordBatch, error) {
 	return nil, io.EOF
 }
 
-func (fr *fileReader) Problems() Problems {
-	p := fr.problems
-	p.First = append([]Problem(nil), p.First...)
-	return p
-}
+func (fr *fileReader) Problems() Problems { return fr.problems.copy() }
 
 func (fr *fileReader) Close() error {
 	if fr.closed {

@@ -29,6 +29,9 @@ type pgReader struct {
 	done    chan struct{}
 	once    sync.Once
 	closed  bool
+
+	mu       sync.Mutex // guards problems, written by the copy goroutine
+	problems Problems
 }
 
 type pgResult struct {
@@ -163,7 +166,7 @@ func (r *pgReader) wrap(what string, err error) error {
 func (r *pgReader) copy(ctx context.Context, sql string, b *batchBuilder) {
 	defer close(r.done)
 	defer b.release()
-	p := &copyParser{ctx: ctx, b: b, out: r.results}
+	p := &copyParser{ctx: ctx, b: b, out: r.results, r: r}
 	_, err := r.conn.PgConn().CopyTo(ctx, p, sql)
 	if err == nil && len(p.carry) > 0 {
 		err = p.line(p.carry)
@@ -218,7 +221,13 @@ func (r *pgReader) Next(ctx context.Context) (arrow.RecordBatch, error) {
 	}
 }
 
-func (r *pgReader) Problems() Problems { return Problems{} }
+// Problems reports the rows left out so far: those whose id an earlier row
+// had (the query filters unverified rows itself and does not count them).
+func (r *pgReader) Problems() Problems {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.problems.copy()
+}
 
 func (r *pgReader) Close() error {
 	r.once.Do(func() {
@@ -251,8 +260,11 @@ type copyParser struct {
 	b     *batchBuilder
 	out   chan<- pgResult
 	carry []byte
-	r     row
+	row   row
 	buf   [2][]byte // unescaping scratch for user_id and email
+	n     int64     // rows so far: the ordinal of problems
+	ids   idSet
+	r     *pgReader // its problems
 }
 
 func (p *copyParser) send(rec arrow.RecordBatch) error {
@@ -299,7 +311,8 @@ func (p *copyParser) line(line []byte) error {
 		f[i], line = line[:j], line[j+1:]
 	}
 	f[6] = line
-	r := &p.r
+	p.n++
+	r := &p.row
 	var ok bool
 	if r.id, ok = parseInt(f[0]); !ok {
 		return fmt.Errorf("COPY row: id %q is not an integer", f[0])
@@ -326,6 +339,12 @@ func (p *copyParser) line(line []byte) error {
 		if r.verAt, ok = parseInt(f[6]); !ok {
 			return fmt.Errorf("COPY row: verified_at %q is not an integer", f[6])
 		}
+	}
+	if p.ids.add(r.id) {
+		p.r.mu.Lock()
+		p.r.problems.addProblem(Problem{Row: p.n, Reason: duplicateID(r.id, "row")})
+		p.r.mu.Unlock()
+		return nil
 	}
 	p.b.append(r)
 	if p.b.full() {
