@@ -12,9 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -102,6 +104,10 @@ type SnapshotRows struct {
 	Malformed         int64 `json:"malformed"`
 	SkippedUnverified int64 `json:"skipped_unverified"`
 	DistinctDomains   int64 `json:"distinct_domains"`
+	// NotUTF8 counts rows whose user_id or email held bytes that are not
+	// UTF-8: they are stored escaped (\xFF), and such an email is invalid
+	// (invalid_utf8).
+	NotUTF8 int64 `json:"not_utf8"`
 }
 
 // SnapshotManifest is manifest.json beside emails.parquet.
@@ -290,6 +296,10 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 		return res, fmt.Errorf("snapshot manifest: %w", err)
 	}
 	res.Manifest = m
+	if m.Rows.NotUTF8 > 0 {
+		o.Log.Warn("snapshot: rows with bytes that are not UTF-8 in user_id or email, stored escaped as \\xHH (an email is invalid_utf8); fix the export",
+			"rows", m.Rows.NotUTF8)
+	}
 	o.Log.Info("snapshot written", "date", o.Date, "rows", m.Rows.Read, "invalid", m.Rows.Invalid,
 		"malformed", m.Rows.Malformed, "domains", m.Rows.DistinctDomains, "path", res.Path)
 	return res, nil
@@ -524,6 +534,10 @@ type normalizeStage struct {
 	host   *array.StringBuilder
 	domain *array.StringBuilder
 	reason *array.StringBuilder
+	// notUTF8[c]: chunk c has a user_id or email that is not UTF-8.
+	notUTF8 []bool
+	esc     [2]*array.StringBuilder // their escaped columns
+	escBuf  []byte
 
 	rows    SnapshotRows
 	reasons map[string]int64
@@ -540,6 +554,8 @@ func newNormalizeStage(mem memory.Allocator, norm *address.Normalizer, workers i
 		domain:  array.NewStringBuilder(mem),
 		reason:  array.NewStringBuilder(mem),
 		reasons: map[string]int64{},
+		notUTF8: make([]bool, workers),
+		esc:     [2]*array.StringBuilder{array.NewStringBuilder(mem), array.NewStringBuilder(mem)},
 	}
 	s.owned = make([][][]uint32, workers)
 	for c := range workers {
@@ -569,11 +585,14 @@ func (s *normalizeStage) release() {
 	s.host.Release()
 	s.domain.Release()
 	s.reason.Release()
+	s.esc[0].Release()
+	s.esc[1].Release()
 }
 
 // run returns rec with the three normalized columns added.
 func (s *normalizeStage) run(rec arrow.RecordBatch) arrow.RecordBatch {
 	nrows := int(rec.NumRows())
+	user := rec.Column(1).(*array.String)
 	col := rec.Column(2).(*array.String)
 	if cap(s.refs) < nrows {
 		s.refs = make([]rowRef, nrows)
@@ -591,17 +610,27 @@ func (s *normalizeStage) run(rec arrow.RecordBatch) arrow.RecordBatch {
 			for w := range owned {
 				owned[w] = owned[w][:0]
 			}
+			notUTF8 := false
 			for i := lo; i < hi; i++ {
 				r := &refs[i]
+				// The source passes its bytes on as they are; Split
+				// finds an email's (invalid_utf8).
+				if !utf8.ValidString(user.Value(i)) {
+					notUTF8 = true
+				}
 				h, reason := address.Split(col.Value(i))
 				if reason != "" {
 					r.part, r.reason = noPart, reason
+					if reason == address.ReasonInvalidUTF8 {
+						notUTF8 = true
+					}
 					continue
 				}
 				r.raw, r.hash = h, maphash.String(s.seed, h)
 				r.part = uint8(r.hash % uint64(s.workers))
 				owned[r.part] = append(owned[r.part], uint32(i))
 			}
+			s.notUTF8[c] = notUTF8
 		})
 	}
 	wg.Wait()
@@ -652,6 +681,15 @@ func (s *normalizeStage) run(rec arrow.RecordBatch) arrow.RecordBatch {
 	s.rows.Read += int64(nrows)
 	cols := make([]arrow.Array, 0, len(SnapshotSchema.Fields()))
 	cols = append(cols, rec.Columns()...)
+	if slices.Contains(s.notUTF8, true) {
+		// Parquet strings must be UTF-8 (DuckDB refuses the file
+		// otherwise, naming the value): the rare batch with other bytes
+		// gets its two string columns rewritten, escaped.
+		esc := s.escape(user, col)
+		defer esc[0].Release()
+		defer esc[1].Release()
+		cols[1], cols[2] = esc[0], esc[1]
+	}
 	hl, dl, rl := s.host.DataLen(), s.domain.DataLen(), s.reason.DataLen()
 	h, d, rs := s.host.NewArray(), s.domain.NewArray(), s.reason.NewArray()
 	// Reserve what this batch needed, so the next one does not grow the
@@ -664,6 +702,39 @@ func (s *normalizeStage) run(rec arrow.RecordBatch) arrow.RecordBatch {
 	h.Release()
 	d.Release()
 	rs.Release()
+	return out
+}
+
+// escape returns the user_id and email columns with the values that are
+// not UTF-8 escaped (address.AppendEscaped), counting their rows.
+func (s *normalizeStage) escape(cols ...*array.String) [2]arrow.Array {
+	n := cols[0].Len()
+	bad := make([]bool, n)
+	var out [2]arrow.Array
+	for k, col := range cols {
+		b := s.esc[k]
+		b.Reserve(n)
+		b.ReserveData(len(col.ValueBytes()) + len(col.ValueBytes())/8)
+		for i := range n {
+			v := col.Value(i)
+			switch {
+			case col.IsNull(i):
+				b.AppendNull()
+			case utf8.ValidString(v):
+				b.Append(v)
+			default:
+				s.escBuf = address.AppendEscaped(s.escBuf[:0], v)
+				b.BinaryBuilder.Append(s.escBuf)
+				bad[i] = true
+			}
+		}
+		out[k] = b.NewArray()
+	}
+	for _, x := range bad {
+		if x {
+			s.rows.NotUTF8++
+		}
+	}
 	return out
 }
 

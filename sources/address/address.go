@@ -22,18 +22,19 @@ import (
 
 // Invalid reasons, stable snake_case codes written to snapshots and JSON.
 const (
-	ReasonNoAt           = "no_at"             // no unquoted @
-	ReasonEmptyLocal     = "empty_local_part"  // nothing before the @
-	ReasonEmptyHost      = "empty_host"        // nothing after the @
-	ReasonControl        = "control_character" // C0/C1 control or DEL anywhere
-	ReasonInvalidUTF8    = "invalid_utf8"      // bytes that are not UTF-8
-	ReasonAddressLiteral = "address_literal"   // [1.2.3.4], [IPv6:…]
-	ReasonIPHost         = "ip_host"           // bare IP address, or all-numeric TLD
-	ReasonEmptyLabel     = "empty_label"       // a..b, .a, a..
-	ReasonLabelTooLong   = "label_too_long"    // label over 63 octets (A-label form)
-	ReasonNameTooLong    = "name_too_long"     // host over 253 octets (A-label form)
-	ReasonIDNA           = "idna_disallowed"   // UTS-46 rejects the host
-	ReasonPublicSuffix   = "public_suffix"     // host is itself an ICANN public suffix
+	ReasonNoAt           = "no_at"               // no unquoted @
+	ReasonEmptyLocal     = "empty_local_part"    // nothing before the @
+	ReasonLocalTooLong   = "local_part_too_long" // local part over 64 octets (RFC 5321 §4.5.3.1.1)
+	ReasonEmptyHost      = "empty_host"          // nothing after the @
+	ReasonControl        = "control_character"   // C0/C1 control or DEL anywhere
+	ReasonInvalidUTF8    = "invalid_utf8"        // bytes that are not UTF-8
+	ReasonAddressLiteral = "address_literal"     // [1.2.3.4], [IPv6:…]
+	ReasonIPHost         = "ip_host"             // bare IP address, or all-numeric TLD
+	ReasonEmptyLabel     = "empty_label"         // a..b, .a, a..
+	ReasonLabelTooLong   = "label_too_long"      // label over 63 octets (A-label form)
+	ReasonNameTooLong    = "name_too_long"       // host over 253 octets (A-label form)
+	ReasonIDNA           = "idna_disallowed"     // UTS-46 rejects the host
+	ReasonPublicSuffix   = "public_suffix"       // host is itself an ICANN public suffix
 )
 
 // Result is one normalized address. Domain is empty and InvalidReason set
@@ -114,10 +115,46 @@ func Split(email string) (rawHost, reason string) {
 	if at < 0 {
 		return "", ReasonNoAt
 	}
-	if strings.TrimSpace(s[:at]) == "" {
+	local := strings.TrimSpace(s[:at])
+	if local == "" {
 		return "", ReasonEmptyLocal
 	}
+	if len(local) > MaxLocalPart {
+		return "", ReasonLocalTooLong
+	}
 	return strings.TrimSpace(s[at+1:]), ""
+}
+
+// MaxLocalPart is the longest local part, in octets, that SMTP carries
+// (RFC 5321 §4.5.3.1.1); a longer one is no deliverable address.
+const MaxLocalPart = 64
+
+// AppendEscaped appends the text b to dst with every byte that is not part of valid
+// UTF-8 written as \xHH (\xFF) and every backslash as \\, so that the
+// result is valid UTF-8 and the original bytes can be read back from it.
+// It is meant for text that utf8.Valid rejected; valid text should be
+// stored as it is.
+func AppendEscaped(dst []byte, b string) []byte {
+	const hex = "0123456789ABCDEF"
+	for len(b) > 0 {
+		c := b[0]
+		if c < utf8.RuneSelf {
+			if c == '\\' {
+				dst = append(dst, '\\')
+			}
+			dst = append(dst, c)
+			b = b[1:]
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(b)
+		if r == utf8.RuneError && n == 1 {
+			dst = append(dst, '\\', 'x', hex[c>>4], hex[c&0xf])
+		} else {
+			dst = append(dst, b[:n]...)
+		}
+		b = b[n:]
+	}
+	return dst
 }
 
 // NormalizeHost normalizes a raw host as Split returns it, without any

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -71,6 +72,12 @@ func TestNormalize(t *testing.T) {
 		{"user.example.com", "", "", ReasonNoAt},
 		{"", "", "", ReasonNoAt},
 		{"@example.com", "", "", ReasonEmptyLocal},
+		// RFC 5321: a local part has at most 64 octets, quotes included.
+		{long64 + "@example.com", "example.com", "example.com", ""},
+		{strings.Repeat("é", 32) + "@example.com", "example.com", "example.com", ""},
+		{"a" + long64 + "@example.com", "", "", ReasonLocalTooLong},
+		{`"` + long63 + `"@example.com`, "", "", ReasonLocalTooLong},
+		{strings.Repeat("x", 1<<20) + "@example.com", "", "", ReasonLocalTooLong},
 		{"user@", "", "", ReasonEmptyHost},
 		{"user@ ", "", "", ReasonEmptyHost},
 		{"user@.", "", "", ReasonEmptyHost},
@@ -106,6 +113,21 @@ func TestNormalize(t *testing.T) {
 	}
 	if got := Normalize("A@Example.com"); got.Domain != "example.com" {
 		t.Errorf("package Normalize: %+v", got)
+	}
+}
+
+func TestAppendEscaped(t *testing.T) {
+	for in, want := range map[string]string{
+		"secret.person\xff@ex1.com": `secret.person\xFF@ex1.com`,
+		"b\xc3@ex1.com":             `b\xC3@ex1.com`,
+		"\xed\xa0\x80":              `\xED\xA0\x80`, // a surrogate's bytes
+		"back\\slash\x80é😀":         `back\\slash\x80é😀`,
+		"":                          "",
+	} {
+		got := AppendEscaped([]byte("pre:"), in)
+		if string(got) != "pre:"+want || !utf8.Valid(got) {
+			t.Errorf("AppendEscaped(%q) = %q, want %q", in, got[4:], want)
+		}
 	}
 }
 
