@@ -156,6 +156,10 @@ func (w *World) Addresses(date time.Time) []Row {
 			if u, ok := unv[a.ID]; ok && u.on(day) {
 				r.Verified = false
 				r.UnverifyReason = u.reason
+			} else if ok && u.byOwner && u.until <= day && r.Verified {
+				// Verified again by its owner early on that day.
+				v := w.dayTime(u.until).Add(time.Duration(a.ID%3600) * time.Second)
+				r.VerifiedAt = &v
 			}
 			out = append(out, r)
 		}

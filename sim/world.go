@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/idna"
+
+	"github.com/lapse-dev/lapse/lifecycle"
 )
 
 // Params are the world flags: the same Params build the same world in every
@@ -128,6 +131,9 @@ type World struct {
 type unverification struct {
 	from, until int32
 	reason      string
+	// byOwner: the owner verified the address again on day until
+	// (OwnerReverify), rather than a revert restoring it.
+	byOwner bool
 }
 
 // unverifyReason is the reason Unverify records: PyPI's
@@ -294,6 +300,78 @@ func (w *World) addressLocked(id int64, day int32) (*Address, bool) {
 		return nil, false
 	}
 	return a, true
+}
+
+// Owners who get their address back: the share of owners who verify an
+// un-verified address again while they still hold its domain, and the
+// longest they take to notice (days).
+const (
+	reverifyPercent = 60
+	reverifyMaxDays = 5
+)
+
+// OwnerReverify plays the owners who find their address un-verified
+// while they still hold its domain (a false alarm, or a name they renewed
+// in time): on the world's date, each address un-verified at least a few
+// days (1 to 5, fixed per address) whose owner's registration is still
+// registered or expiring, not lapsing, is verified again by its owner
+// (for about 60% of owners; the others never come back). The account
+// table then shows it verified, with verified_at early that day. It
+// returns the ids verified again today.
+func (w *World) OwnerReverify() []int64 {
+	day := w.day.Load()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var ids []int64
+	for id, u := range w.unverified {
+		if !u.on(day) || u.until != never {
+			continue
+		}
+		h := mix(w.Params.Seed^0x7f4a7c15, uint64(id))
+		if h%100 >= reverifyPercent || day-u.from < 1+int32(h/100%reverifyMaxDays) {
+			continue
+		}
+		a, ok := w.addressLocked(id, day)
+		if !ok || a.Domain < 0 {
+			continue
+		}
+		if !w.ownerHolds(a, day) {
+			continue
+		}
+		u.until, u.byOwner = day, true
+		w.unverified[id] = u
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// ownerHolds reports whether a's owner holds its domain on day, registered
+// or about to renew (not in grace or later).
+func (w *World) ownerHolds(a *Address, day int32) bool {
+	ph := w.PhaseAt(&w.Domains[a.Domain], day)
+	return ph.Epoch == int(a.Owner) && (ph.State == lifecycle.Registered || ph.State == lifecycle.Expiring)
+}
+
+// OwnerHolds reports whether the owner of the address with this id holds
+// its domain on the world's date (registered or expiring): un-verifying
+// it then is a false alarm.
+func (w *World) OwnerHolds(id int64) bool {
+	day := w.day.Load()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a, ok := w.addressLocked(id, day)
+	return ok && a.Domain >= 0 && w.ownerHolds(a, day)
+}
+
+// ReverifiedByOwner reports whether the owner verified the address with
+// this id again (OwnerReverify) on or before the world's date.
+func (w *World) ReverifiedByOwner(id int64) bool {
+	day := w.day.Load()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	u, ok := w.unverified[id]
+	return ok && u.byOwner && u.until <= day
 }
 
 // UserID renders user u as a UUID-like string, stable for the seed.

@@ -335,3 +335,77 @@ func TestAccountGuardedUnverifyRestore(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnerReverify: an owner who still holds the domain verifies the
+// address again after a few days (for most owners); one whose domain
+// lapsed never does, and a reverted row is not an owner's re-verification.
+func TestOwnerReverify(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	w := NewWorld(Params{Seed: 3, Start: start, Emails: 3000})
+	w.SetDate(start.AddDate(0, 0, 10))
+	var held, lapsed []int64
+	for _, a := range w.Emails {
+		if a.Domain < 0 || a.Added > 10 || a.Removed <= 40 || a.VerifiedAt > 10 {
+			continue
+		}
+		d := &w.Domains[a.Domain]
+		if d.Kind == KindProvider {
+			continue
+		}
+		if w.ownerHolds(&a, 10) && w.ownerHolds(&a, 40) && len(held) < 40 {
+			held = append(held, a.ID)
+		} else if !w.ownerHolds(&a, 11) && len(lapsed) < 10 {
+			lapsed = append(lapsed, a.ID)
+		}
+	}
+	if len(held) < 40 || len(lapsed) == 0 {
+		t.Fatalf("world too small: %d held, %d lapsed", len(held), len(lapsed))
+	}
+	for _, id := range append(append([]int64{}, held...), lapsed...) {
+		email, _, _, _ := w.Account(id)
+		if !w.UnverifyAccount(id, email, "domain status invalid") {
+			t.Fatalf("could not un-verify %d", id)
+		}
+	}
+	if got := w.OwnerReverify(); len(got) != 0 {
+		t.Fatalf("re-verified the same day: %v", got)
+	}
+	back := map[int64]time.Time{}
+	for day := 11; day <= 20; day++ {
+		w.SetDate(start.AddDate(0, 0, day))
+		for _, id := range w.OwnerReverify() {
+			back[id] = w.Date()
+		}
+	}
+	for _, id := range lapsed {
+		if _, ok := back[id]; ok {
+			t.Errorf("address %d re-verified though its owner lost the domain", id)
+		}
+	}
+	n := 0
+	for _, id := range held {
+		if d, ok := back[id]; ok {
+			n++
+			if days := int(d.Sub(start.AddDate(0, 0, 10)).Hours() / 24); days < 1 || days > reverifyMaxDays {
+				t.Errorf("address %d re-verified after %d days", id, days)
+			}
+			if !w.ReverifiedByOwner(id) {
+				t.Errorf("address %d: ReverifiedByOwner false", id)
+			}
+		}
+	}
+	if n < 12 || n > 36 {
+		t.Errorf("%d of %d owners re-verified; want about %d%%", n, len(held), reverifyPercent)
+	}
+	// The account table shows them verified again, verified_at that day.
+	rows := map[int64]Row{}
+	for _, r := range w.Addresses(w.Date()) {
+		rows[r.ID] = r
+	}
+	for id, d := range back {
+		r := rows[id]
+		if !r.Verified || r.VerifiedAt == nil || r.VerifiedAt.Before(d) || r.VerifiedAt.After(d.Add(24*time.Hour)) {
+			t.Errorf("address %d after re-verification: verified %v at %v, want that day %v", id, r.Verified, r.VerifiedAt, d)
+		}
+	}
+}
