@@ -75,6 +75,7 @@ type SnapshotOptions struct {
 	Version string
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
+	// Log is the stage's logger; the caller adds the date (With("date", D)).
 	Log *slog.Logger
 	// Progress, when set, is called after each batch with the rows so far.
 	Progress func(rows int64)
@@ -300,7 +301,9 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 		o.Log.Warn("snapshot: rows with bytes that are not UTF-8 in user_id or email, stored escaped as \\xHH (an email is invalid_utf8); fix the export",
 			"rows", m.Rows.NotUTF8)
 	}
-	o.Log.Info("snapshot written", "date", o.Date, "rows", m.Rows.Read, "invalid", m.Rows.Invalid,
+	// No date here: the caller's logger has it (lapse run's and lapse
+	// snapshot's both say With("date", …)).
+	o.Log.Info("snapshot written", "rows", m.Rows.Read, "invalid", m.Rows.Invalid,
 		"malformed", m.Rows.Malformed, "domains", m.Rows.DistinctDomains, "path", res.Path)
 	return res, nil
 }

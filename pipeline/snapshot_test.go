@@ -665,7 +665,7 @@ func TestSnapshotNotUTF8(t *testing.T) {
 			c := config.Default()
 			c.DataDir, c.Source = t.TempDir(), s.spec
 			o := SnapshotOptionsFromConfig(c, snapDate)
-			o.Now, o.Log = fixedNow, slog.New(slog.NewTextHandler(&logs, nil))
+			o.Now, o.Log = fixedNow, slog.New(slog.NewTextHandler(&logs, nil)).With("date", snapDate)
 			res, err := Snapshot(context.Background(), o)
 			if err != nil {
 				t.Fatal(err)
@@ -696,6 +696,12 @@ func TestSnapshotNotUTF8(t *testing.T) {
 			}
 			if strings.Contains(logs.String(), secret) || !strings.Contains(logs.String(), "not UTF-8") {
 				t.Errorf("logs:\n%s", logs.String())
+			}
+			// The caller's logger has the date: the stage does not repeat it.
+			for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				if n := strings.Count(l, " date="); n != 1 {
+					t.Errorf("log line names the date %d times: %s", n, l)
+				}
 			}
 		})
 	}

@@ -96,8 +96,9 @@ func runSnapshot(ctx context.Context, g *globalOptions, o snapshotOptions) error
 	}
 	defer lock.Release()
 
+	log := g.log.With("date", date)
 	so := pipeline.SnapshotOptionsFromConfig(c, date)
-	so.Version, so.Log = version, g.log
+	so.Version, so.Log = version, log
 	limitMemory(g.environ)
 	res, err := pipeline.Snapshot(ctx, so)
 	if err != nil {
@@ -111,8 +112,12 @@ func runSnapshot(ctx context.Context, g *globalOptions, o snapshotOptions) error
 	m := res.Manifest
 	if m.Rows.Malformed > 0 {
 		first := m.Problems[0]
-		g.log.Warn("malformed source lines left out of the snapshot (listed in the manifest)",
-			"count", m.Rows.Malformed, "first_line", first.Line, "first_reason", first.Reason, "manifest", res.ManifestPath)
+		where := []any{"first_line", first.Line}
+		if first.Line == 0 { // the database: its rows have ordinals
+			where = []any{"first_row", first.Row}
+		}
+		log.Warn("malformed source lines left out of the snapshot (listed in the manifest)",
+			append(append([]any{"count", m.Rows.Malformed}, where...), "first_reason", first.Reason, "manifest", res.ManifestPath)...)
 	}
 	_, err = fmt.Fprintf(g.stdout, "snapshot %s: %d addresses (%d verified, %d invalid), %d domains, %d malformed lines → %s\n",
 		date, m.Rows.Read, m.Rows.Verified, m.Rows.Invalid, m.Rows.DistinctDomains, m.Rows.Malformed, res.Path)

@@ -40,6 +40,13 @@ func TestSnapshotCmdFiles(t *testing.T) {
 	if !strings.Contains(errs, "malformed source lines") || !strings.Contains(errs, "first_line=4") {
 		t.Errorf("no warning about the malformed line: %q", errs)
 	}
+	// The date once per line: the command's logger has it, the stage does
+	// not add it again.
+	for _, l := range strings.Split(strings.TrimSpace(errs), "\n") {
+		if n := strings.Count(l, " date="); n != 1 {
+			t.Errorf("log line names the date %d times: %s", n, l)
+		}
+	}
 	// --all from the config file, --source from the environment.
 	cfg := writeTemp(t, "lapse.toml", "all = true\n")
 	code, out, errs = runLapse(t, "", []string{"LAPSE_SOURCE=csv:" + good}, "--config", cfg, "snapshot", "--data-dir", data, "--date", "2026-11-28")
