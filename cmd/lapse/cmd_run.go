@@ -16,8 +16,9 @@ func init() { register(newRunCmd) }
 
 // runOptions are `lapse run`'s own flags.
 type runOptions struct {
-	date  string
-	force bool
+	source string // overrides source and LAPSE_SOURCE
+	date   string
+	force  bool
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -42,6 +43,7 @@ the changeset is blocked by the safety brake (review it), 130 interrupted.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.date, "date", "", "the night to run, YYYY-MM-DD (default: today, UTC)")
+	f.StringVar(&o.source, "source", "", "postgres://…, csv:PATH or jsonl:PATH (overrides source and LAPSE_SOURCE)")
 	f.BoolVar(&o.force, "force", false, "run a night that already finished again")
 	return cmd
 }
@@ -56,6 +58,9 @@ func runRun(ctx context.Context, g *globalOptions, o runOptions) error {
 	c, err := g.loadConfig()
 	if err != nil {
 		return err
+	}
+	if o.source != "" {
+		c.Source = o.source
 	}
 	if o.date == "" {
 		o.date = time.Now().UTC().Format(time.DateOnly)

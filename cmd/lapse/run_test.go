@@ -116,6 +116,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"--data-dir", dir, "run", "--bogus"}, nil, "bogus"},
 		{[]string{"--data-dir", dir, "run"}, []string{"LAPSE_SOURCE=jsonl:x", "LAPSE_POLICY_NAME=strict"}, "policy.name"},
 		{[]string{"--data-dir", dir, "run"}, []string{"LAPSE_SOURCE=mysql://db/accounts"}, "mysql"},
+		// --source, as lapse snapshot's, wins over LAPSE_SOURCE.
+		{[]string{"--data-dir", dir, "run", "--source", "mysql://db/flag"}, []string{"LAPSE_SOURCE=jsonl:x"}, "mysql://db/flag"},
 	} {
 		code, _, errs := runLapse(t, "", c.env, c.args...)
 		if code != exitUsage || !strings.Contains(errs, c.want) || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
@@ -160,6 +162,20 @@ func TestRunNightsOverSimulator(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(data, "changesets", "2026-02-05")); err == nil {
 		t.Error("a failed night published a changeset")
+	}
+}
+
+// lapse run --source snapshots the source it names (LAPSE_SOURCE names a
+// missing file), like lapse snapshot --source.
+func TestRunSourceFlag(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	s := newSimSetup(t, data, "")
+	env := s.export("2026-01-01")
+	source := strings.TrimPrefix(env[0], "LAPSE_SOURCE=")
+	env[0] = "LAPSE_SOURCE=jsonl:" + filepath.Join(t.TempDir(), "missing.jsonl")
+	code, out, errs := runLapse(t, "", env, "--config", s.config, "run", "--date", "2026-01-01", "--source", source)
+	if code != exitOK || !strings.Contains(out, "night 2026-01-01 done: ") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
 }
 
