@@ -73,8 +73,9 @@ type ReviewReport struct {
 	Approval *ApprovalReview `json:"approval"`
 	// Applied is applied.json, nil when the changeset was not applied.
 	Applied *AppliedReview `json:"applied"`
-	// Reverted is whether reverted.json is present.
-	Reverted bool `json:"reverted"`
+	// Reverted is reverted.json (Changed: the addresses restored), nil
+	// when it was not reverted.
+	Reverted *AppliedReview `json:"reverted"`
 	// Approvable is whether lapse approve would accept the folder (a
 	// blocked one with --override-brake and a --note).
 	Approvable bool `json:"approvable"`
@@ -160,7 +161,8 @@ type EvidenceSample struct {
 }
 
 // NewReview is what is new against the last applied changeset: the
-// newest earlier folder whose applied.json says it changed anything.
+// newest earlier folder whose applied.json says it changed anything (and
+// that a revert did not undo entirely).
 type NewReview struct {
 	// Since is that changeset's night, "" when there is none (then
 	// everything is new).
@@ -191,37 +193,60 @@ type ApprovalReview struct {
 	Problem string `json:"problem,omitempty"`
 }
 
-// AppliedReview is applied.json (written by lapse apply) as the review
-// sees it.
+// AppliedReview is applied.json or reverted.json (written by lapse apply
+// and lapse revert) as the review sees it.
 type AppliedReview struct {
-	Date           string    `json:"date"`
-	ManifestSHA256 string    `json:"manifest_sha256"`
-	Changed        int64     `json:"changed"`
-	Skipped        int64     `json:"skipped"`
-	FinishedAt     time.Time `json:"finished_at"`
-	// Current is whether it was applied from the manifest on disk.
+	Date           string           `json:"date"`
+	ManifestSHA256 string           `json:"manifest_sha256"`
+	Changed        int64            `json:"changed"`
+	Skipped        int64            `json:"skipped"`
+	SkippedBy      map[string]int64 `json:"skipped_by_reason"`
+	By             string           `json:"by"`
+	Target         string           `json:"target"`
+	FinishedAt     time.Time        `json:"finished_at"`
+	// Current is whether it was made from the manifest on disk.
 	Current bool   `json:"current"`
 	Problem string `json:"problem,omitempty"`
 }
 
-// appliedFile is the part of applied.json a review reads.
+// appliedFile is the part of applied.json (and reverted.json) a review
+// reads.
 type appliedFile struct {
-	Date           string    `json:"date"`
-	ManifestSHA256 string    `json:"manifest_sha256"`
-	Changed        int64     `json:"changed"`
-	Skipped        int64     `json:"skipped"`
-	FinishedAt     time.Time `json:"finished_at"`
-	DryRun         bool      `json:"dry_run"`
+	Date           string           `json:"date"`
+	ManifestSHA256 string           `json:"manifest_sha256"`
+	Changed        int64            `json:"changed"`
+	Skipped        int64            `json:"skipped"`
+	SkippedBy      map[string]int64 `json:"skipped_by_reason"`
+	By             string           `json:"by"`
+	Target         string           `json:"target"`
+	FinishedAt     time.Time        `json:"finished_at"`
+	DryRun         bool             `json:"dry_run"`
 }
 
-func readApplied(dir string) (appliedFile, error) {
+func readApplied(dir string) (appliedFile, error) { return readApplyReport(dir, FileApplied) }
+
+// applyReview is an apply report of dir (name: applied.json or
+// reverted.json), nil when there is none.
+func applyReview(dir, name, sum string) *AppliedReview {
+	a, err := readApplyReport(dir, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return &AppliedReview{Problem: firstLine(err.Error())}
+	}
+	return &AppliedReview{Date: a.Date, ManifestSHA256: a.ManifestSHA256, Changed: a.Changed, Skipped: a.Skipped,
+		SkippedBy: a.SkippedBy, By: a.By, Target: a.Target, FinishedAt: a.FinishedAt, Current: a.ManifestSHA256 == sum}
+}
+
+func readApplyReport(dir, name string) (appliedFile, error) {
 	var a appliedFile
-	b, err := os.ReadFile(filepath.Join(dir, FileApplied))
+	b, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
 		return a, err
 	}
 	if err := json.Unmarshal(b, &a); err != nil {
-		return a, fmt.Errorf("%s does not parse: %w", FileApplied, err)
+		return a, fmt.Errorf("%s does not parse: %w", name, err)
 	}
 	return a, nil
 }
@@ -263,8 +288,9 @@ func nightFolders(ents []os.DirEntry) []string {
 }
 
 // lastApplied finds the newest folder beside dir of a night before date
-// whose applied.json says it changed anything ("" when none), and the
-// folders skipped because their applied.json could not be read.
+// whose applied.json says it changed anything and whose reverted.json (if
+// any) did not restore all of it ("" when none), and the folders skipped
+// because their applied.json could not be read.
 func lastApplied(dir, date string) (prevDir, prevDate string, skipped []string, err error) {
 	parent := filepath.Dir(filepath.Clean(dir))
 	ents, err := os.ReadDir(parent)
@@ -284,9 +310,14 @@ func lastApplied(dir, date string) (prevDir, prevDate string, skipped []string, 
 			skipped = append(skipped, fmt.Sprintf("%s: %v", n, err))
 			continue
 		}
-		if a.Changed > 0 && !a.DryRun {
-			return p, n, skipped, nil
+		if a.Changed == 0 || a.DryRun {
+			continue
 		}
+		// A revert that restored everything apply changed undid it.
+		if rv, err := readApplyReport(p, FileReverted); err == nil && rv.Changed >= a.Changed {
+			continue
+		}
+		return p, n, skipped, nil
 	}
 	return "", "", skipped, nil
 }
@@ -348,15 +379,8 @@ func Review(ctx context.Context, dir string, o ReviewOptions) (ReviewReport, err
 	}
 
 	r.Approval = readApprovalReview(dir, sum, r.Integrity.OK)
-	if a, err := readApplied(dir); err == nil {
-		r.Applied = &AppliedReview{Date: a.Date, ManifestSHA256: a.ManifestSHA256, Changed: a.Changed, Skipped: a.Skipped,
-			FinishedAt: a.FinishedAt, Current: a.ManifestSHA256 == sum}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		r.Applied = &AppliedReview{Problem: firstLine(err.Error())}
-	}
-	if _, err := os.Stat(filepath.Join(dir, FileReverted)); err == nil {
-		r.Reverted = true
-	}
+	r.Applied = applyReview(dir, FileApplied, sum)
+	r.Reverted = applyReview(dir, FileReverted, sum)
 	r.Approvable = r.Integrity.OK && (m.Status == StatusProposed || m.Status == StatusBlocked)
 	r.Next = r.nextSteps()
 	return r, nil
@@ -534,7 +558,9 @@ func (r *ReviewReport) nextSteps() []string {
 		}
 		return []string{fmt.Sprintf("do not approve: find out why %s no longer matches the manifest; a changeset whose files changed cannot be approved or applied",
 			strings.Join(files, ", "))}
-	case r.Applied != nil && r.Applied.Current && r.Applied.Changed > 0 && !r.Reverted:
+	case r.Reverted != nil && r.Reverted.Problem == "":
+		return []string{"reverted: nothing more to do"}
+	case r.Applied != nil && r.Applied.Current && r.Applied.Changed > 0:
 		return []string{"applied; to undo: lapse revert " + dir}
 	case r.Approval != nil && r.Approval.Current && r.Applied == nil:
 		return []string{"lapse apply " + dir}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -105,19 +107,34 @@ func (r ReviewReport) approvalLine() string {
 }
 
 func (r ReviewReport) appliedLine() string {
-	a := r.Applied
+	s := applyLine(r.Applied, "applied", "changed")
+	if r.Reverted != nil {
+		s += "; " + applyLine(r.Reverted, "reverted", "restored")
+	}
+	return s
+}
+
+func applyLine(a *AppliedReview, what, changed string) string {
 	switch {
 	case a == nil:
-		return "not applied"
+		return "not " + what
 	case a.Problem != "":
-		return "applied.json cannot be read: " + a.Problem
+		return what + " state cannot be read: " + a.Problem
 	}
-	s := fmt.Sprintf("applied, finished %s: %d changed, %d skipped", a.FinishedAt.UTC().Format(time.RFC3339), a.Changed, a.Skipped)
+	s := what
+	if a.By != "" {
+		s += " by " + a.By
+	}
+	s += fmt.Sprintf(", finished %s: %d %s, %d skipped", a.FinishedAt.UTC().Format(time.RFC3339), a.Changed, changed, a.Skipped)
+	if len(a.SkippedBy) > 0 {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(a.SkippedBy)) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, a.SkippedBy[k]))
+		}
+		s += " (" + strings.Join(parts, ", ") + ")"
+	}
 	if !a.Current {
-		s += fmt.Sprintf(" (from manifest %s, not this one)", short(a.ManifestSHA256))
-	}
-	if r.Reverted {
-		s += "; reverted (reverted.json)"
+		s += fmt.Sprintf(" — from manifest %s, not this one", short(a.ManifestSHA256))
 	}
 	return s
 }

@@ -61,13 +61,21 @@ func rvWrite(t *testing.T, parent, date string, brake config.BrakeConfig, rows .
 
 func rvApplied(t *testing.T, dir string, changed int64) {
 	t.Helper()
+	rvReport(t, dir, FileApplied, changed)
+}
+
+// rvReport writes the applied.json or reverted.json lapse apply and
+// lapse revert leave.
+func rvReport(t *testing.T, dir, name string, changed int64) {
+	t.Helper()
 	_, sum, err := ReadManifest(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := json.Marshal(map[string]any{"date": filepath.Base(dir), "manifest_sha256": sum, "changed": changed, "skipped": 0,
+	b, _ := json.Marshal(map[string]any{"date": filepath.Base(dir), "manifest_sha256": sum, "changed": changed, "skipped": 1,
+		"skipped_by_reason": map[string]int64{"already_unverified": 1}, "by": "ops", "target": "postgres",
 		"finished_at": time.Date(2026, 3, 9, 12, 0, 0, 0, time.UTC)})
-	if err := os.WriteFile(filepath.Join(dir, FileApplied), b, 0o640); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o640); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -330,5 +338,53 @@ func TestVerifyAllAndExpectedSHA(t *testing.T) {
 	if !errors.Is(err, ErrTampered) || !errors.As(err, &te) || te.File != FileNotify ||
 		err.Error() != "changeset "+dir+": changeset files do not match their manifest: notify.csv is missing" {
 		t.Errorf("Verify: %v", err)
+	}
+}
+
+// TestReviewAppliedAndReverted: a changeset a revert undid entirely is no
+// longer the one to compare with; the review shows both reports.
+func TestReviewAppliedAndReverted(t *testing.T) {
+	ctx := context.Background()
+	parent := filepath.Join(t.TempDir(), "changesets")
+	none := config.BrakeConfig{}
+	rvApplied(t, rvWrite(t, parent, "2026-03-01", none, gone(1, "u1")), 1)
+	undone := rvWrite(t, parent, "2026-03-02", none, gone(1, "u1"), gone(2, "u2"))
+	rvApplied(t, undone, 2)
+	rvReport(t, undone, FileReverted, 2)
+	partly := rvWrite(t, parent, "2026-03-03", none, gone(1, "u1"), gone(2, "u2"), gone(3, "u3"))
+	rvApplied(t, partly, 3)
+	rvReport(t, partly, FileReverted, 1)
+	dir := rvWrite(t, parent, "2026-03-04", none, gone(1, "u1"), gone(2, "u2"), gone(3, "u3"), gone(4, "u4"))
+
+	r, err := Review(ctx, dir, ReviewOptions{})
+	if err != nil || r.New.Since != "2026-03-03" || r.New.New != 1 {
+		t.Errorf("against a partly reverted changeset: %+v, %v", r.New, err)
+	}
+	os.Remove(filepath.Join(partly, FileApplied))
+	if r, err = Review(ctx, dir, ReviewOptions{}); err != nil || r.New.Since != "2026-03-01" || r.New.New != 3 {
+		t.Errorf("past an entirely reverted changeset: %+v, %v", r.New, err)
+	}
+
+	r, err = Review(ctx, undone, ReviewOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Applied == nil || !r.Applied.Current || r.Applied.By != "ops" || r.Reverted == nil || r.Reverted.Changed != 2 ||
+		len(r.Next) != 1 || !strings.HasPrefix(r.Next[0], "reverted") {
+		t.Errorf("applied %+v, reverted %+v, next %q", r.Applied, r.Reverted, r.Next)
+	}
+	var b bytes.Buffer
+	r.WriteText(&b)
+	want := "apply            applied by ops, finished 2026-03-09T12:00:00Z: 2 changed, 1 skipped (already_unverified 1); " +
+		"reverted by ops, finished 2026-03-09T12:00:00Z: 2 restored, 1 skipped (already_unverified 1)\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("text lacks %q:\n%s", want, b.String())
+	}
+	os.WriteFile(filepath.Join(undone, FileApplied), []byte("{"), 0o640)
+	if r, err = Review(ctx, undone, ReviewOptions{}); err != nil || r.Applied == nil || !strings.Contains(r.Applied.Problem, "applied.json does not parse") {
+		t.Errorf("unreadable applied.json: %+v %v", r.Applied, err)
+	}
+	if r, err = Review(ctx, dir, ReviewOptions{}); err != nil || len(r.New.Skipped) != 1 || !strings.HasPrefix(r.New.Skipped[0], "2026-03-02: applied.json does not parse") {
+		t.Errorf("skipped %q, %v", r.New.Skipped, err)
 	}
 }
