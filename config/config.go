@@ -36,6 +36,7 @@ type Config struct {
 	Policy    PolicyConfig    `toml:"policy"`
 	Brake     BrakeConfig     `toml:"brake"`
 	Retention RetentionConfig `toml:"retention"`
+	Run       RunConfig       `toml:"run"`
 	Apply     ApplyConfig     `toml:"apply"`
 }
 
@@ -150,6 +151,10 @@ type ResolveConfig struct {
 	Concurrency int `toml:"concurrency"`
 	// Budget caps the night's lookups over all providers; 0 means no cap.
 	Budget int `toml:"budget"`
+	// MaxUnknownFraction: a night whose share of the snapshot's domains
+	// with state unknown (no source could tell) is above it is degraded:
+	// its changeset is written, `lapse run` exits 4. 0 disables.
+	MaxUnknownFraction float64 `toml:"max_unknown_fraction"`
 }
 
 // CacheConfig configures the Badger cache of domain lifecycles.
@@ -190,6 +195,18 @@ type RetentionConfig struct {
 	// everything. Changesets, observations and the lifecycle database are
 	// never deleted.
 	Nights int `toml:"nights"`
+}
+
+// RunConfig holds the nightly run's own guards.
+type RunConfig struct {
+	// MinVerifiedFraction: a snapshot with fewer verified addresses than
+	// this fraction of the previous finished night's stops the night after
+	// the snapshot (an empty or partial export), unless
+	// `lapse run --accept-shrink`. 0 disables.
+	MinVerifiedFraction float64 `toml:"min_verified_fraction"`
+	// MinFreeBytes is the free space the data dir must have before each
+	// stage; below it the night stops cleanly. 0 disables.
+	MinFreeBytes int64 `toml:"min_free_bytes"`
 }
 
 // ApplyConfig configures `lapse apply` and `lapse revert`: how a reviewed
@@ -246,10 +263,11 @@ func Default() Config {
 				Limits:     Limits{RatePerSecond: 0.5, Burst: 1, Concurrency: 4, Timeout: Duration(20 * time.Second), Retries: 2, BreakerThreshold: 5, BreakerCooldown: Duration(time.Minute)},
 			},
 		},
-		Resolve: ResolveConfig{Concurrency: 16},
+		Resolve: ResolveConfig{Concurrency: 16, MaxUnknownFraction: 0.2},
 		Cache:   CacheConfig{DropAfter: Duration(180 * 24 * time.Hour)},
 		Policy:  PolicyConfig{Name: "corroborated", WatchWindow: Duration(30 * 24 * time.Hour), ConfirmNights: 2},
 		Brake:   BrakeConfig{MaxFraction: 0.005},
+		Run:     RunConfig{MinVerifiedFraction: 0.5, MinFreeBytes: 256 << 20},
 		Apply: ApplyConfig{
 			MaxAge: Duration(3 * 24 * time.Hour), Reason: "domain status invalid", ReasonColumn: "unverify_reason",
 			DomainCheckedColumn: "domain_last_checked", DomainStatusColumn: "domain_last_status",
@@ -274,6 +292,15 @@ func (c Config) Validate() error {
 	}
 	if c.Policy.ConfirmNights < 1 {
 		errs = append(errs, fmt.Errorf("policy.confirm_nights %d must be at least 1", c.Policy.ConfirmNights))
+	}
+	if f := c.Resolve.MaxUnknownFraction; f < 0 || f > 1 {
+		errs = append(errs, fmt.Errorf("resolve.max_unknown_fraction %v is outside 0..1 (0 disables the check)", f))
+	}
+	if f := c.Run.MinVerifiedFraction; f < 0 || f > 1 {
+		errs = append(errs, fmt.Errorf("run.min_verified_fraction %v is outside 0..1 (0 disables the check)", f))
+	}
+	if c.Run.MinFreeBytes < 0 {
+		errs = append(errs, fmt.Errorf("run.min_free_bytes %d is negative: use 0 to disable the check, or the bytes the data dir must have free", c.Run.MinFreeBytes))
 	}
 	if c.Retention.Nights < 0 {
 		errs = append(errs, fmt.Errorf("retention.nights %d is negative: use 0 to keep every night, or the number of nights to keep", c.Retention.Nights))
