@@ -101,6 +101,9 @@ type ClassifyResult struct {
 	FlaggedByReason map[lifecycle.Reason]int64 `json:"flagged_by_reason"`
 	// Watch counts verified addresses on watch.
 	Watch int64 `json:"watch"`
+	// UnknownDomains counts the domains of Domains whose state is unknown
+	// (looked up, but every source failed or could not tell).
+	UnknownDomains int64 `json:"unknown_domains"`
 }
 
 // countsFile is counts.json: the counts, the night and policy they belong
@@ -160,7 +163,11 @@ func Classify(ctx context.Context, o ClassifyOptions) (ClassifyResult, error) {
 	}
 	// first_seen.parquet before decisions.parquet: a decisions file of this
 	// layout then always has its history beside it.
-	if err := changeset.CopyTo(ctx, db, `SELECT email_id, first_seen FROM decided`, filepath.Join(dir, firstSeenName),
+	fsq, err := firstSeenQuery(ctx, db, o)
+	if err != nil {
+		return res, fmt.Errorf("classify: %w", err)
+	}
+	if err := changeset.CopyTo(ctx, db, fsq, filepath.Join(dir, firstSeenName),
 		"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1", 0o600); err != nil {
 		return res, fmt.Errorf("classify: %w", err)
 	}
@@ -172,6 +179,9 @@ func Classify(ctx context.Context, o ClassifyOptions) (ClassifyResult, error) {
 		return res, fmt.Errorf("classify: %w", err)
 	}
 	if err := countDecided(ctx, db, rules, &res); err != nil {
+		return res, fmt.Errorf("classify: %w", err)
+	}
+	if err := countUnknownDomains(ctx, db, o.States, &res); err != nil {
 		return res, fmt.Errorf("classify: %w", err)
 	}
 	sum, err := changeset.HashFile(o.Out)
@@ -316,6 +326,26 @@ func historySelect(ctx context.Context, db *sql.DB, o ClassifyOptions) (string, 
 		return "", nil
 	}
 	return `SELECT email_id, min(first_seen) AS first_seen FROM (` + strings.Join(parts, "\nUNION ALL\n") + `) GROUP BY email_id`, nil
+}
+
+// firstSeenQuery selects first_seen.parquet's rows: the first sighting of
+// every address of tonight's snapshot (the decided table), and the
+// history's rows of the addresses absent tonight, so an address missing
+// from one night's export (a partial export, an account briefly gone)
+// keeps its first sighting instead of starting anew when it is back.
+func firstSeenQuery(ctx context.Context, db *sql.DB, o ClassifyOptions) (string, error) {
+	hist, err := historySelect(ctx, db, o)
+	if err != nil {
+		return "", err
+	}
+	q := `SELECT email_id, first_seen FROM decided`
+	if hist == "" {
+		return q, nil
+	}
+	return q + `
+UNION ALL
+SELECT h.email_id, h.first_seen FROM (` + hist + `) h
+WHERE h.email_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM decided d WHERE d.email_id = h.email_id)`, nil
 }
 
 // snapshotDate is the night of a snapshot path (its date=D folder), ""
@@ -603,6 +633,22 @@ func PolicySQL(p lifecycle.Policy, asOf time.Time) (rule, action, reason string)
 	rules := policyRules(p, asOf)
 	return ruleSQL(rules), ruleMapSQL(rules, func(r policyRule) string { return string(r.action) }),
 		ruleMapSQL(rules, func(r policyRule) string { return string(r.reason) })
+}
+
+// countUnknownDomains counts the distinct domains of the decided table whose
+// state row says unknown (or has no state).
+func countUnknownDomains(ctx context.Context, db *sql.DB, states string, res *ClassifyResult) error {
+	if !fileExists(states) {
+		res.UnknownDomains = 0
+		return nil
+	}
+	q := fmt.Sprintf(`SELECT count(*) FROM (SELECT DISTINCT st_id FROM decided WHERE st_id IS NOT NULL) d
+		JOIN (SELECT file_row_number AS st_id, state FROM read_parquet(%s, file_row_number = true)) st USING (st_id)
+		WHERE st.state IS NULL OR st.state IN ('', 'unknown')`, changeset.SQLString(states))
+	if err := db.QueryRowContext(ctx, q).Scan(&res.UnknownDomains); err != nil {
+		return fmt.Errorf("count unknown domains: %w", err)
+	}
+	return nil
 }
 
 // countDecided fills res from the decided table: rows by rule and

@@ -20,6 +20,11 @@ import (
 // brake held: the files are written with status blocked and the CLI exits 3.
 var ErrBlocked = errors.New("blocked by the safety brake")
 
+// ErrDegraded is wrapped by the error of a night that finished and
+// published, but whose share of unknown domains is over
+// resolve.max_unknown_fraction: the CLI exits 4.
+var ErrDegraded = errors.New("night degraded")
+
 // ReportFile is the night's HTML report.
 func ReportFile(dataDir, date string) string {
 	return filepath.Join(dataDir, "reports", date, "index.html")
@@ -48,6 +53,8 @@ type PublishOptions struct {
 	// the same run); nil reads them from the counts.json beside Decisions
 	// (a resumed night). Publish never reads every address again.
 	Counts *ClassifyResult
+	// Unknowns is what the night could not tell, for summary.md.
+	Unknowns changeset.Unknowns
 }
 
 // PublishResult is what publish wrote.
@@ -108,7 +115,7 @@ func Publish(ctx context.Context, o PublishOptions) (PublishResult, error) {
 	}
 	cs, err := changeset.Write(ctx, db, changeset.Spec{
 		Dir: res.Dir, Date: o.Date, Decisions: o.Decisions, Snapshot: o.Snapshot, Verified: cr.Verified,
-		Previous: prev, Policy: o.Policy, Brake: o.Brake,
+		Previous: prev, Policy: o.Policy, Brake: o.Brake, Unknowns: o.Unknowns,
 	})
 	if err != nil {
 		return res, fmt.Errorf("publish: %w", err)

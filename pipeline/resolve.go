@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -147,20 +148,40 @@ type ResolveOptions struct {
 // those of an earlier interrupted run of the same night.
 type ResolveResult struct {
 	Answers []lifecycle.Lifecycle // sorted by domain
-	// Entries are the cache entries the answers made, by domain.
+	// EarlierAnswers are the night's lookups made under an earlier plan
+	// (the journal before its last plan mark: a finished night run again
+	// with --force) of domains this plan did not ask again, the latest per
+	// domain, sorted by domain. They are tonight's observations too.
+	EarlierAnswers []lifecycle.Lifecycle
+	// Entries are the cache entries the answers (earlier ones included)
+	// made, by domain.
 	Entries map[string]cache.Entry
 	// Resumed answers came from the journal of an interrupted run.
 	Resumed int
+	// Earlier is len(EarlierAnswers).
+	Earlier int
 }
 
-// Lookups counts the answers' evidence by source and by "source/outcome":
-// the requests the night sent. A source that had no server for the TLD
+// NightAnswers is every lookup of the night, one per domain (the latest),
+// sorted by domain: Answers and EarlierAnswers.
+func (r ResolveResult) NightAnswers() []lifecycle.Lifecycle {
+	if len(r.EarlierAnswers) == 0 {
+		return r.Answers
+	}
+	out := make([]lifecycle.Lifecycle, 0, len(r.Answers)+len(r.EarlierAnswers))
+	out = append(append(out, r.Answers...), r.EarlierAnswers...)
+	slices.SortFunc(out, func(a, b lifecycle.Lifecycle) int { return strings.Compare(a.Domain, b.Domain) })
+	return out
+}
+
+// Lookups counts the night's answers' evidence (NightAnswers) by source and
+// by "source/outcome": the requests the night sent. A source that had no server for the TLD
 // (status.ErrNoServer: the chain fell back at once) sent none and is not
 // counted.
 func (r ResolveResult) Lookups() (bySource, byOutcome map[string]int) {
 	bySource, byOutcome = map[string]int{}, map[string]int{}
 	noServer := status.ErrNoServer.Error()
-	for _, lc := range r.Answers {
+	for _, lc := range r.NightAnswers() {
 		ev := lc.Evidence
 		if len(ev) == 0 {
 			ev = []lifecycle.Evidence{lc.AsEvidence()}
@@ -202,10 +223,11 @@ func Resolve(ctx context.Context, o ResolveOptions) (ResolveResult, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	done, err := readJournal(o.Journal)
+	jr, err := readJournal(o.Journal)
 	if err != nil {
 		return res, err
 	}
+	done := jr.current
 	// An answer journaled but not yet in the cache (killed between the two)
 	// is recorded now.
 	res.Entries = make(map[string]cache.Entry, len(o.Plan.Lookups))
@@ -335,10 +357,26 @@ feed:
 		return 0
 	})
 	res.Answers = answers
+	if err := res.keepEarlier(ctx, o.Cache, jr.earlier); err != nil {
+		return res, err
+	}
 	// The journal's lines came in the order answers arrived; rewritten in
-	// domain order it is the same file on every run of the night.
+	// domain order it is the same file on every run of the night. What
+	// came before the last plan mark (earlier runs of the night) is kept
+	// as it was.
 	err = atomicfile.WriteFrom(o.Journal, 0o640, func(w io.Writer) error {
 		bw := bufio.NewWriter(w)
+		if jr.prefix > 0 {
+			f, err := os.Open(o.Journal)
+			if err != nil {
+				return err
+			}
+			_, err = io.CopyN(bw, f, jr.prefix)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("copy the earlier lookups: %w", err)
+			}
+		}
 		enc := json.NewEncoder(bw)
 		for _, lc := range answers {
 			if err := enc.Encode(lc); err != nil {
@@ -353,36 +391,175 @@ feed:
 	return res, nil
 }
 
+// keepEarlier sets the answers of earlier plans of the night (earlier, by
+// domain) that this plan did not ask again, with their cache entries; an
+// answer the cache missed (a run killed between journal and cache) is
+// recorded now, as for a resumed plan.
+func (r *ResolveResult) keepEarlier(ctx context.Context, c DomainCache, earlier map[string]lifecycle.Lifecycle) error {
+	var domains []string
+	for d := range earlier {
+		if _, asked := r.Entries[d]; !asked {
+			domains = append(domains, d)
+		}
+	}
+	if len(domains) == 0 {
+		return nil
+	}
+	slices.Sort(domains)
+	entries, err := c.GetMany(ctx, domains)
+	if err != nil {
+		return fmt.Errorf("resolve: cache entries of the earlier lookups: %w", err)
+	}
+	for i, d := range domains {
+		lc, e := earlier[d], entries[i]
+		if e.Domain == "" || e.LastCheckedAt.Before(lc.CheckedAt) {
+			if e, err = c.Record(ctx, lc); err != nil {
+				return fmt.Errorf("resolve: record %s: %w", d, err)
+			}
+		}
+		r.Entries[d] = e
+		r.EarlierAnswers = append(r.EarlierAnswers, lc)
+	}
+	r.Earlier = len(r.EarlierAnswers)
+	return nil
+}
+
+// planMark starts a journal line that marks a new plan (StartJournalSegment):
+// the lines before it are lookups of earlier plans of the night. It has no
+// "domain", so a reader of lookups ignores it.
+const planMark = `{"lapse_plan":`
+
+// journalMark is the plan mark's line.
+type journalMark struct {
+	Plan struct {
+		AsOf    time.Time `json:"as_of"`
+		Lookups int       `json:"lookups"`
+	} `json:"lapse_plan"`
+}
+
+// StartJournalSegment marks in the night's journal that a new plan was
+// made: a resolve of it resumes only from the answers after the mark, and
+// keeps those before it as the night's earlier lookups. A missing or empty
+// journal needs no mark; a mark with no lookup after it (a plan made again
+// before resolve began) is replaced, so the file is the same as if the
+// plan had been made once.
+func StartJournalSegment(path string, p Plan) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	size := fi.Size()
+	if size == 0 {
+		return nil
+	}
+	// The last line, from the tail of the file: a mark is short, so a last
+	// line longer than the tail is a lookup.
+	tail := make([]byte, min(size, 4096))
+	tailAt := size - int64(len(tail))
+	if _, err := f.ReadAt(tail, tailAt); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	torn := tail[len(tail)-1] != '\n'
+	body := tail
+	if !torn {
+		body = tail[:len(tail)-1]
+	}
+	end := size // where the mark goes
+	if i := bytes.LastIndexByte(body, '\n'); i >= 0 || tailAt == 0 {
+		if bytes.HasPrefix(body[i+1:], []byte(planMark)) {
+			end = tailAt + int64(i+1) // replace the lone mark
+		}
+	}
+	if end < size {
+		if err := f.Truncate(end); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+	}
+	var m journalMark
+	m.Plan.AsOf, m.Plan.Lookups = p.AsOf.UTC(), len(p.Lookups)
+	mark, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	line := append(mark, '\n')
+	if end == size && torn {
+		// A torn last line (a kill while writing): end it, so the mark is
+		// a line of its own.
+		line = append([]byte{'\n'}, line...)
+	}
+	if _, err := f.WriteAt(line, end); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+// nightJournal is what the journal says of the night's lookups.
+type nightJournal struct {
+	// current is the answers after the last plan mark, failed lookups left
+	// out (they are asked again): a resumed resolve's done set.
+	current map[string]lifecycle.Lifecycle
+	// earlier is the answers before it, the latest per domain, failures
+	// included: lookups of earlier plans of the night.
+	earlier map[string]lifecycle.Lifecycle
+	// prefix is the length of the file up to and including the last mark.
+	prefix int64
+}
+
 // readJournal reads tonight's answered lookups from the journal; a torn
 // last line (a kill while writing) is ignored, as the answer it held was
 // not recorded either.
-func readJournal(path string) (map[string]lifecycle.Lifecycle, error) {
-	out := map[string]lifecycle.Lifecycle{}
+func readJournal(path string) (nightJournal, error) {
+	j := nightJournal{current: map[string]lifecycle.Lifecycle{}, earlier: map[string]lifecycle.Lifecycle{}}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return out, nil
+		return j, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("resolve: open journal: %w", err)
+		return j, fmt.Errorf("resolve: open journal: %w", err)
 	}
 	defer f.Close()
+	seg := map[string]lifecycle.Lifecycle{}
+	var off int64
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
+		line := sc.Bytes()
+		off += int64(len(line)) + 1
+		if bytes.HasPrefix(line, []byte(planMark)) {
+			for d, lc := range seg {
+				j.earlier[d] = lc
+			}
+			seg = map[string]lifecycle.Lifecycle{}
+			j.prefix = off
+			continue
+		}
 		var lc lifecycle.Lifecycle
-		if err := json.Unmarshal(sc.Bytes(), &lc); err != nil || lc.Domain == "" {
+		if err := json.Unmarshal(line, &lc); err != nil || lc.Domain == "" {
 			continue
 		}
-		if lc.State == lifecycle.Unknown && lc.Error != "" {
-			// A failed lookup is asked again: the resumed run may be the
-			// one after the network or the key was fixed.
-			delete(out, lc.Domain)
-			continue
-		}
-		out[lc.Domain] = lc
+		seg[lc.Domain] = lc
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("resolve: read journal %s: %w", path, err)
+		return j, fmt.Errorf("resolve: read journal %s: %w", path, err)
 	}
-	return out, nil
+	for d, lc := range seg {
+		// A failed lookup is asked again: the resumed run may be the one
+		// after the network or the key was fixed.
+		if lc.State == lifecycle.Unknown && lc.Error != "" {
+			continue
+		}
+		j.current[d] = lc
+	}
+	return j, nil
 }

@@ -62,3 +62,12 @@ func Prune(dataDir, date string, keep int) ([]string, error) {
 	slices.Sort(removed)
 	return removed, errors.Join(errs...)
 }
+
+// RetentionApplies reports whether retention runs after night date
+// finished: not for a night dated after today (UTC, by now, with one day of
+// slack, as `lapse run --allow-future` allows), which must never delete the
+// real nights before it. Retention counts back from the night's own date,
+// and folders dated after it are neither counted nor deleted.
+func RetentionApplies(date string, now time.Time) bool {
+	return date <= now.UTC().AddDate(0, 0, 1).Format(time.DateOnly)
+}

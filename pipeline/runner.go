@@ -22,6 +22,7 @@ import (
 	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sinks/changeset"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 	"github.com/lapse-dev/lapse/sources/status"
 	"github.com/lapse-dev/lapse/sources/status/providers"
@@ -44,6 +45,9 @@ const (
 	OutcomeOK      = "ok"
 	OutcomeFailed  = "failed"
 	OutcomeBlocked = "blocked"
+	// OutcomeDegraded: finished and published, but too many of tonight's
+	// domains are unknown (resolve.max_unknown_fraction).
+	OutcomeDegraded = "degraded"
 )
 
 // ErrRunning is returned when another lapse process holds the data dir.
@@ -133,6 +137,18 @@ type Figures struct {
 	// (outcome is the state answered or "error").
 	Lookups        map[string]int `json:"lookups"`
 	LookupOutcomes map[string]int `json:"lookup_outcomes"`
+	// LookedUp is the domains looked up tonight, over every run of the
+	// night: a forced re-run keeps (and adds to) the earlier runs' lookups.
+	LookedUp int `json:"looked_up"`
+	// UnknownDomains is the distinct domains of tonight's snapshot whose
+	// state is unknown (every source failed or could not tell), out of
+	// ClassifiedDomains, the snapshot's distinct domains; UnknownAddresses
+	// is the addresses decided unknown. Degraded says UnknownDomains is
+	// over resolve.max_unknown_fraction of ClassifiedDomains.
+	UnknownDomains    int64 `json:"unknown_domains"`
+	ClassifiedDomains int64 `json:"classified_domains"`
+	UnknownAddresses  int64 `json:"unknown_addresses"`
+	Degraded          bool  `json:"degraded,omitempty"`
 	// Flagged is the changeset's size (addresses to un-verify), by reason.
 	Flagged         int64            `json:"flagged"`
 	FlaggedByReason map[string]int64 `json:"flagged_by_reason"`
@@ -150,10 +166,19 @@ func (f Figures) TotalLookups() int {
 	return n
 }
 
+// UnknownShare is the share of the snapshot's domains whose state is
+// unknown tonight (0 when there are none).
+func (f Figures) UnknownShare() float64 {
+	if f.ClassifiedDomains <= 0 {
+		return 0
+	}
+	return float64(f.UnknownDomains) / float64(f.ClassifiedDomains)
+}
+
 // NightManifest is DATA/runs/date=D/manifest.json.
 type NightManifest struct {
 	Date     string        `json:"date"`
-	Outcome  string        `json:"outcome"` // running, ok, blocked, failed
+	Outcome  string        `json:"outcome"` // running, ok, blocked, degraded, failed
 	Policy   string        `json:"policy"`
 	Stages   []StageRecord `json:"stages"`
 	Figures  Figures       `json:"figures"`
@@ -226,6 +251,9 @@ type Options struct {
 	Getenv func(key string) (string, bool)
 	// Version is lapse's version, recorded in the snapshot manifest.
 	Version string
+	// AcceptShrink lets a snapshot with far fewer verified addresses than
+	// the previous finished night's through (run.min_verified_fraction).
+	AcceptShrink bool
 }
 
 // NightResult is what RunNight did.
@@ -316,9 +344,11 @@ type night struct {
 // the same date. A finished night is not run again unless opts.Force.
 //
 // It returns an error wrapping ErrBlocked when the changeset was written but
-// held by the safety brake (the night is finished all the same).
-func RunNight(ctx context.Context, opts Options) (NightResult, error) {
-	res := NightResult{Date: opts.Date}
+// held by the safety brake, or ErrDegraded when it was written but too many
+// of tonight's domains are unknown (the night is finished all the same).
+// Whatever else fails, metrics.prom is rewritten to say the night failed.
+func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
+	res = NightResult{Date: opts.Date}
 	if _, err := ParseDate(opts.Date); err != nil {
 		return res, err
 	}
@@ -332,20 +362,63 @@ func RunNight(ctx context.Context, opts Options) (NightResult, error) {
 		opts.Progress = NoProgress{}
 	}
 	dataDir := opts.Config.DataDir
+	log := opts.Log.With("date", opts.Date)
+	// m is the night's manifest as far as it got; run is its row in the
+	// lifecycle database once begun.
+	m := NightManifest{Date: opts.Date, Outcome: "running", Policy: opts.Config.Policy.Name}
+	var (
+		env     *nightEnv
+		runID   int64
+		ownsDir bool // the lock is held: the night's files are ours to write
+	)
+	// One failure path for every failed return below: monitoring must see a
+	// failed night (lapse_run_success 0) whatever failed, and the run log
+	// must say the run ended. A Ctrl-C still records it (fresh context).
+	defer func() {
+		if err == nil || isBlocked(err) || isDegraded(err) {
+			return
+		}
+		m.Outcome = OutcomeFailed
+		res.Outcome, res.Manifest = OutcomeFailed, m
+		bg := context.WithoutCancel(ctx)
+		if ownsDir && runID != 0 {
+			if werr := writeManifest(dataDir, m); werr != nil {
+				log.Error("write run manifest", "err", werr)
+			}
+			if rerr := env.db.FinishRun(bg, runID, OutcomeFailed, opts.Now()); rerr != nil {
+				log.Error("record run", "err", rerr)
+			}
+		}
+		if werr := WriteMetrics(MetricsPath(dataDir), m, opts.Now()); werr != nil {
+			log.Error("write metrics", "err", werr)
+		}
+	}()
+
 	lock, err := AcquireLock(dataDir)
 	if err != nil {
 		return res, err
 	}
 	defer lock.Release()
+	ownsDir = true
+	if err := checkFreeSpace(opts.Config); err != nil {
+		return res, fmt.Errorf("night %s: %w", opts.Date, err)
+	}
+	// A run killed mid-write leaves its temp files; the lock says no other
+	// run is writing now.
+	if n, err := removeStaleTemps(dataDir, opts.Date); err != nil {
+		log.Warn("could not remove every stale temp file", "err", err)
+	} else if n > 0 {
+		log.Info("removed temp files left by an interrupted run", "files", n)
+	}
+	warnMissingState(log, opts.Config, opts.Date)
 
-	env, err := openNightEnv(ctx, opts)
+	env, err = openNightEnv(ctx, opts)
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("night %s: %w", opts.Date, err)
 	}
 	defer env.Close()
 
 	paths := NightPaths{DataDir: dataDir, Date: opts.Date}
-	log := opts.Log.With("date", opts.Date)
 	last, err := env.db.LastFinishedStage(ctx, opts.Date)
 	if err != nil {
 		return res, fmt.Errorf("night %s: read run log: %w", opts.Date, err)
@@ -365,15 +438,27 @@ func RunNight(ctx context.Context, opts Options) (NightResult, error) {
 		res.Outcome = prev.Outcome
 		res.Manifest = prev
 		log.Info("night already finished; nothing to do (use --force to run it again)", "outcome", prev.Outcome)
-		if prev.Outcome == OutcomeBlocked {
+		switch prev.Outcome {
+		case OutcomeBlocked:
 			return res, fmt.Errorf("night %s (already finished): %w", opts.Date, blockedError(prev.Figures.BlockedReason))
+		case OutcomeDegraded:
+			return res, fmt.Errorf("night %s (already finished): %w", opts.Date, degradedError(prev.Figures, opts.Config.Resolve.MaxUnknownFraction))
 		}
 		return res, nil
 	}
-	m := NightManifest{Date: opts.Date, Outcome: "running", Policy: opts.Config.Policy.Name}
 	start := 0
 	if opts.Force {
 		last = ""
+	}
+	supersede := opts.Force
+	if last != "" && last != StagePublish {
+		// Every stage after the snapshot reads it: a resumed night checks
+		// it is the file the snapshot stage wrote.
+		if derr := verifySnapshot(dataDir, opts.Date); derr != nil {
+			log.Warn("snapshot damaged: taking it again from the source, the night starts over", "err", derr)
+			last, supersede = "", true
+			m.Attempts = prev.Attempts
+		}
 	}
 	if last != "" {
 		m = prev
@@ -387,12 +472,12 @@ func RunNight(ctx context.Context, opts Options) (NightResult, error) {
 		log.Info("resuming an interrupted night", "after", last)
 	}
 	m.Attempts++
-	if opts.Force {
+	if supersede {
 		if err := env.db.Supersede(ctx, opts.Date); err != nil {
 			return res, fmt.Errorf("night %s: %w", opts.Date, err)
 		}
 	}
-	runID, err := env.db.BeginRun(ctx, opts.Date, opts.Now())
+	runID, err = env.db.BeginRun(ctx, opts.Date, opts.Now())
 	if err != nil {
 		return res, fmt.Errorf("night %s: record run: %w", opts.Date, err)
 	}
@@ -407,6 +492,9 @@ func RunNight(ctx context.Context, opts Options) (NightResult, error) {
 	outcome := OutcomeOK
 	var blocked error
 	for _, name := range StageNames[start:] {
+		if err := checkFreeSpace(opts.Config); err != nil {
+			return res, fmt.Errorf("night %s: before %s: %w", opts.Date, name, err)
+		}
 		rec := StageRecord{Stage: name, StartedAt: time.Now().UTC()}
 		log.Info("stage started", "stage", name)
 		in, out, err := stages[name](ctx, n)
@@ -417,25 +505,12 @@ func RunNight(ctx context.Context, opts Options) (NightResult, error) {
 		if err != nil {
 			rec.Outcome, rec.Error = OutcomeFailed, err.Error()
 			m.setStage(rec)
-			m.Outcome = OutcomeFailed
-			// Record the failure with a fresh context: a Ctrl-C must still
-			// leave the run log saying where the night stopped.
-			bg := context.WithoutCancel(ctx)
-			if werr := writeManifest(dataDir, m); werr != nil {
-				log.Error("write run manifest", "err", werr)
-			}
-			if rerr := env.db.RecordStage(bg, runID, lifecycledb.StageRecord(rec)); rerr != nil {
+			// The deferred failure path writes the manifest, ends the run
+			// and writes the metrics.
+			if rerr := env.db.RecordStage(context.WithoutCancel(ctx), runID, lifecycledb.StageRecord(rec)); rerr != nil {
 				log.Error("record stage", "stage", name, "err", rerr)
 			}
-			if rerr := env.db.FinishRun(bg, runID, OutcomeFailed, opts.Now()); rerr != nil {
-				log.Error("record run", "err", rerr)
-			}
-			// Monitoring must see a failed night too (lapse_run_success 0).
-			if werr := WriteMetrics(MetricsPath(dataDir), m, opts.Now()); werr != nil {
-				log.Error("write metrics", "err", werr)
-			}
 			log.Error("stage failed", "stage", name, "err", err)
-			res.Outcome, res.Manifest = OutcomeFailed, m
 			return res, fmt.Errorf("night %s: %s: %w", opts.Date, name, err)
 		}
 		m.setStage(rec)
@@ -451,9 +526,20 @@ func RunNight(ctx context.Context, opts Options) (NightResult, error) {
 			"seconds", rec.FinishedAt.Sub(rec.StartedAt).Seconds())
 		if opts.AfterStage != nil {
 			if err := opts.AfterStage(name); err != nil {
-				res.Outcome, res.Manifest = OutcomeFailed, m
 				return res, fmt.Errorf("night %s: after %s: %w", opts.Date, name, err)
 			}
+		}
+	}
+	// A night most of whose domains could not be checked is finished, but
+	// not healthy: the changeset misses what the failed lookups hid. The
+	// brake's blocked outcome wins (the changeset needs a review anyway).
+	var degraded error
+	if m.Figures.Degraded {
+		degraded = degradedError(m.Figures, opts.Config.Resolve.MaxUnknownFraction)
+		log.Warn("night degraded: too many domains unknown", "unknown_domains", m.Figures.UnknownDomains,
+			"domains", m.Figures.ClassifiedDomains, "max_unknown_fraction", opts.Config.Resolve.MaxUnknownFraction)
+		if outcome == OutcomeOK {
+			outcome = OutcomeDegraded
 		}
 	}
 	m.Outcome = outcome
@@ -463,21 +549,31 @@ func RunNight(ctx context.Context, opts Options) (NightResult, error) {
 	if err := env.db.FinishRun(ctx, runID, outcome, opts.Now()); err != nil {
 		return res, fmt.Errorf("night %s: record run: %w", opts.Date, err)
 	}
+	runID = 0 // recorded: the failure path must not overwrite it
 	if err := WriteMetrics(MetricsPath(dataDir), m, opts.Now()); err != nil {
 		return res, fmt.Errorf("night %s: %w", opts.Date, err)
 	}
 	// Retention, once the night is safely finished. A failure is logged,
-	// not the night's: its files are all written and recorded.
-	removed, err := Prune(dataDir, opts.Date, opts.Config.Retention.Nights)
-	if len(removed) > 0 {
-		log.Info("retention: deleted the address files of old nights", "folders", len(removed), "keep_nights", opts.Config.Retention.Nights)
-	}
-	if err != nil {
-		log.Error("retention: could not delete every old folder (they are retried after the next night)", "err", err)
+	// not the night's: its files are all written and recorded. A night
+	// dated after today prunes nothing: it must never delete the real
+	// nights before it.
+	if keep := opts.Config.Retention.Nights; keep > 0 && !RetentionApplies(opts.Date, opts.Now()) {
+		log.Warn("retention skipped: the night is dated after today, so no earlier night is deleted", "keep_nights", keep)
+	} else {
+		removed, err := Prune(dataDir, opts.Date, keep)
+		if len(removed) > 0 {
+			log.Info("retention: deleted the address files of old nights", "folders", len(removed), "keep_nights", keep)
+		}
+		if err != nil {
+			log.Error("retention: could not delete every old folder (they are retried after the next night)", "err", err)
+		}
 	}
 	res.Outcome, res.Manifest = outcome, m
 	if blocked != nil {
 		return res, fmt.Errorf("night %s: %w", opts.Date, blocked)
+	}
+	if degraded != nil {
+		return res, fmt.Errorf("night %s: %w", opts.Date, degraded)
 	}
 	return res, nil
 }
@@ -510,8 +606,12 @@ func WriteMetrics(path string, m NightManifest, now time.Time) error {
 	d, _ := ParseDate(m.Date)
 	gauge("lapse_night_date_seconds", "The night these figures are for (Unix time of its date).", float64(d.Unix()))
 	gauge("lapse_run_finished_seconds", "When the night finished (Unix time).", float64(now.Unix()))
-	gauge("lapse_run_success", "1 when the night finished (even if blocked), 0 when it failed.", b2f(m.Outcome == OutcomeOK || m.Outcome == OutcomeBlocked))
+	gauge("lapse_run_success", "1 when the night finished (even if blocked or degraded), 0 when it failed.",
+		b2f(m.Outcome == OutcomeOK || m.Outcome == OutcomeBlocked || m.Outcome == OutcomeDegraded))
 	gauge("lapse_changeset_blocked", "1 when the safety brake held tonight's changeset.", b2f(m.Outcome == OutcomeBlocked))
+	gauge("lapse_run_degraded", "1 when too many of tonight's domains are unknown (resolve.max_unknown_fraction).", b2f(f.Degraded && m.Outcome != OutcomeFailed))
+	gauge("lapse_unknown_domains", "Domains of tonight's snapshot whose state is unknown (every source failed or could not tell).", float64(f.UnknownDomains))
+	gauge("lapse_unknown_addresses", "Addresses decided unknown tonight.", float64(f.UnknownAddresses))
 	gauge("lapse_addresses", "Addresses in tonight's snapshot.", float64(f.Addresses))
 	gauge("lapse_addresses_verified", "Verified addresses in tonight's snapshot.", float64(f.Verified))
 	gauge("lapse_addresses_invalid", "Addresses without a registrable domain.", float64(f.Invalid))
@@ -681,8 +781,10 @@ func stagePlan(ctx context.Context, n *night) (int64, int64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	// A new plan means a new resolve: drop the journal of an earlier one.
-	if err := os.Remove(journalPath(n.paths)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	// A new plan means a new resolve. The journal keeps the lookups of an
+	// earlier one (a finished night run again with --force): they are
+	// tonight's observations too; a mark tells the new resolve's apart.
+	if err := StartJournalSegment(journalPath(n.paths), p); err != nil {
 		return 0, 0, fmt.Errorf("plan: %w", err)
 	}
 	if err := WritePlan(n.paths.Plan(), p); err != nil {
@@ -725,9 +827,11 @@ func stageResolve(ctx context.Context, n *night) (int64, int64, error) {
 		return int64(len(p.Lookups)), 0, err
 	}
 	// Tonight's lookups: the answers as given, with the schedule the cache
-	// set for them.
-	rows := make([]StateRow, 0, len(r.Answers))
-	for _, lc := range r.Answers {
+	// set for them; those of an earlier run of the night (before a forced
+	// re-run's plan) that this plan did not ask again are kept.
+	all := r.NightAnswers()
+	rows := make([]StateRow, 0, len(all))
+	for _, lc := range all {
 		row := RowFromEntry(r.Entries[lc.Domain])
 		row.Lifecycle = lc
 		rows = append(rows, row)
@@ -750,6 +854,10 @@ func stageResolve(ctx context.Context, n *night) (int64, int64, error) {
 	}
 	f := &n.manifest.Figures
 	f.Lookups, f.LookupOutcomes = r.Lookups()
+	f.LookedUp = len(rows)
+	if r.Earlier > 0 {
+		n.log.Info("kept the lookups of an earlier run of the night", "earlier", r.Earlier, "asked_now", len(r.Answers))
+	}
 	return int64(len(p.Lookups)), int64(len(rows)), nil
 }
 
@@ -767,6 +875,7 @@ func stageClassify(ctx context.Context, n *night) (int64, int64, error) {
 	f := &n.manifest.Figures
 	f.Addresses, f.Verified, f.Invalid = r.Rows, r.Verified, r.Invalid
 	f.Flagged, f.Watch = r.Flagged, r.Watch
+	f.UnknownDomains, f.ClassifiedDomains, f.UnknownAddresses = r.UnknownDomains, r.Domains, r.ByAction[lifecycle.ActionUnknown]
 	f.FlaggedByReason = map[string]int64{}
 	for k, v := range r.FlaggedByReason {
 		f.FlaggedByReason[string(k)] = v
@@ -784,14 +893,26 @@ func stageSnapshot(ctx context.Context, n *night) (int64, int64, error) {
 	f := &n.manifest.Figures
 	rows := r.Manifest.Rows
 	f.Addresses, f.Verified, f.Invalid = rows.Read, rows.Verified, rows.Invalid
-	return rows.Read + rows.Malformed + rows.SkippedUnverified, rows.Read, nil
+	in := rows.Read + rows.Malformed + rows.SkippedUnverified
+	// An empty or partial export must not pass for a night: it would
+	// publish nothing and restart the history of the addresses it lacks.
+	if err := checkShrink(ctx, n, rows.Verified); err != nil {
+		return in, rows.Read, err
+	}
+	return in, rows.Read, nil
 }
 
 func stagePublish(ctx context.Context, n *night) (int64, int64, error) {
 	f := &n.manifest.Figures
+	maxUnknown := n.opts.Config.Resolve.MaxUnknownFraction
+	f.Degraded = maxUnknown > 0 && f.UnknownShare() > maxUnknown
 	r, err := Publish(ctx, PublishOptions{
 		DataDir: n.opts.Config.DataDir, Date: n.opts.Date, Policy: n.opts.Config.Policy.Name,
 		Brake: n.opts.Config.Brake, DB: n.env.db, Now: n.opts.Now, Counts: n.classified,
+		Unknowns: changeset.Unknowns{
+			Domains: f.UnknownDomains, OfDomains: f.ClassifiedDomains, Addresses: f.UnknownAddresses,
+			MaxFraction: maxUnknown, Degraded: f.Degraded,
+		},
 		Metrics: lifecycledb.Metrics{CacheHits: int64(f.Fresh), Extra: []lifecycledb.Metric{
 			{Name: "domains_planned", Value: float64(f.Planned)},
 			{Name: "domains_deferred", Value: float64(f.Deferred)},
@@ -811,6 +932,18 @@ func IsBlocked(err error) bool { return errors.Is(err, ErrBlocked) }
 func isBlocked(err error) bool { return IsBlocked(err) }
 
 func blockedError(reason string) error { return fmt.Errorf("%w: %s", ErrBlocked, reason) }
+
+// IsDegraded reports whether err says the night finished degraded: too
+// many of its domains are unknown.
+func IsDegraded(err error) bool { return errors.Is(err, ErrDegraded) }
+
+func isDegraded(err error) bool { return IsDegraded(err) }
+
+func degradedError(f Figures, max float64) error {
+	return fmt.Errorf("%w: %d of %d domains (%.1f%%) are unknown, over resolve.max_unknown_fraction %g; the changeset was written, "+
+		"but it misses what the failed lookups hide: check the providers and the network (failed lookups are asked again next night)",
+		ErrDegraded, f.UnknownDomains, f.ClassifiedDomains, 100*f.UnknownShare(), max)
+}
 
 // allFailed fails a night whose every lookup failed: the providers are
 // unreachable or refuse us, and publishing a night of "unknown" would only

@@ -62,6 +62,8 @@ type Spec struct {
 	Previous string
 	Policy   string
 	Brake    config.BrakeConfig
+	// Unknowns is what the night could not tell (summary.md says it).
+	Unknowns Unknowns
 }
 
 // FileInfo describes one written file in the manifest.

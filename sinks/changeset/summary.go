@@ -10,6 +10,28 @@ import (
 	"strings"
 )
 
+// Unknowns is what a night could not tell: the domains of its snapshot
+// whose state is unknown (every source failed or could not tell) and the
+// addresses decided unknown. A changeset says nothing of them, so the
+// summary does.
+type Unknowns struct {
+	// Domains of OfDomains (the snapshot's distinct domains) are unknown.
+	Domains, OfDomains int64
+	Addresses          int64
+	// MaxFraction is resolve.max_unknown_fraction (0: no limit); Degraded
+	// says Domains is over it.
+	MaxFraction float64
+	Degraded    bool
+}
+
+// Share is the unknown share of the domains, 0 when there are none.
+func (u Unknowns) Share() float64 {
+	if u.OfDomains <= 0 {
+		return 0
+	}
+	return float64(u.Domains) / float64(u.OfDomains)
+}
+
 // summaryMarkdown renders summary.md for the reviewer from the changeset's
 // rows (rel: a table name or a read_parquet call). It names domains and
 // email ids, not addresses: the addresses are in changeset.csv.
@@ -30,10 +52,23 @@ func summaryMarkdown(ctx context.Context, db *sql.DB, s Spec, m Manifest, rel st
 		}
 		b.WriteString("\n")
 	}
+	u := s.Unknowns
+	if u.Degraded {
+		fmt.Fprintf(&b, "**Degraded night: %d of %d domains (%.1f%%) are unknown**, over `resolve.max_unknown_fraction` %g: "+
+			"their lookups failed or no source could tell. This changeset misses whatever those domains hide; "+
+			"check the providers and the network (failed lookups are asked again next night).\n\n",
+			u.Domains, u.OfDomains, 100*u.Share(), u.MaxFraction)
+	}
 	b.WriteString("Nothing is applied automatically: review `changeset.csv`, then `lapse approve` and `lapse apply`.\n\n")
 
+	fmt.Fprintf(&b, "Unknown tonight: %d of %d domains (%.1f%%), %d addresses decided `unknown`.\n\n",
+		u.Domains, u.OfDomains, 100*u.Share(), u.Addresses)
 	if c.Flagged == 0 {
-		b.WriteString("Nothing to un-verify tonight.\n\n")
+		if u.Degraded {
+			b.WriteString("Nothing to un-verify among the domains that could be checked.\n\n")
+		} else {
+			b.WriteString("Nothing to un-verify tonight.\n\n")
+		}
 	}
 	b.WriteString("## By reason\n\n| reason | addresses |\n|---|---:|\n")
 	for _, k := range sortedByCount(c.ByReason) {

@@ -40,6 +40,8 @@ const (
 	OutcomeFailed  = "failed"
 	// OutcomeBlocked: done, but the safety brake held the changeset.
 	OutcomeBlocked = "blocked"
+	// OutcomeDegraded: done, but too many of the night's domains unknown.
+	OutcomeDegraded = "degraded"
 )
 
 // DB is an open lifecycle database.
@@ -207,7 +209,8 @@ func (d *DB) Supersede(ctx context.Context, date string) error {
 }
 
 // FinishRun records the end of a run at time at: outcome is OutcomeOK,
-// OutcomeFailed or OutcomeBlocked (the failing stage holds the error).
+// OutcomeFailed, OutcomeBlocked or OutcomeDegraded (the failing stage
+// holds the error).
 func (d *DB) FinishRun(ctx context.Context, runID int64, outcome string, at time.Time) error {
 	if _, err := d.db.ExecContext(ctx, `UPDATE runs SET finished_at = ?, outcome = ? WHERE run_id = ?`,
 		at.UTC(), outcome, runID); err != nil {
@@ -323,11 +326,11 @@ func (d *DB) LastFinishedStage(ctx context.Context, date string) (string, error)
 	return stage, nil
 }
 
-// NightFinished reports whether a run of the night (not superseded) ended ok
-// or blocked: re-running it is a no-op unless forced.
+// NightFinished reports whether a run of the night (not superseded) ended ok,
+// blocked or degraded: re-running it is a no-op unless forced.
 func (d *DB) NightFinished(ctx context.Context, date string) (bool, error) {
 	var n int
-	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM runs WHERE date = CAST(? AS DATE) AND NOT superseded AND outcome IN ('ok', 'blocked')`, date).Scan(&n); err != nil {
+	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM runs WHERE date = CAST(? AS DATE) AND NOT superseded AND outcome IN ('ok', 'blocked', 'degraded')`, date).Scan(&n); err != nil {
 		return false, fmt.Errorf("night %s finished: %w", date, err)
 	}
 	return n > 0, nil

@@ -1,0 +1,586 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lapse-dev/lapse/sinks/lifecycledb"
+)
+
+// kLogs sends a night's logs to a buffer.
+func kLogs(o *Options) *bytes.Buffer {
+	var b bytes.Buffer
+	o.Log = slog.New(slog.NewTextHandler(&b, nil))
+	return &b
+}
+
+// kMetrics reads metrics.prom.
+func kMetrics(t *testing.T, dataDir string) string {
+	t.Helper()
+	b, err := os.ReadFile(MetricsPath(dataDir))
+	if err != nil {
+		t.Fatalf("metrics.prom: %v", err)
+	}
+	return string(b)
+}
+
+// kCount runs a count query over the lifecycle database.
+func kCount(t *testing.T, dataDir, q string, args ...any) int {
+	t.Helper()
+	db, err := lifecycledb.Open(DBPath(dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.SQL().QueryRow(q, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// kParquetCount counts the rows of a Parquet file.
+func kParquetCount(t *testing.T, path string) int {
+	t.Helper()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM read_parquet(?)`, path).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A finished night run again with --force keeps the night's lookups: its
+// domains.parquet, journal and domain_observations, and its figures say
+// what was looked up. What the forced run asks again replaces the earlier
+// answer of that domain.
+func TestForcedRerunKeepsTheNightsLookups(t *testing.T) {
+	ctx := context.Background()
+	h := newHNight(t, hEmails...)
+	date := "2026-03-01"
+	p := NightPaths{DataDir: h.cfg.DataDir, Date: date}
+	res, err := RunNight(ctx, h.opts(date))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := res.Figures()
+	journal1, err := os.ReadFile(journalPath(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obsQ := `SELECT count(*) FROM domain_observations WHERE date = CAST(? AS DATE)`
+	if n := kParquetCount(t, p.Domains()); n != 8 || kCount(t, h.cfg.DataDir, obsQ, date) != 8 || want.LookedUp != 8 {
+		t.Fatalf("first run: %d domains looked up, figures %+v", n, want)
+	}
+
+	check := func(when string, wantJournalLines int) Figures {
+		t.Helper()
+		o := h.opts(date)
+		o.Force = true
+		res, err := RunNight(ctx, o)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		f := res.Figures()
+		if n := kParquetCount(t, p.Domains()); n != 8 {
+			t.Errorf("%s: domains.parquet has %d rows, want the night's 8", when, n)
+		}
+		if n := kCount(t, h.cfg.DataDir, obsQ, date); n != 8 {
+			t.Errorf("%s: domain_observations has %d rows of the night, want 8", when, n)
+		}
+		if f.LookedUp != 8 || f.TotalLookups() != want.TotalLookups() {
+			t.Errorf("%s: figures say %d looked up, %d lookups; want 8 and %d", when, f.LookedUp, f.TotalLookups(), want.TotalLookups())
+		}
+		j, err := os.ReadFile(journalPath(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(j, journal1) {
+			t.Errorf("%s: the journal lost the first run's lookups:\n%s", when, j)
+		}
+		if n := bytes.Count(j, []byte("\n")); n != wantJournalLines {
+			t.Errorf("%s: journal has %d lines, want %d:\n%s", when, n, wantJournalLines, j)
+		}
+		return f
+	}
+	// Nothing is due: nothing asked, everything kept (8 lookups + a mark).
+	if f := check("forced, nothing due", 9); f.Planned != 0 {
+		t.Errorf("forced re-run planned %d", f.Planned)
+	}
+
+	// A day later the failed and the available domains are due again: the
+	// forced run asks them, and their new answers win.
+	h.clk.Add(24 * time.Hour)
+	before := h.calls()
+	f := check("forced, two due", 8+1+2)
+	if f.Planned != 2 || h.calls()-before != 2 {
+		t.Errorf("planned %d, asked %d; want 2", f.Planned, h.calls()-before)
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var checked time.Time
+	if err := db.QueryRow(`SELECT checked_at FROM read_parquet(?) WHERE domain = 'gone.net'`, p.Domains()).Scan(&checked); err != nil {
+		t.Fatal(err)
+	}
+	if !checked.Equal(h.clk.Now()) {
+		t.Errorf("gone.net checked at %v, want the forced run's %v", checked, h.clk.Now())
+	}
+}
+
+// A plan made again before its resolve asked anything replaces its lone
+// mark; a torn last line is ended before the mark.
+func TestJournalSegmentMarks(t *testing.T) {
+	dir := t.TempDir()
+	j := filepath.Join(dir, "lookups.jsonl")
+	p := Plan{AsOf: time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC), Lookups: []string{"a.com"}}
+	if err := StartJournalSegment(j, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(j); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a missing journal got a mark: %v", err)
+	}
+	one := `{"domain":"a.com","state":"registered","source":"rdap","checked_at":"2026-03-01T03:00:00Z"}`
+	os.WriteFile(j, []byte(one+"\n"+`{"domain":"b.c`), 0o640)
+	for range 2 {
+		if err := StartJournalSegment(j, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := os.ReadFile(j)
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 3 || lines[0] != one || !strings.HasPrefix(lines[2], planMark) {
+		t.Fatalf("journal after two marks:\n%s", b)
+	}
+	jr, err := readJournal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jr.current) != 0 || len(jr.earlier) != 1 || jr.prefix != int64(len(b)) {
+		t.Errorf("read back: current %d earlier %d prefix %d of %d", len(jr.current), len(jr.earlier), jr.prefix, len(b))
+	}
+}
+
+// An empty export after a real night stops before plan with a clear
+// message (nothing published, metrics say failed), unless the shrink is
+// accepted; and the first-seen history survives the nights an address is
+// absent.
+func TestEmptyExportStopsAndHistoryCarriesForward(t *testing.T) {
+	ctx := context.Background()
+	h := newHNight(t, hEmails...)
+	src := strings.TrimPrefix(h.cfg.Source, "jsonl:")
+	full, _ := os.ReadFile(src)
+	if _, err := RunNight(ctx, h.opts("2026-03-01")); err != nil {
+		t.Fatal(err)
+	}
+	h.clk.Add(24 * time.Hour)
+	if err := os.WriteFile(src, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := RunNight(ctx, h.opts("2026-03-02"))
+	if !errors.Is(err, ErrShrunk) || res.Outcome != OutcomeFailed {
+		t.Fatalf("empty export: %v (%s)", err, res.Outcome)
+	}
+	for _, want := range []string{"0 verified addresses tonight", "10 on night 2026-03-01", "run.min_verified_fraction", "--accept-shrink"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	p2 := NightPaths{DataDir: h.cfg.DataDir, Date: "2026-03-02"}
+	for _, f := range []string{p2.Plan(), p2.Changesets()} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a stopped night wrote %s (%v)", f, err)
+		}
+	}
+	if m := kMetrics(t, h.cfg.DataDir); !strings.Contains(m, "lapse_run_success 0\n") {
+		t.Errorf("metrics after the stop:\n%s", m)
+	}
+
+	o := h.opts("2026-03-02")
+	o.AcceptShrink = true
+	if res, err := RunNight(ctx, o); err != nil || res.Resumed != "" || res.Figures().Verified != 0 {
+		t.Fatalf("accepted shrink: %v %+v", err, res)
+	}
+	if n := kParquetCount(t, FirstSeenFile(h.cfg.DataDir, "2026-03-02")); n != len(hEmails) {
+		t.Errorf("first_seen.parquet of the empty night holds %d rows, want the %d of the history", n, len(hEmails))
+	}
+
+	// The accounts are back: their first sighting is still the first night.
+	h.clk.Add(24 * time.Hour)
+	os.WriteFile(src, full, 0o600)
+	if _, err := RunNight(ctx, h.opts("2026-03-03")); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	var first, last time.Time
+	if err := db.QueryRow(`SELECT count(*), min(first_seen), max(first_seen) FROM read_parquet(?)`,
+		FirstSeenFile(h.cfg.DataDir, "2026-03-03")).Scan(&n, &first, &last); err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC); n != len(hEmails) || !first.Equal(want) || !last.Equal(want) {
+		t.Errorf("first_seen after the gap: %d rows from %v to %v, want %d at %v", n, first, last, len(hEmails), want)
+	}
+}
+
+// A night dated after today prunes nothing: the real nights before it
+// stay, and a later real night deletes only by its own date, never
+// counting the later-dated folders.
+func TestFutureNightNeverPrunesRealNights(t *testing.T) {
+	ctx := context.Background()
+	h := newHNight(t, hEmails...)
+	h.cfg.Retention.Nights = 2
+	for _, d := range []string{"2026-03-01", "2026-03-02"} {
+		if _, err := RunNight(ctx, h.opts(d)); err != nil {
+			t.Fatal(err)
+		}
+		h.clk.Add(24 * time.Hour)
+	}
+	// The clock is at 2026-03-03 03:00.
+	for _, d := range []string{"2026-09-01", "9999-12-31"} {
+		if _, err := RunNight(ctx, h.opts(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exists := func(d string) bool {
+		_, err := os.Stat(SnapshotDir(h.cfg.DataDir, d))
+		return err == nil
+	}
+	for _, d := range []string{"2026-03-01", "2026-03-02"} {
+		if !exists(d) {
+			t.Errorf("a future-dated night deleted the real night %s", d)
+		}
+	}
+	if _, err := RunNight(ctx, h.opts("2026-03-03")); err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[string]bool{"2026-03-01": false, "2026-03-02": true, "2026-03-03": true} {
+		if exists(d) != want {
+			t.Errorf("after the real night 2026-03-03: %s kept %v, want %v", d, exists(d), want)
+		}
+	}
+	now := time.Date(2026, 3, 3, 23, 0, 0, 0, time.UTC)
+	for date, want := range map[string]bool{"2026-03-01": true, "2026-03-04": true, "2026-03-05": false, "9999-12-31": false} {
+		if got := RetentionApplies(date, now); got != want {
+			t.Errorf("RetentionApplies(%s) = %v, want %v", date, got, want)
+		}
+	}
+}
+
+// Whatever fails — the lifecycle database, the cache, the lock — the
+// night's metrics say so.
+func TestFailedNightAlwaysRewritesMetrics(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name   string
+		damage func(t *testing.T, h *hNight) func()
+	}{
+		{"corrupt lapse.duckdb", func(t *testing.T, h *hNight) func() {
+			if err := os.WriteFile(DBPath(h.cfg.DataDir), bytes.Repeat([]byte("not a database "), 1000), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			return func() {}
+		}},
+		{"cache unusable", func(t *testing.T, h *hNight) func() {
+			dir := CacheDir(h.cfg)
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dir, []byte("a file where the cache goes"), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			return func() {}
+		}},
+		{"lock held", func(t *testing.T, h *hNight) func() {
+			l, err := AcquireLock(h.cfg.DataDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l.Release
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHNight(t, hEmails...)
+			if _, err := RunNight(ctx, h.opts("2026-03-01")); err != nil {
+				t.Fatal(err)
+			}
+			if m := kMetrics(t, h.cfg.DataDir); !strings.Contains(m, "lapse_run_success 1\n") {
+				t.Fatalf("first night's metrics:\n%s", m)
+			}
+			h.clk.Add(24 * time.Hour)
+			undo := c.damage(t, h)
+			_, err := RunNight(ctx, h.opts("2026-03-02"))
+			undo()
+			if err == nil {
+				t.Fatal("the damaged night succeeded")
+			}
+			m := kMetrics(t, h.cfg.DataDir)
+			d, _ := ParseDate("2026-03-02")
+			for _, want := range []string{"lapse_run_success 0\n", "lapse_night_date_seconds " + strconv.FormatFloat(float64(d.Unix()), 'g', -1, 64) + "\n"} {
+				if !strings.Contains(m, want) {
+					t.Errorf("metrics after %v lack %q:\n%s", err, want, m)
+				}
+			}
+		})
+	}
+}
+
+// A night most of whose domains are unknown publishes its changeset but
+// finishes degraded: its error wraps ErrDegraded, its summary, manifest
+// and metrics say how many domains and addresses are unknown.
+func TestMostlyUnknownNightIsDegraded(t *testing.T) {
+	ctx := context.Background()
+	h := newHNight(t, "a@fail.io", "b@fail.net", "c@fail.org", "d@fail.dev", "e@one.com", "f@gone.net")
+	date := "2026-03-01"
+	res, err := RunNight(ctx, h.opts(date))
+	if !IsDegraded(err) || IsBlocked(err) || res.Outcome != OutcomeDegraded {
+		t.Fatalf("mostly unknown night: %v (%s)", err, res.Outcome)
+	}
+	f := res.Figures()
+	if f.UnknownDomains != 4 || f.ClassifiedDomains != 6 || f.UnknownAddresses != 4 || !f.Degraded || f.ChangesetStatus != "proposed" {
+		t.Errorf("figures: %+v", f)
+	}
+	if !strings.Contains(err.Error(), "4 of 6 domains (66.7%) are unknown") {
+		t.Errorf("error: %v", err)
+	}
+	p := NightPaths{DataDir: h.cfg.DataDir, Date: date}
+	sum, err := os.ReadFile(filepath.Join(p.Changesets(), "summary.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Degraded night: 4 of 6 domains (66.7%) are unknown", "Unknown tonight: 4 of 6 domains (66.7%), 4 addresses decided `unknown`"} {
+		if !strings.Contains(string(sum), want) {
+			t.Errorf("summary.md lacks %q:\n%s", want, sum)
+		}
+	}
+	m := kMetrics(t, h.cfg.DataDir)
+	for _, want := range []string{"lapse_run_degraded 1\n", "lapse_unknown_domains 4\n", "lapse_run_success 1\n", "lapse_changeset_blocked 0\n"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%s", want, m)
+		}
+	}
+	if n := kCount(t, h.cfg.DataDir, `SELECT count(*) FROM runs WHERE outcome = 'degraded'`); n != 1 {
+		t.Errorf("runs degraded: %d", n)
+	}
+	// Finished all the same: a re-run does nothing and says degraded again.
+	res, err = RunNight(ctx, h.opts(date))
+	if !IsDegraded(err) || !res.Skipped {
+		t.Errorf("re-run of a degraded night: %v %+v", err, res)
+	}
+
+	// Under the limit, or with the check off, the same night is healthy,
+	// and its summary still gives the unknown count.
+	for _, max := range []float64{0.7, 0} {
+		h := newHNight(t, "a@fail.io", "b@fail.net", "c@fail.org", "d@fail.dev", "e@one.com", "f@gone.net")
+		h.cfg.Resolve.MaxUnknownFraction = max
+		res, err := RunNight(ctx, h.opts(date))
+		if err != nil || res.Outcome != OutcomeOK {
+			t.Errorf("max_unknown_fraction %v: %v (%s)", max, err, res.Outcome)
+		}
+		sum, _ := os.ReadFile(filepath.Join(h.cfg.DataDir, "changesets", date, "summary.md"))
+		if !strings.Contains(string(sum), "Unknown tonight: 4 of 6 domains") || strings.Contains(string(sum), "Degraded") {
+			t.Errorf("max_unknown_fraction %v: summary.md:\n%s", max, sum)
+		}
+		if m := kMetrics(t, h.cfg.DataDir); !strings.Contains(m, "lapse_run_degraded 0\n") {
+			t.Errorf("max_unknown_fraction %v: metrics:\n%s", max, m)
+		}
+	}
+}
+
+// A data dir with less free space than run.min_free_bytes stops the night
+// before a stage with a clear message, never mid-write.
+func TestLowFreeSpaceStopsCleanly(t *testing.T) {
+	ctx := context.Background()
+	h := newHNight(t, hEmails...)
+	h.cfg.Run.MinFreeBytes = 1 << 62 // more than any disk has free
+	res, err := RunNight(ctx, h.opts("2026-03-01"))
+	if !errors.Is(err, ErrNoSpace) || res.Outcome != OutcomeFailed {
+		t.Fatalf("no space: %v (%s)", err, res.Outcome)
+	}
+	for _, want := range []string{"no space left on " + h.cfg.DataDir + " (", "MB free, run.min_free_bytes is 4398046511104 MB): free space and re-run"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if _, err := os.Stat(SnapshotDir(h.cfg.DataDir, "2026-03-01")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the night wrote its snapshot regardless (%v)", err)
+	}
+
+	// Space running out between stages stops the night before the next.
+	h = newHNight(t, hEmails...)
+	real := freeBytes
+	t.Cleanup(func() { freeBytes = real })
+	calls := 0
+	freeBytes = func(p string) (uint64, error) {
+		calls++
+		if calls > 3 { // the start, then before snapshot and plan
+			return 1 << 20, nil
+		}
+		return real(p)
+	}
+	_, err = RunNight(ctx, h.opts("2026-03-01"))
+	if !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "before resolve") {
+		t.Fatalf("space gone before resolve: %v", err)
+	}
+	freeBytes = real
+	res, err = RunNight(ctx, h.opts("2026-03-01"))
+	if err != nil || res.Resumed != StagePlan {
+		t.Errorf("after freeing space: %v, resumed after %q", err, res.Resumed)
+	}
+}
+
+// A resumed night whose snapshot was deleted, truncated or scrambled takes
+// it again from the source and starts over, saying so, and publishes what
+// an undamaged night publishes.
+func TestDamagedSnapshotIsTakenAgain(t *testing.T) {
+	ctx := context.Background()
+	date := "2026-03-01"
+	straight := newHNight(t, hEmails...)
+	if _, err := RunNight(ctx, straight.opts(date)); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join(straight.cfg.DataDir, "changesets", date, "changeset.csv"))
+	for name, damage := range map[string]func(path string) error{
+		"deleted":   os.Remove,
+		"truncated": func(p string) error { fi, _ := os.Stat(p); return os.Truncate(p, fi.Size()/2) },
+		"scrambled": func(p string) error {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			for i := len(b) / 3; i < len(b)/3+64 && i < len(b); i++ {
+				b[i] ^= 0x5a
+			}
+			return os.WriteFile(p, b, 0o600)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHNight(t, hEmails...)
+			o := h.opts(date)
+			o.AfterStage = func(s string) error {
+				if s == StageSnapshot {
+					return errors.New("killed")
+				}
+				return nil
+			}
+			if _, err := RunNight(ctx, o); err == nil || !strings.Contains(err.Error(), "killed") {
+				t.Fatalf("killed after snapshot: %v", err)
+			}
+			p := NightPaths{DataDir: h.cfg.DataDir, Date: date}
+			if err := damage(p.Snapshot()); err != nil {
+				t.Fatal(err)
+			}
+			o = h.opts(date)
+			logs := kLogs(&o)
+			res, err := RunNight(ctx, o)
+			if err != nil || res.Resumed != "" || res.Figures().Addresses != int64(len(hEmails)) {
+				t.Fatalf("resumed over a %s snapshot: %v %+v\n%s", name, err, res, logs)
+			}
+			if !strings.Contains(logs.String(), "snapshot damaged: taking it again from the source, the night starts over") {
+				t.Errorf("no word of the damaged snapshot:\n%s", logs)
+			}
+			got, _ := os.ReadFile(filepath.Join(p.Changesets(), "changeset.csv"))
+			if !bytes.Equal(got, want) {
+				t.Errorf("changeset differs from the undamaged night's:\n%s\n---\n%s", got, want)
+			}
+		})
+	}
+}
+
+// Temp files of the atomic writers left by a killed run in tonight's
+// folders and states/ are deleted at the start of the next run; nothing
+// else is.
+func TestStaleTempFilesRemoved(t *testing.T) {
+	ctx := context.Background()
+	h := newHNight(t, hEmails...)
+	date := "2026-03-01"
+	data := h.cfg.DataDir
+	stale := []string{
+		filepath.Join(SnapshotDir(data, date), ".emails.parquet.tmp-123456"),
+		filepath.Join(data, "states", ".states.parquet.tmp-42"),
+		filepath.Join(data, ".metrics.prom.tmp-7"),
+		filepath.Join(data, "decisions", "date="+date, ".classify-spill", "spill.tmp"),
+		filepath.Join(data, "decisions", "date="+date, ".decisions.parquet.tmp-99", "decisions.parquet"),
+	}
+	kept := []string{
+		filepath.Join(SnapshotDir(data, "2026-02-01"), ".emails.parquet.tmp-1"), // not tonight's
+		filepath.Join(SnapshotDir(data, date), "notes.tmp-1"),                   // not a temp name
+		filepath.Join(SnapshotDir(data, date), ".emails.parquet.tmp-x1"),
+	}
+	for _, p := range append(append([]string{}, stale...), kept...) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := h.opts(date)
+	logs := kLogs(&o)
+	if _, err := RunNight(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range stale {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stale %s left (%v)", p, err)
+		}
+	}
+	for _, p := range kept {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s deleted: %v", p, err)
+		}
+	}
+	if !strings.Contains(logs.String(), "removed temp files left by an interrupted run") || !strings.Contains(logs.String(), "files=5") {
+		t.Errorf("logs:\n%s", logs)
+	}
+}
+
+// A lapse.duckdb or cache deleted from a data dir with earlier nights is
+// rebuilt with a warning naming what was lost, once; a new data dir is
+// rebuilt silently.
+func TestMissingDatabaseAndCacheWarn(t *testing.T) {
+	ctx := context.Background()
+	h := newHNight(t, hEmails...)
+	o := h.opts("2026-03-01")
+	logs := kLogs(&o)
+	if _, err := RunNight(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "missing") {
+		t.Errorf("first night warned:\n%s", logs)
+	}
+	os.Remove(DBPath(h.cfg.DataDir))
+	os.RemoveAll(CacheDir(h.cfg))
+	for i, d := range []string{"2026-03-02", "2026-03-03"} {
+		h.clk.Add(24 * time.Hour)
+		o := h.opts(d)
+		logs := kLogs(&o)
+		if _, err := RunNight(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		db := strings.Count(logs.String(), "lapse.duckdb was missing: the lifecycle history starts anew")
+		ca := strings.Count(logs.String(), "the domain cache was missing: every domain of the snapshot is looked up again")
+		if want := 1 - i; db != want || ca != want || (want == 1 && !strings.Contains(logs.String(), "level=WARN")) {
+			t.Errorf("night %s: %d database and %d cache warnings, want %d each:\n%s", d, db, ca, want, logs)
+		}
+	}
+}
