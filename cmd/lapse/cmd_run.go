@@ -16,9 +16,11 @@ func init() { register(newRunCmd) }
 
 // runOptions are `lapse run`'s own flags.
 type runOptions struct {
-	source string // overrides source and LAPSE_SOURCE
-	date   string
-	force  bool
+	source       string // overrides source and LAPSE_SOURCE
+	date         string
+	force        bool
+	acceptShrink bool
+	allowFuture  bool
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -33,9 +35,15 @@ the lifecycle database rows, the report and DATA_DIR/metrics.prom.
 
 A night that died re-runs from its last finished stage; a finished night
 re-run does nothing unless --force. One run per data dir at a time.
+--date is refused after tomorrow (UTC) unless --allow-future, and before 2000.
+A snapshot with fewer verified addresses than run.min_verified_fraction of
+the previous finished night's stops the night before plan, unless
+--accept-shrink.
 
 Exit codes: 0 done, 1 failed, 2 usage or configuration error, 3 done but
-the changeset is blocked by the safety brake (review it), 130 interrupted.`,
+the changeset is blocked by the safety brake (review it), 4 done but
+degraded (more than resolve.max_unknown_fraction of the domains are unknown:
+check the providers), 130 interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runRun(cmd.Context(), g, o)
@@ -45,6 +53,8 @@ the changeset is blocked by the safety brake (review it), 130 interrupted.`,
 	f.StringVar(&o.date, "date", "", "the night to run, YYYY-MM-DD (default: today, UTC)")
 	f.StringVar(&o.source, "source", "", "postgres://…, csv:PATH or jsonl:PATH (overrides source and LAPSE_SOURCE)")
 	f.BoolVar(&o.force, "force", false, "run a night that already finished again")
+	f.BoolVar(&o.acceptShrink, "accept-shrink", false, "go on when the snapshot has far fewer verified addresses than the previous night's (run.min_verified_fraction)")
+	f.BoolVar(&o.allowFuture, "allow-future", false, "allow a --date after tomorrow (UTC)")
 	return cmd
 }
 
@@ -53,6 +63,32 @@ type blockedError struct{ err error }
 
 func (e blockedError) Error() string   { return e.err.Error() }
 func (e blockedError) Unwrap() []error { return []error{e.err, errBlocked} }
+
+// degradedError is a night that finished degraded: exit code 4.
+type degradedError struct{ err error }
+
+func (e degradedError) Error() string   { return e.err.Error() }
+func (e degradedError) Unwrap() []error { return []error{e.err, errDegraded} }
+
+// checkNightDate refuses a night date that cannot be a real night: before
+// 2000, or after today (UTC) plus one day of slack unless allowFuture.
+// Retention and the first-seen history count nights by date, so a stray
+// future night would skew both.
+func checkNightDate(date string, now time.Time, allowFuture bool) error {
+	d, err := pipeline.ParseDate(date)
+	if err != nil {
+		return usagef("--date: %v", err)
+	}
+	if d.Year() < 2000 {
+		return usagef("--date %s is before 2000: give the night's date, YYYY-MM-DD", date)
+	}
+	latest := now.UTC().AddDate(0, 0, 1).Format(time.DateOnly)
+	if date > latest && !allowFuture {
+		return usagef("--date %s is in the future (today is %s UTC): give tonight's or a past night's date, or --allow-future to run it anyway",
+			date, now.UTC().Format(time.DateOnly))
+	}
+	return nil
+}
 
 func runRun(ctx context.Context, g *globalOptions, o runOptions) error {
 	c, err := g.loadConfig()
@@ -65,8 +101,8 @@ func runRun(ctx context.Context, g *globalOptions, o runOptions) error {
 	if o.date == "" {
 		o.date = time.Now().UTC().Format(time.DateOnly)
 	}
-	if _, err := pipeline.ParseDate(o.date); err != nil {
-		return usagef("--date: %v", err)
+	if err := checkNightDate(o.date, time.Now(), o.allowFuture); err != nil {
+		return err
 	}
 	if c.Source == "" {
 		return usagef("no source to snapshot: set source in lapse.toml or LAPSE_SOURCE (postgres://…, csv:PATH or jsonl:PATH)")
@@ -75,19 +111,23 @@ func runRun(ctx context.Context, g *globalOptions, o runOptions) error {
 		return usageError{err}
 	}
 	res, err := pipeline.RunNight(ctx, pipeline.Options{
-		Config:   c,
-		Date:     o.date,
-		Force:    o.force,
-		Log:      g.log,
-		Progress: pipeline.NewProgress(g.stderr, g.log),
-		Getenv:   func(k string) (string, bool) { return lookupEnv(g.environ, k) },
-		Version:  version,
+		Config:       c,
+		Date:         o.date,
+		Force:        o.force,
+		Log:          g.log,
+		Progress:     pipeline.NewProgress(g.stderr, g.log),
+		Getenv:       func(k string) (string, bool) { return lookupEnv(g.environ, k) },
+		Version:      version,
+		AcceptShrink: o.acceptShrink,
 	})
-	if err == nil || pipeline.IsBlocked(err) {
+	if err == nil || pipeline.IsBlocked(err) || pipeline.IsDegraded(err) {
 		printNight(g, c.DataDir, res)
 	}
 	if pipeline.IsBlocked(err) {
 		return blockedError{err}
+	}
+	if pipeline.IsDegraded(err) {
+		return degradedError{err}
 	}
 	// A source that does not match its settings is a configuration error.
 	var ce *emails.ConfigError
@@ -108,7 +148,16 @@ func printNight(g *globalOptions, dataDir string, r pipeline.NightResult) {
 	case r.Resumed != "":
 		what = "done (resumed after " + r.Resumed + ")"
 	}
-	fmt.Fprintf(g.stdout, "night %s %s: %d addresses (%d verified, %d invalid), %d domains, %d looked up (%d lookups, %d deferred), %d to un-verify, %d on watch; changeset %s in %s\n",
-		r.Date, what, f.Addresses, f.Verified, f.Invalid, f.Domains, f.Planned, f.TotalLookups(), f.Deferred,
+	if f.Degraded && r.Outcome != pipeline.OutcomeFailed {
+		what += ", DEGRADED"
+	}
+	lookedUp := f.LookedUp
+	if lookedUp == 0 {
+		lookedUp = f.Planned // a manifest written before looked_up was counted
+	}
+	fmt.Fprintf(g.stdout, "night %s %s: %d addresses (%d verified, %d invalid), %d domains, %d looked up (%d lookups, %d deferred), "+
+		"%d domains unknown (%.1f%%), %d addresses unknown, %d to un-verify, %d on watch; changeset %s in %s\n",
+		r.Date, what, f.Addresses, f.Verified, f.Invalid, f.Domains, lookedUp, f.TotalLookups(), f.Deferred,
+		f.UnknownDomains, 100*f.UnknownShare(), f.UnknownAddresses,
 		f.Flagged, f.Watch, f.ChangesetStatus, pipeline.NightPaths{DataDir: dataDir, Date: r.Date}.Changesets())
 }

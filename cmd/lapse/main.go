@@ -28,6 +28,7 @@ const (
 	exitFailure     = 1
 	exitUsage       = 2
 	exitBlocked     = 3
+	exitDegraded    = 4
 	exitInterrupted = 130
 )
 
@@ -66,6 +67,10 @@ func usagef(format string, args ...any) error {
 // errBlocked is returned (wrapped) when the safety brake held a changeset.
 var errBlocked = errors.New("blocked by the safety brake")
 
+// errDegraded is returned (wrapped) when a night finished with too many of
+// its domains unknown (resolve.max_unknown_fraction).
+var errDegraded = errors.New("night degraded")
+
 func newRootCmd(g *globalOptions) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "lapse",
@@ -79,7 +84,8 @@ Configuration: lapse.toml (see "lapse config example"), LAPSE_* environment
 variables and flags, in increasing precedence.
 
 Exit codes: 0 ok, 1 failure, 2 usage or configuration error,
-3 blocked by the safety brake, 130 interrupted.`,
+3 blocked by the safety brake, 4 degraded (the night finished, but more
+than resolve.max_unknown_fraction of its domains are unknown), 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version,
@@ -160,6 +166,8 @@ func exitCode(err error) int {
 		return exitInterrupted
 	case errors.Is(err, errBlocked):
 		return exitBlocked
+	case errors.Is(err, errDegraded):
+		return exitDegraded
 	case errors.As(err, &ue), errors.Is(err, config.ErrConfig):
 		return exitUsage
 	default:

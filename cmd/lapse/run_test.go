@@ -190,8 +190,8 @@ func TestRunBlockedExitsThree(t *testing.T) {
 }
 
 // TestRunFullDisk runs the second night on a data dir whose disk is full:
-// the night fails with the system's message and the first night's files
-// stay intact, with no temp files left behind.
+// the night fails cleanly (the free-space check, or the system's message)
+// and the first night's files stay intact, with no temp files left behind.
 func TestRunFullDisk(t *testing.T) {
 	mnt := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", mnt).CombinedOutput(); err != nil {
@@ -200,13 +200,15 @@ func TestRunFullDisk(t *testing.T) {
 	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
 	data := filepath.Join(mnt, "data")
 	s := newSimSetup(t, data, "")
-	env := s.export("2026-01-01")
+	// The default run.min_free_bytes (256 MiB) is more than this disk.
+	minFree := "LAPSE_RUN_MIN_FREE_BYTES=4194304"
+	env := append(s.export("2026-01-01"), minFree)
 	if code, out, errs := runLapse(t, "", env, "--config", s.config, "run", "--date", "2026-01-01"); code != exitOK {
 		t.Fatalf("night 1: exit %d\n%s\n%s", code, out, errs)
 	}
 	before := treeSums(t, filepath.Join(data, "changesets", "2026-01-01"))
 	snapBefore := treeSums(t, filepath.Join(data, "snapshots", "date=2026-01-01"))
-	env = s.export("2026-01-02")
+	env = append(s.export("2026-01-02"), minFree)
 	// Fill the disk.
 	f, err := os.Create(filepath.Join(mnt, "filler"))
 	if err != nil {
@@ -225,7 +227,7 @@ func TestRunFullDisk(t *testing.T) {
 	}
 	f.Close()
 	code, out, errs := runLapse(t, "", env, "--config", s.config, "run", "--date", "2026-01-02")
-	if code != exitFailure || !strings.Contains(strings.ToLower(errs), "no space left on device") {
+	if code != exitFailure || !strings.Contains(errs, "no space left on "+data+" (0 MB free, run.min_free_bytes is 4 MB): free space and re-run") {
 		t.Errorf("full disk: exit %d\n%s\n%s", code, out, errs)
 	}
 	check := func(when string) {
