@@ -37,6 +37,11 @@ const (
 	ReasonExpiring     Reason = "domain_expiring"
 	ReasonGrace        Reason = "domain_grace"
 	ReasonAwaitConfirm Reason = "awaiting_confirmation"
+	// ReasonAwaitLookup: the owner re-verified the address after an applied
+	// changeset un-verified it, and the domain's decisive state is older
+	// than that re-verification. It is not proposed again on a stale answer
+	// (the loop of pypi/warehouse#18356); the night looks it up afresh.
+	ReasonAwaitLookup Reason = "reverified_awaiting_lookup"
 	ReasonRegistered   Reason = "domain_registered"
 	ReasonReserved     Reason = "domain_reserved"
 	ReasonInvalidName  Reason = "domain_invalid"
@@ -116,27 +121,56 @@ type Facts struct {
 	// its created or verified time, or the end of the day of the first
 	// snapshot that held it, whichever is earliest.
 	FirstSeen *time.Time
+
+	// CheckedAt is when the domain's state was looked up.
+	CheckedAt *time.Time
+	// ReverifiedAt is set when the owner verified the address again after
+	// an applied changeset un-verified it (the latest such time). A
+	// re-verification is proof of control at that time: registrations
+	// before it are not a re-registration, and a decisive state looked up
+	// before it does not un-verify.
+	ReverifiedAt *time.Time
+}
+
+// Anchor is the time from which a later registration of the domain means
+// someone else holds it: the first sighting, or a later re-verification.
+func (f Facts) Anchor() *time.Time {
+	if f.ReverifiedAt != nil && (f.FirstSeen == nil || f.ReverifiedAt.After(*f.FirstSeen)) {
+		return f.ReverifiedAt
+	}
+	return f.FirstSeen
+}
+
+// StaleForReverified reports whether the address was re-verified after its
+// domain's state was looked up: that state says nothing of the domain
+// since the owner proved control.
+func (f Facts) StaleForReverified() bool {
+	return f.ReverifiedAt != nil && (f.CheckedAt == nil || f.CheckedAt.Before(*f.ReverifiedAt))
 }
 
 // Reregistered reports whether the domain was registered (again) after the
 // address was first seen: registered_at later than first seen, or a
 // registration date that changed between observations after first seen.
 func (f Facts) Reregistered() bool {
-	if f.FirstSeen == nil {
+	a := f.Anchor()
+	if a == nil {
 		return false
 	}
-	if f.RegisteredAt != nil && f.RegisteredAt.After(*f.FirstSeen) {
+	if f.RegisteredAt != nil && f.RegisteredAt.After(*a) {
 		return true
 	}
-	return f.PreviousRegisteredAt != nil && f.RegisteredAtChangedAt != nil && f.RegisteredAtChangedAt.After(*f.FirstSeen)
+	return f.PreviousRegisteredAt != nil && f.RegisteredAtChangedAt != nil && f.RegisteredAtChangedAt.After(*a)
 }
 
 // Decide applies the policy to one address at the night's reference time asOf.
 //
 // corroborated, in order: invalid address → unknown; never checked →
-// unknown; state unknown → unknown; reregistered → unverify; decisive state
-// (available, pending_delete, redemption) on an authoritative or corroborated
-// answer, or seen on ≥ ConfirmNights nights → unverify, otherwise watch;
+// unknown; state unknown → unknown; reregistered (after the first sighting
+// or the owner's latest re-verification) → unverify; decisive state
+// (available, pending_delete, redemption) looked up before the owner's
+// re-verification → watch (reverified_awaiting_lookup); decisive on an
+// authoritative or corroborated answer, or seen on ≥ ConfirmNights nights
+// → unverify, otherwise watch;
 // expiring, grace, or registered with expiry inside the watch window → watch;
 // anything else → keep.
 //
@@ -160,6 +194,9 @@ func (p Policy) Decide(f Facts, asOf time.Time) Decision {
 		return Decision{ActionUnverify, ReasonReregistered}
 	}
 	if f.State.Decisive() {
+		if f.StaleForReverified() {
+			return Decision{ActionWatch, ReasonAwaitLookup}
+		}
 		if f.Source.Authoritative() || f.Corroborated || f.DecisiveNights >= p.ConfirmNights {
 			return Decision{ActionUnverify, StateReason(f.State)}
 		}

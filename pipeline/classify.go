@@ -42,6 +42,13 @@ func FirstSeenFile(dataDir, date string) string {
 	return filepath.Join(dataDir, "decisions", "date="+date, firstSeenName)
 }
 
+// ReverifiedFile holds (email_id, reverified_at) of every address its
+// owner verified again after an applied changeset un-verified it, as the
+// lifecycle database knew them when the night was planned.
+func ReverifiedFile(dataDir, date string) string {
+	return filepath.Join(dataDir, "observations", "date="+date, "reverified.parquet")
+}
+
 // CountsFile holds classify's counts over every address (ClassifyResult),
 // so a resumed night publishes without reading every row again.
 func CountsFile(dataDir, date string) string {
@@ -67,6 +74,10 @@ type ClassifyOptions struct {
 	// and counts.json go beside it, and the folders of earlier nights
 	// beside its folder hold the first-seen history.
 	Out string
+	// Reverified is a Parquet file of (email_id, reverified_at): the
+	// addresses their owners verified again after an applied changeset
+	// un-verified them (ReverifiedFile); "" or a missing file means none.
+	Reverified string
 	// Date is the night (YYYY-MM-DD): snapshots of later dates are ignored.
 	Date   string
 	Policy lifecycle.Policy
@@ -79,6 +90,7 @@ func ClassifyOptionsFor(p NightPaths, policy lifecycle.Policy, asOf time.Time) C
 	return ClassifyOptions{
 		Snapshot: p.Snapshot(), SnapshotGlob: p.SnapshotGlob(), States: p.States(),
 		Out: DecisionsFile(p.DataDir, p.Date), Date: p.Date, Policy: policy, AsOf: asOf,
+		Reverified: ReverifiedFile(p.DataDir, p.Date),
 	}
 }
 
@@ -457,6 +469,13 @@ func decideQuery(ctx context.Context, db *sql.DB, o ClassifyOptions, rules []pol
 		hist = `SELECT NULL::BIGINT AS email_id WHERE false`
 		histJoin, histFirst = "", "NULL::TIMESTAMPTZ"
 	}
+	// Re-verified addresses are few (or none): joined only when present.
+	rvJoin, rvCol := "", "CAST(NULL AS TIMESTAMPTZ)"
+	if o.Reverified != "" && fileExists(o.Reverified) {
+		rvJoin = fmt.Sprintf("LEFT JOIN (SELECT email_id, max(CAST(reverified_at AS TIMESTAMPTZ)) AS reverified_at FROM read_parquet(%s) GROUP BY email_id) rv USING (email_id)",
+			changeset.SQLString(o.Reverified))
+		rvCol = "rv.reverified_at"
+	}
 	// Only the pypi preset reads the best-effort flags: parsing every
 	// domain's evidence for them is skipped otherwise.
 	flags, stFrom := "", "("+states+")"
@@ -471,17 +490,25 @@ facts AS (
 	SELECT s.file_row_number AS srow, s.email_id, s.verified, s.domain, st.st_id,
 	       s.domain IS NULL AS invalid, st.domain IS NOT NULL AS checked,
 	       st.state, st.source, st.registered_at, st.expires_at, st.corroborated, st.decisive_nights,
-	       st.previous_registered_at, st.registered_at_changed_at%[3]s,
+	       st.previous_registered_at, st.registered_at_changed_at, st.checked_at%[3]s,
 	       least(CAST(s.created AS TIMESTAMPTZ), CAST(s.verified_at AS TIMESTAMPTZ), %[4]s,
-	             CAST(CAST(%[5]s AS DATE) + INTERVAL 1 DAY AS TIMESTAMPTZ)) AS first_seen
+	             CAST(CAST(%[5]s AS DATE) + INTERVAL 1 DAY AS TIMESTAMPTZ)) AS first_seen,
+	       %[9]s AS reverified_at
 	FROM read_parquet(%[6]s, file_row_number = true) s
 	%[7]s
+	%[10]s
 	LEFT JOIN st ON st.domain = s.domain
+),
+anchored AS (
+	-- A re-verification moves the anchor of the re-registration rule
+	-- forward (greatest ignores a NULL).
+	SELECT *, greatest(first_seen, reverified_at) AS anchor FROM facts
 )
 SELECT srow, email_id, verified, CASE WHEN NOT checked THEN domain END AS domain, st_id,
        CAST(%[8]s AS UTINYINT) AS rule, first_seen
-FROM facts`,
-		hist, stFrom, flags, histFirst, changeset.SQLString(o.Date), changeset.SQLString(o.Snapshot), histJoin, ruleSQL(rules)), nil
+FROM anchored`,
+		hist, stFrom, flags, histFirst, changeset.SQLString(o.Date), changeset.SQLString(o.Snapshot), histJoin, ruleSQL(rules),
+		rvCol, rvJoin), nil
 }
 
 // exportQuery selects the decisions file's rows from the decided table:
@@ -583,8 +610,11 @@ func policyRules(p lifecycle.Policy, asOf time.Time) []policyRule {
 	horizon := asOf.UTC().Add(p.WatchWindow).Format("2006-01-02 15:04:05.999999") + "+00"
 	rules = append(rules,
 		policyRule{"state IS NULL OR state IN ('', 'unknown')", unknown, lifecycle.ReasonUnknown},
-		policyRule{"first_seen IS NOT NULL AND (registered_at > first_seen OR (previous_registered_at IS NOT NULL AND registered_at_changed_at > first_seen))",
-			unverify, lifecycle.ReasonReregistered})
+		policyRule{"anchor IS NOT NULL AND (registered_at > anchor OR (previous_registered_at IS NOT NULL AND registered_at_changed_at > anchor))",
+			unverify, lifecycle.ReasonReregistered},
+		// A decisive state older than the owner's re-verification is stale.
+		policyRule{decisive + " AND reverified_at IS NOT NULL AND (checked_at IS NULL OR checked_at < reverified_at)",
+			watch, lifecycle.ReasonAwaitLookup})
 	// One rule per decisive state, so each has its own reason.
 	for _, st := range []lifecycle.State{lifecycle.Available, lifecycle.PendingDelete, lifecycle.Redemption} {
 		rules = append(rules, policyRule{"state = " + q(string(st)) + " AND " + confirmed, unverify, lifecycle.StateReason(st)})

@@ -40,6 +40,11 @@ type gCase struct {
 	verifiedAt  *time.Time
 	firstNight  string // first snapshot date holding the address; "" = tonight only
 	protectedOK bool
+	// checkedAt is when the domain state was looked up (default gAsOf);
+	// reverifiedAt when the owner verified the address again after an
+	// applied changeset un-verified it.
+	checkedAt    *time.Time
+	reverifiedAt *time.Time
 
 	want *lifecycle.Decision
 }
@@ -94,8 +99,16 @@ func (c gCase) facts(i int) lifecycle.Facts {
 		Flags:        lifecycle.BestEffortFlags(c.source, c.statuses, c.evidence),
 		RegisteredAt: c.registeredAt, ExpiresAt: c.expiresAt,
 		PreviousRegisteredAt: c.prevRegAt, RegisteredAtChangedAt: c.regChangedAt,
-		FirstSeen: &fs,
+		FirstSeen: &fs, CheckedAt: c.checked(), ReverifiedAt: c.reverifiedAt,
 	}
+}
+
+func (c gCase) checked() *time.Time {
+	if c.checkedAt != nil {
+		return c.checkedAt
+	}
+	t := gAsOf
+	return &t
 }
 
 // gWriteFixtures writes the snapshots (tonight's and the history) and the
@@ -121,9 +134,13 @@ func gWriteFixtures(t testing.TB, dataDir string, cases []gCase) NightPaths {
 		corroborated BOOLEAN, evidence_json VARCHAR, next_check TIMESTAMPTZ, consecutive_errors INTEGER, unverified BOOLEAN,
 		previous_registered_at TIMESTAMPTZ, registered_at_changed_at TIMESTAMPTZ, first_checked_at TIMESTAMPTZ,
 		last_checked_at TIMESTAMPTZ, decisive_since TIMESTAMPTZ, decisive_nights INTEGER)`)
+	mustExec(`CREATE TABLE rv (email_id BIGINT, reverified_at TIMESTAMPTZ)`)
 	nights := map[string]bool{gNight: true}
 	written := map[string]bool{}
 	for i, c := range cases {
+		if c.reverifiedAt != nil {
+			mustExec(`INSERT INTO rv VALUES (?, ?)`, int64(i), *c.reverifiedAt)
+		}
 		d := c.dom(i)
 		email := fmt.Sprintf("user%d@%s", i, d)
 		var dom, host, inv any = d, d, nil
@@ -164,7 +181,7 @@ func gWriteFixtures(t testing.TB, dataDir string, cases []gCase) NightPaths {
 		mustExec(`INSERT INTO states (domain, state, statuses, registered_at, expires_at, source, checked_at, as_of, corroborated,
 			evidence_json, consecutive_errors, unverified, previous_registered_at, registered_at_changed_at, decisive_nights)
 			VALUES (?, ?, CAST(from_json(?, '["VARCHAR"]') AS VARCHAR[]), ?, ?, ?, ?, ?, ?, ?, 0, false, ?, ?, ?)`,
-			d, string(c.state), string(st), c.registeredAt, c.expiresAt, src, gAsOf, gAsOf, c.corroborated, ev,
+			d, string(c.state), string(st), c.registeredAt, c.expiresAt, src, *c.checked(), gAsOf, c.corroborated, ev,
 			c.prevRegAt, c.regChangedAt, int32(c.decisiveNights))
 	}
 	p := NightPaths{DataDir: dataDir, Date: gNight}
@@ -177,6 +194,15 @@ func gWriteFixtures(t testing.TB, dataDir string, cases []gCase) NightPaths {
 	}
 	if err := changeset.CopyParquet(ctx, db, `SELECT * FROM states ORDER BY domain`, p.States(), 0o640); err != nil {
 		t.Fatal(err)
+	}
+	var rv int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM rv`).Scan(&rv); err != nil {
+		t.Fatal(err)
+	}
+	if rv > 0 {
+		if err := changeset.CopyParquet(ctx, db, `SELECT * FROM rv`, ReverifiedFile(dataDir, gNight), 0o640); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return p
 }
@@ -393,6 +419,25 @@ func gPolicyCases() []gCase {
 			firstNight: "2026-01-01", want: gDec(keep, lifecycle.ReasonRegistered)},
 		{name: "unchanged registration date", state: lifecycle.Registered, source: gRDAP,
 			registeredAt: gT("2019-01-01"), regChangedAt: gT("2026-05-20"), firstNight: "2026-01-01", want: gDec(keep, lifecycle.ReasonRegistered)},
+		// Re-verification by the owner after an applied un-verify
+		// (pypi/warehouse#18356 is the loop these rules prevent).
+		{name: "re-verified after the re-registration: proof of control", state: lifecycle.Registered, source: gRDAP,
+			registeredAt: gT("2026-05-01"), firstNight: "2026-01-01", reverifiedAt: gT("2026-05-20"),
+			expiresAt: gT("2027-05-01"), want: gDec(keep, lifecycle.ReasonRegistered)},
+		{name: "registered again after the re-verification", state: lifecycle.Registered, source: gRDAP,
+			registeredAt: gT("2026-06-01"), firstNight: "2026-01-01", reverifiedAt: gT("2026-05-20"),
+			want: gDec(unverify, lifecycle.ReasonReregistered)},
+		{name: "registration change noticed after the re-verification", state: lifecycle.Registered, source: gRDAP,
+			registeredAt: gT("2019-01-01"), prevRegAt: gT("2018-01-01"), regChangedAt: gT("2026-06-01"),
+			firstNight: "2026-01-01", reverifiedAt: gT("2026-05-20"), want: gDec(unverify, lifecycle.ReasonReregistered)},
+		{name: "re-verified, decisive state looked up before it: stale", state: lifecycle.Redemption, source: gRDAP,
+			checkedAt: gT("2026-06-01"), reverifiedAt: gT("2026-06-09"), want: gDec(watch, lifecycle.ReasonAwaitLookup)},
+		{name: "re-verified, never-confirmed state looked up before it: stale", state: lifecycle.Available, source: gDomainr,
+			decisiveNights: 5, checkedAt: gT("2026-06-01"), reverifiedAt: gT("2026-06-09"), want: gDec(watch, lifecycle.ReasonAwaitLookup)},
+		{name: "re-verified, decisive state looked up tonight", state: lifecycle.Redemption, source: gRDAP,
+			reverifiedAt: gT("2026-06-10"), want: gDec(unverify, lifecycle.ReasonRedemption)},
+		{name: "re-verified, tonight's best-effort answer still needs confirming", state: lifecycle.PendingDelete, source: gDomainr,
+			reverifiedAt: gT("2026-06-10"), want: gDec(watch, lifecycle.ReasonAwaitConfirm)},
 	}
 }
 

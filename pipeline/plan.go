@@ -31,13 +31,18 @@ type DomainCache interface {
 
 // Risk classes, in the order the plan spends its budget on them.
 const (
-	RiskNeverChecked = iota // no cache entry: lapse knows nothing
+	// RiskReverified: an owner verified an address on the domain again
+	// after an applied changeset un-verified it; it is looked up afresh
+	// whatever the schedule says, so the address is never proposed again
+	// on the stale answer that un-verified it.
+	RiskReverified   = iota
+	RiskNeverChecked // no cache entry: lapse knows nothing
 	RiskExpiry              // expiry near or passed, expiring or grace
 	RiskDecisive            // a decisive state (awaiting confirmation first)
 	RiskRest                // everything else that is due
 )
 
-var riskNames = []string{"never_checked", "expiry", "decisive", "rest"}
+var riskNames = []string{"reverified", "never_checked", "expiry", "decisive", "rest"}
 
 // Plan is tonight's lookup plan (DATA/observations/date=D/plan.json).
 type Plan struct {
@@ -77,6 +82,9 @@ type PlanOptions struct {
 	// CheckAll plans every domain every night, ignoring the cache schedule
 	// (the pypi comparison run: PyPI asks Domainr about every domain).
 	CheckAll bool
+	// Force domains go first tonight whether due or not (the domains of
+	// addresses re-verified by their owners since an applied changeset).
+	Force []string
 	// States is the cache's states copy (StatesPath). When set, the plan
 	// makes it current and finds the due domains with DuckDB from it,
 	// decoding only their cache entries; otherwise it reads the entry of
@@ -168,6 +176,9 @@ func MakePlan(ctx context.Context, o PlanOptions) (Plan, error) {
 		}
 		cs = append(cs, c)
 	}
+	if len(o.Force) > 0 {
+		cs = forceFirst(cs, o.Force, &p)
+	}
 	orderCandidates(cs)
 	p.Due = len(cs)
 	for _, c := range cs {
@@ -186,6 +197,31 @@ func MakePlan(ctx context.Context, o PlanOptions) (Plan, error) {
 		p.DeferredSample = append(p.DeferredSample, c.domain)
 	}
 	return p, nil
+}
+
+// forceFirst puts the forced domains in the reverified risk class, adding
+// those that were not due (no longer counted fresh).
+func forceFirst(cs []candidate, force []string, p *Plan) []candidate {
+	want := make(map[string]bool, len(force))
+	for _, d := range force {
+		want[d] = true
+	}
+	for i := range cs {
+		if want[cs[i].domain] {
+			cs[i].class, cs[i].next = RiskReverified, time.Time{}
+			delete(want, cs[i].domain)
+		}
+	}
+	added := make([]string, 0, len(want))
+	for d := range want {
+		added = append(added, d)
+	}
+	slices.Sort(added)
+	for _, d := range added {
+		cs = append(cs, candidate{domain: d, class: RiskReverified})
+		p.Fresh--
+	}
+	return cs
 }
 
 // dueDomains counts the distinct registrable domains of the snapshot's

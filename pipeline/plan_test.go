@@ -125,6 +125,18 @@ func TestPlanOrdersByRiskAndCutsToBudget(t *testing.T) {
 		t.Errorf("budget 3: lookups %v deferred %d %v", p.Lookups, p.Deferred, p.DeferredSample)
 	}
 
+	// Re-verified domains go first whatever their schedule (fresh.com is
+	// not due) and are spent from the budget first.
+	p, err = MakePlan(ctx, PlanOptions{Date: "2026-03-01", SnapshotPath: snap, Cache: c, Now: clk.Now(), Budget: 3,
+		WatchWindow: 30 * 24 * time.Hour, Force: []string{"registered.io", "fresh.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := []string{"fresh.com", "registered.io", "aa-new.org"}; !slices.Equal(p.Lookups, w) || p.Fresh != 0 || p.Due != 6 ||
+		p.ByRisk["reverified"] != 2 || p.Deferred != 3 {
+		t.Errorf("forced: lookups %v (want %v) fresh %d due %d by risk %v deferred %d", p.Lookups, w, p.Fresh, p.Due, p.ByRisk, p.Deferred)
+	}
+
 	// CheckAll (the pypi comparison) ignores the schedule.
 	p, err = MakePlan(ctx, PlanOptions{Date: "2026-03-01", SnapshotPath: snap, Cache: c, Now: clk.Now(), CheckAll: true})
 	if err != nil {

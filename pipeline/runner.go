@@ -133,6 +133,9 @@ type Figures struct {
 	Planned  int `json:"planned"`
 	Deferred int `json:"deferred"`
 	Fresh    int `json:"fresh"`
+	// Reverified counts addresses found verified again by their owners
+	// tonight after an applied changeset un-verified them.
+	Reverified int64 `json:"reverified,omitempty"`
 	// Lookups counts provider requests by source and by "source/outcome"
 	// (outcome is the state answered or "error").
 	Lookups        map[string]int `json:"lookups"`
@@ -636,7 +639,7 @@ func WriteMetrics(path string, m NightManifest, now time.Time) error {
 		st[s.Stage] = s.FinishedAt.Sub(s.StartedAt).Seconds()
 	}
 	vec("lapse_stage_seconds", "Duration of each stage of the night's last run.", "stage", st)
-	return atomicfile.WriteFile(path, []byte(b.String()), 0o644)
+	return atomicfile.WriteFile(path, []byte(b.String()), 0o640)
 }
 
 func promLabels(kv ...string) string {
@@ -773,8 +776,12 @@ func stagePlan(ctx context.Context, n *night) (int64, int64, error) {
 	if order, err := providers.Order(n.opts.Config, n.env.deps()); err == nil && len(order) > 0 {
 		first = order[0]
 	}
+	force, err := reverified(ctx, n)
+	if err != nil {
+		return 0, 0, err
+	}
 	p, err := MakePlan(ctx, PlanOptions{
-		Date: n.opts.Date, SnapshotPath: n.paths.Snapshot(), Cache: c, Now: n.opts.Now(),
+		Date: n.opts.Date, SnapshotPath: n.paths.Snapshot(), Cache: c, Now: n.opts.Now(), Force: force,
 		Budget: planBudget(n.opts.Config, first), WatchWindow: n.opts.Config.Policy.WatchWindow.Std(),
 		CheckAll: n.opts.CheckAll, States: StatesPath(n.opts.Config.DataDir),
 	})

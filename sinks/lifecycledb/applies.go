@@ -149,3 +149,84 @@ func nullable(s string) any {
 	}
 	return s
 }
+
+// DetectReverifications records tonight's re-verifications: verified
+// addresses of tonight's snapshot that an applied (and not reverted)
+// changeset un-verified before the snapshot was taken (snapshotAt), and
+// that no earlier night recorded as re-verified since that apply. The
+// re-verification time is the snapshot's verified_at when it is later than
+// the apply, else snapshotAt (the latest it can have been: the owner's own
+// renewal or re-registration before it stays theirs). A re-run of the same
+// night replaces its rows. It returns the number of addresses and the
+// distinct domains re-verified tonight: the night looks those up afresh.
+func (d *DB) DetectReverifications(ctx context.Context, date, snapshot string, snapshotAt time.Time) (int64, []string, error) {
+	if err := checkDate(date); err != nil {
+		return 0, nil, err
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("re-verifications of %s: %w", date, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM reverifications WHERE date = CAST(? AS DATE)`, date); err != nil {
+		return 0, nil, fmt.Errorf("re-verifications of %s: %w", date, err)
+	}
+	var applied int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM applied_changes WHERE reverted_at IS NULL`).Scan(&applied); err != nil {
+		return 0, nil, fmt.Errorf("re-verifications of %s: %w", date, err)
+	}
+	if applied == 0 {
+		// Nothing was ever applied: no snapshot read.
+		return 0, nil, tx.Commit()
+	}
+	at := snapshotAt.UTC()
+	res, err := tx.ExecContext(ctx, `
+		INSERT INTO reverifications
+		WITH last_apply AS (
+			SELECT email_id, arg_max(date, applied_at) AS date, max(applied_at) AS applied_at,
+			       arg_max(user_id, applied_at) AS user_id, arg_max(domain, applied_at) AS domain
+			FROM applied_changes
+			WHERE reverted_at IS NULL AND date < CAST(? AS DATE) AND applied_at < CAST(? AS TIMESTAMPTZ)
+			GROUP BY email_id
+		)
+		SELECT CAST(? AS DATE), s.email_id, a.user_id, coalesce(s.domain, a.domain), a.date,
+		       CASE WHEN CAST(s.verified_at AS TIMESTAMPTZ) > a.applied_at AND CAST(s.verified_at AS TIMESTAMPTZ) <= CAST(? AS TIMESTAMPTZ)
+		            THEN CAST(s.verified_at AS TIMESTAMPTZ) ELSE CAST(? AS TIMESTAMPTZ) END
+		FROM read_parquet(?) s JOIN last_apply a USING (email_id)
+		WHERE s.verified AND NOT EXISTS (
+			SELECT 1 FROM reverifications r WHERE r.email_id = a.email_id AND r.unverified_on = a.date AND r.date < CAST(? AS DATE))`,
+		date, at, date, at, at, snapshot, date)
+	if err != nil {
+		return 0, nil, fmt.Errorf("re-verifications of %s: %w", date, err)
+	}
+	n, _ := res.RowsAffected()
+	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT domain FROM reverifications WHERE date = CAST(? AS DATE) AND domain IS NOT NULL ORDER BY 1`, date)
+	if err != nil {
+		return 0, nil, fmt.Errorf("re-verifications of %s: %w", date, err)
+	}
+	var domains []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return 0, nil, err
+		}
+		domains = append(domains, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, nil, fmt.Errorf("re-verifications of %s: %w", date, err)
+	}
+	return n, domains, nil
+}
+
+// ReverifiedQuery selects (email_id, reverified_at) of every
+// re-verification recorded up to date, the latest per address: what
+// classify reads.
+func ReverifiedQuery(date string) string {
+	return fmt.Sprintf(`SELECT email_id, max(reverified_at) AS reverified_at FROM reverifications
+		WHERE date <= CAST('%s' AS DATE) GROUP BY email_id ORDER BY email_id`, strings.ReplaceAll(date, "'", "''"))
+}
