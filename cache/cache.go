@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -89,6 +91,7 @@ type Cache struct {
 	now       func() time.Time
 	log       *slog.Logger
 	dropAfter time.Duration
+	writable  bool
 
 	mu     sync.RWMutex // guards closed against use during Close
 	closed bool
@@ -158,8 +161,12 @@ func Open(dir string, opts Options) (*Cache, error) {
 	if drop == 0 {
 		drop = DefaultDropAfter
 	}
-	c := &Cache{dir: dir, db: db, now: now, log: logger, dropAfter: drop}
+	c := &Cache{dir: dir, db: db, now: now, log: logger, dropAfter: drop, writable: !opts.ReadOnly}
 	if !opts.ReadOnly {
+		if err := restrictModes(dir); err != nil {
+			db.Close()
+			return nil, err
+		}
 		if err := c.migrate(); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("cache at %s: migrate entries: %w", dir, err)
@@ -204,6 +211,59 @@ func (c *Cache) Close() error {
 	c.closed = true
 	if err := c.db.Close(); err != nil {
 		return fmt.Errorf("close cache at %s: %w", c.dir, err)
+	}
+	if c.writable {
+		return restrictModes(c.dir)
+	}
+	return nil
+}
+
+// DirMode and FileMode are the most the cache folder and its files allow:
+// the cache holds domains and their states, never addresses.
+const (
+	DirMode  = 0o750
+	FileMode = 0o640
+)
+
+// restrictModes takes every bit beyond DirMode and FileMode off the cache
+// folder and its files (stricter modes stay). Badger creates its files
+// with its own default, 0644 under the usual umask (DISCARD, LOCK, the
+// value logs and tables), and more of them as the cache grows, so both a
+// writable Open and its Close sweep the folder.
+func restrictModes(dir string) error {
+	chmod := func(p string, fi fs.FileInfo, limit fs.FileMode) error {
+		if m := fi.Mode().Perm(); m&^limit != 0 {
+			if err := os.Chmod(p, m&limit); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("cache at %s: set the mode of %s to %04o: %w", dir, filepath.Base(p), m&limit, err)
+			}
+		}
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("cache at %s: %w", dir, err)
+	}
+	if err := chmod(dir, fi, DirMode); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("cache at %s: %w", dir, err)
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // compacted away meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("cache at %s: %w", dir, err)
+		}
+		if err := chmod(filepath.Join(dir, e.Name()), fi, FileMode); err != nil {
+			return err
+		}
 	}
 	return nil
 }

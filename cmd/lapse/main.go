@@ -177,6 +177,7 @@ func exitCode(err error) int {
 
 // run is main without the process: tests call it.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) int {
+	restrictUmask()
 	g := &globalOptions{stdin: stdin, stdout: stdout, stderr: stderr, environ: environ}
 	g.log = slog.New(slog.NewTextHandler(stderr, nil))
 	root := newRootCmd(g)

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -72,7 +73,30 @@ func Open(path string) (*DB, error) {
 		d.Close()
 		return nil, err
 	}
+	if err := restrictMode(path); err != nil {
+		d.Close()
+		return nil, err
+	}
 	return d, nil
+}
+
+// FileMode is the mode of lapse.duckdb and its write-ahead log: ids and
+// domains, never addresses. DuckDB creates both with the process umask
+// (lapse runs with at least 027) and re-creates the log after every
+// checkpoint; Open sets the mode of what exists, a database made by an
+// older lapse included.
+const FileMode = 0o640
+
+func restrictMode(path string) error {
+	if path == "" {
+		return nil
+	}
+	for _, p := range []string{path, path + ".wal"} {
+		if err := os.Chmod(p, FileMode); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("lifecycle database: set the mode of %s to %04o: %w", p, FileMode, err)
+		}
+	}
+	return nil
 }
 
 func isLockError(err error) bool {

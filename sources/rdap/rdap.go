@@ -293,7 +293,7 @@ func (p *Provider) download(ctx context.Context, now time.Time) (*Bootstrap, err
 		return nil, err
 	}
 	if path := p.cachePath(); path != "" {
-		if err := atomicfile.WriteFile(path, body, 0o644); err != nil {
+		if err := atomicfile.WriteFile(path, body, 0o640); err != nil {
 			p.log.Warn("rdap bootstrap: cannot cache the download", "path", path, "err", err)
 		} else if err := os.Chtimes(path, now, now); err != nil {
 			// The age is measured on our clock, so stamp it with it.

@@ -286,8 +286,10 @@ func TestBootstrapCache(t *testing.T) {
 	if u, _ := p.Server(ctx, "a.test"); u != "https://fresh.example/" || hits.Load() != 1 {
 		t.Fatalf("first: %q after %d downloads", u, hits.Load())
 	}
-	if _, err := os.Stat(filepath.Join(dir, "dns.json")); err != nil {
+	if fi, err := os.Stat(filepath.Join(dir, "dns.json")); err != nil {
 		t.Fatal(err)
+	} else if m := fi.Mode().Perm(); m != 0o640 {
+		t.Errorf("dns.json mode %04o, want 0640", m)
 	}
 	// In memory: no new download.
 	p.Server(ctx, "b.test")

@@ -401,7 +401,7 @@ func (p *Provider) saveCache() {
 	p.mu.Unlock()
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err == nil {
-		err = atomicfile.WriteFile(path, b, 0o644)
+		err = atomicfile.WriteFile(path, b, 0o640)
 	}
 	if err != nil {
 		p.log.Warn("whois referral cache not written", "path", path, "err", err)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -301,6 +303,12 @@ func TestReferrals(t *testing.T) {
 	wg.Wait()
 	if n := f.iana.queries.Load(); n != 4 {
 		t.Errorf("IANA asked %d times for 4 TLDs, want 4", n)
+	}
+	// The referral cache holds TLDs and servers: 0640.
+	if fi, err := os.Stat(filepath.Join(dir, "whois-servers.json")); err != nil {
+		t.Fatal(err)
+	} else if m := fi.Mode().Perm(); m != 0o640 {
+		t.Errorf("whois-servers.json mode %04o, want 0640", m)
 	}
 	// A new process reads the referral from disk.
 	p2, err := New(Config{IANAServer: f.iana.addr(), CacheDir: dir, Timeout: time.Second})
