@@ -131,6 +131,12 @@ type RDAPConfig struct {
 	// dir and refreshed when older than BootstrapMaxAge.
 	BootstrapURL    string   `toml:"bootstrap_url"`
 	BootstrapMaxAge Duration `toml:"bootstrap_max_age"`
+	// EmbeddedFallback lets the copy of the bootstrap embedded in lapse
+	// (2022) stand in when the default BootstrapURL can be neither
+	// downloaded nor read from the data dir. Any other BootstrapURL (a
+	// mirror, a test registry on loopback) never falls back to it, which
+	// would send the night's domains to the real registries' servers.
+	EmbeddedFallback bool `toml:"embedded_fallback"`
 	// Servers overrides the bootstrap per TLD: {"dev" = "https://…/"}.
 	Servers map[string]string `toml:"servers"`
 	Limits
@@ -253,9 +259,10 @@ func Default() Config {
 			Domainr: DomainrConfig{BaseURL: "https://api.domainr.com", ClientIDEnv: "LAPSE_DOMAINR_CLIENT_ID", MashapeKeyEnv: "LAPSE_DOMAINR_MASHAPE_KEY", Limits: Limits{RatePerSecond: 5, Burst: 5, Concurrency: 4, Timeout: Duration(15 * time.Second), Retries: 3, BreakerThreshold: 5, BreakerCooldown: Duration(time.Minute)}},
 			Fastly:  FastlyConfig{BaseURL: "https://api.fastly.com", KeyEnv: "LAPSE_FASTLY_KEY", Limits: Limits{RatePerSecond: 5, Burst: 5, Concurrency: 4, Timeout: Duration(15 * time.Second), Retries: 3, BreakerThreshold: 5, BreakerCooldown: Duration(time.Minute)}},
 			RDAP: RDAPConfig{
-				BootstrapURL:    "https://data.iana.org/rdap/dns.json",
-				BootstrapMaxAge: Duration(24 * time.Hour),
-				Limits:          Limits{RatePerSecond: 2, Burst: 2, Concurrency: 8, Timeout: Duration(20 * time.Second), Retries: 3, BreakerThreshold: 5, BreakerCooldown: Duration(time.Minute)},
+				BootstrapURL:     "https://data.iana.org/rdap/dns.json",
+				BootstrapMaxAge:  Duration(24 * time.Hour),
+				EmbeddedFallback: true,
+				Limits:           Limits{RatePerSecond: 2, Burst: 2, Concurrency: 8, Timeout: Duration(20 * time.Second), Retries: 3, BreakerThreshold: 5, BreakerCooldown: Duration(time.Minute)},
 			},
 			WHOIS: WHOISConfig{
 				IANAServer: "whois.iana.org:43",

@@ -35,6 +35,12 @@ const (
 type Config struct {
 	BootstrapURL    string
 	BootstrapMaxAge time.Duration
+	// DisableEmbeddedFallback refuses the embedded 2022 bootstrap even
+	// with the default BootstrapURL (providers.rdap.embedded_fallback =
+	// false). Another BootstrapURL never falls back to it: a mirror or a
+	// test registry that cannot be reached must not send lookups to the
+	// real registries' servers.
+	DisableEmbeddedFallback bool
 	// CacheDir holds the downloaded bootstrap file (dns.json); empty keeps
 	// it in memory only.
 	CacheDir string
@@ -61,8 +67,11 @@ type Provider struct {
 	overrides map[string]string
 	log       *slog.Logger
 
+	fallback bool // the embedded bootstrap may stand in
+
 	mu       sync.Mutex
 	boot     *Bootstrap
+	bootErr  error     // why there is no boot at all (until bootNext)
 	bootNext time.Time // when to try refreshing boot
 }
 
@@ -98,7 +107,8 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Provider{cfg: cfg, log: cfg.Logger, overrides: map[string]string{}}
+	p := &Provider{cfg: cfg, log: cfg.Logger, overrides: map[string]string{},
+		fallback: !cfg.DisableEmbeddedFallback && cfg.BootstrapURL == DefaultBootstrapURL}
 	for suffix, base := range cfg.Servers {
 		u, err := url.Parse(base)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -130,7 +140,10 @@ func (p *Provider) Server(ctx context.Context, domain string) (string, error) {
 	if u, ok := longestSuffix(p.overrides, domain); ok {
 		return u, nil
 	}
-	b := p.bootstrap(ctx)
+	b, err := p.bootstrap(ctx)
+	if err != nil {
+		return "", err
+	}
 	if u, ok := b.Lookup(domain); ok {
 		return u, nil
 	}
@@ -207,23 +220,34 @@ func retryAfter(v string, now time.Time) time.Duration {
 }
 
 // bootstrap returns the best bootstrap available: fresh in memory, fresh
-// on disk, downloaded, stale on disk, then embedded, in that order.
-func (p *Provider) bootstrap(ctx context.Context) *Bootstrap {
+// on disk, downloaded, stale on disk, then embedded (with the default URL
+// only, see Config.DisableEmbeddedFallback), in that order; or, when there
+// is none, an error naming the URL and the settings, kept (no new download)
+// until the next retry.
+func (p *Provider) bootstrap(ctx context.Context) (*Bootstrap, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.cfg.Now()
-	if p.boot != nil && now.Before(p.bootNext) {
-		return p.boot
+	if now.Before(p.bootNext) {
+		if p.boot != nil {
+			return p.boot, nil
+		}
+		if p.bootErr != nil {
+			return nil, p.bootErr
+		}
 	}
 	disk, diskAge := p.readCached(now)
 	if disk != nil && diskAge < p.cfg.BootstrapMaxAge {
-		p.boot, p.bootNext = disk, now.Add(p.cfg.BootstrapMaxAge-diskAge)
-		return p.boot
+		p.boot, p.bootErr, p.bootNext = disk, nil, now.Add(p.cfg.BootstrapMaxAge-diskAge)
+		return p.boot, nil
 	}
 	b, err := p.download(ctx, now)
 	if err == nil {
-		p.boot, p.bootNext = b, now.Add(p.cfg.BootstrapMaxAge)
-		return p.boot
+		p.boot, p.bootErr, p.bootNext = b, nil, now.Add(p.cfg.BootstrapMaxAge)
+		return p.boot, nil
+	}
+	if ctx.Err() != nil && p.boot == nil && disk == nil {
+		return nil, ctx.Err() // the caller gave up: nothing learned
 	}
 	p.bootNext = now.Add(bootstrapRetry)
 	switch {
@@ -232,11 +256,43 @@ func (p *Provider) bootstrap(ctx context.Context) *Bootstrap {
 	case disk != nil:
 		p.log.Warn("rdap bootstrap download failed; using the cached copy", "err", err, "age", diskAge.Round(time.Minute))
 		p.boot = disk
-	default:
+	case p.fallback:
 		p.log.Warn("rdap bootstrap download failed and no cached copy; using the embedded 2022 copy", "err", err)
 		p.boot, _ = ParseBootstrap(embeddedBootstrap)
+	default:
+		p.bootErr = &status.PermanentError{Err: p.noBootstrap(err)}
+		p.log.Error("rdap: no bootstrap, every RDAP lookup fails until it can be downloaded", "err", p.bootErr)
+		return nil, p.bootErr
 	}
-	return p.boot
+	return p.boot, nil
+}
+
+// noBootstrap explains a bootstrap that could be neither downloaded nor
+// read from the cache, when the embedded copy may not stand in.
+func (p *Provider) noBootstrap(err error) error {
+	u := redactURL(p.cfg.BootstrapURL)
+	why := err.Error()
+	for _, prefix := range []string{"rdap bootstrap " + p.cfg.BootstrapURL + ": ", "rdap bootstrap: "} {
+		why = strings.TrimPrefix(why, prefix)
+	}
+	cached := "no cached copy"
+	if path := p.cachePath(); path != "" {
+		cached += " at " + path
+	}
+	if p.cfg.BootstrapURL != DefaultBootstrapURL {
+		return fmt.Errorf("rdap bootstrap %s (providers.rdap.bootstrap_url): %s, and %s; the embedded copy stands in only for the default URL, "+
+			"so no RDAP server is asked: make the URL reachable or fix providers.rdap.bootstrap_url", u, why, cached)
+	}
+	return fmt.Errorf("rdap bootstrap %s: %s, and %s; providers.rdap.embedded_fallback is false, so the embedded copy does not stand in "+
+		"and no RDAP server is asked", u, why, cached)
+}
+
+// redactURL drops a password from a URL for messages.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return s
 }
 
 func (p *Provider) cachePath() string {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -320,17 +322,23 @@ func TestBootstrapCache(t *testing.T) {
 	if hits.Load() != 3 {
 		t.Errorf("after refresh: %d downloads, want 3", hits.Load())
 	}
-	// 5. No cache, download fails: the embedded copy.
+	// 5. No cache, download fails: no embedded copy for a bootstrap_url
+	// that is not the default (TestBootstrapNoFallback).
 	fail.Store(true)
 	p2, _ := New(Config{BootstrapURL: srv.URL, CacheDir: t.TempDir(), Client: srv.Client(), Now: func() time.Time { return now }})
-	if u, err := p2.Server(ctx, "example.com"); err != nil || !strings.HasPrefix(u, "https://") {
-		t.Errorf("embedded: %q %v", u, err)
+	if u, err := p2.Server(ctx, "example.com"); err == nil || !strings.Contains(err.Error(), "providers.rdap.bootstrap_url") {
+		t.Errorf("no bootstrap: %q %v", u, err)
 	}
-	// A failed refresh is not retried on every lookup.
+	// A failed download is not retried on every lookup.
 	n := hits.Load()
 	p2.Server(ctx, "example.net")
 	if hits.Load() != n {
 		t.Errorf("failed bootstrap retried at once")
+	}
+	now = now.Add(bootstrapRetry)
+	fail.Store(false)
+	if u, err := p2.Server(ctx, "a.test"); err != nil || u != "https://fresh.example/" || hits.Load() != n+1 {
+		t.Errorf("after the retry delay: %q %v after %d downloads", u, err, hits.Load()-n)
 	}
 	// A corrupt cache file is ignored, not fatal.
 	bad := t.TempDir()
@@ -341,6 +349,80 @@ func TestBootstrapCache(t *testing.T) {
 		t.Errorf("corrupt cache: %q", u)
 	}
 }
+
+// hostsSeen is a transport that fails every request, recording its host.
+type hostsSeen struct {
+	mu    sync.Mutex
+	hosts []string
+}
+
+func (h *hostsSeen) RoundTrip(r *http.Request) (*http.Response, error) {
+	h.mu.Lock()
+	h.hosts = append(h.hosts, r.URL.Host)
+	h.mu.Unlock()
+	return nil, errors.New("no network in tests")
+}
+
+// An explicit bootstrap_url that cannot be reached (a closed loopback
+// server) is an error naming the URL and the setting, never the embedded
+// bootstrap, which would send the night's domains to the real registries;
+// the embedded copy stands in for the default URL only, unless
+// embedded_fallback is off.
+func TestBootstrapNoFallback(t *testing.T) {
+	ctx := context.Background()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	closed := srv.URL + "/dns.json"
+	srv.Close()
+	seen := &hostsSeen{}
+	dial := &http.Transport{} // the real dialer: the closed port refuses
+	tr := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		seen.mu.Lock()
+		seen.hosts = append(seen.hosts, r.URL.Host)
+		seen.mu.Unlock()
+		return dial.RoundTrip(r)
+	})
+	p, err := New(Config{BootstrapURL: closed, CacheDir: t.TempDir(), Transport: tr, Timeout: 2 * time.Second, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		l, err := p.Lookup(ctx, "example.com")
+		var pe *status.PermanentError
+		if err == nil || !errors.As(err, &pe) || l.State != "" {
+			t.Fatalf("lookup without a bootstrap: %+v %v, want a permanent error", l, err)
+		}
+		for _, want := range []string{closed, "providers.rdap.bootstrap_url", "no RDAP server is asked"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not name %q", err, want)
+			}
+		}
+	}
+	u, _ := url.Parse(closed)
+	if len(seen.hosts) != 1 || seen.hosts[0] != u.Host {
+		t.Errorf("requests went to %q, want one to %s (the bootstrap, once)", seen.hosts, u.Host)
+	}
+
+	// The default URL, unreachable: the embedded copy (and nothing asked
+	// but IANA).
+	seen = &hostsSeen{}
+	p, _ = New(Config{Transport: seen, Now: func() time.Time { return testNow }})
+	if u, err := p.Server(ctx, "example.com"); err != nil || !strings.HasPrefix(u, "https://") {
+		t.Errorf("embedded: %q %v", u, err)
+	}
+	if len(seen.hosts) != 1 || seen.hosts[0] != "data.iana.org" {
+		t.Errorf("requests went to %q, want data.iana.org", seen.hosts)
+	}
+	// ... unless embedded_fallback = false.
+	p, _ = New(Config{Transport: &hostsSeen{}, DisableEmbeddedFallback: true, Now: func() time.Time { return testNow }})
+	if _, err := p.Server(ctx, "example.com"); err == nil || !strings.Contains(err.Error(), "providers.rdap.embedded_fallback is false") ||
+		!strings.Contains(err.Error(), DefaultBootstrapURL) {
+		t.Errorf("fallback off: %v", err)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestRetryAfter(t *testing.T) {
 	for v, want := range map[string]time.Duration{

@@ -182,16 +182,17 @@ func build(name string, cfg config.Config, d Deps, rules lifecycle.Rules) (statu
 			cacheDir = filepath.Join(cfg.DataDir, "rdap")
 		}
 		p, err := rdap.New(rdap.Config{
-			BootstrapURL:    pc.RDAP.BootstrapURL,
-			BootstrapMaxAge: pc.RDAP.BootstrapMaxAge.Std(),
-			CacheDir:        cacheDir,
-			Servers:         pc.RDAP.Servers,
-			Transport:       &status.RateTransport{Next: d.Transport, Limits: hosts},
-			Timeout:         l.Timeout.Std(),
-			UserAgent:       d.UserAgent,
-			Now:             d.Now,
-			Rules:           rules,
-			Logger:          d.Log,
+			BootstrapURL:            pc.RDAP.BootstrapURL,
+			BootstrapMaxAge:         pc.RDAP.BootstrapMaxAge.Std(),
+			DisableEmbeddedFallback: !pc.RDAP.EmbeddedFallback,
+			CacheDir:                cacheDir,
+			Servers:                 pc.RDAP.Servers,
+			Transport:               &status.RateTransport{Next: d.Transport, Limits: hosts},
+			Timeout:                 l.Timeout.Std(),
+			UserAgent:               d.UserAgent,
+			Now:                     d.Now,
+			Rules:                   rules,
+			Logger:                  d.Log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%w: rdap: %v", config.ErrConfig, err)
