@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -80,7 +81,7 @@ func Order(cfg config.Config, d Deps) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if id != "" || key != "" {
+	if id.value != "" || key.value != "" {
 		out = append(out, "domainr")
 	}
 	return append(out, "rdap", "whois"), nil
@@ -141,37 +142,38 @@ func build(name string, cfg config.Config, d Deps, rules lifecycle.Rules) (statu
 		if err != nil {
 			return nil, err
 		}
-		if id == "" && key == "" {
+		if id.value == "" && key.value == "" {
 			return nil, fmt.Errorf("%w: domainr: no client_id or mashape key: set %s (providers.domainr.client_id_env / client_id_file)", config.ErrConfig, orDefault(pc.Domainr.ClientIDEnv, "LAPSE_DOMAINR_CLIENT_ID"))
 		}
 		p, err := domainr.New(domainr.Config{
-			BaseURL: pc.Domainr.BaseURL, ClientID: id, MashapeKey: key,
+			BaseURL: pc.Domainr.BaseURL, ClientID: id.value, MashapeKey: key.value,
 			Client: httpClient(d, pc.Domainr.Limits), Now: d.Now, Rules: &rules,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", config.ErrConfig, err)
 		}
-		hint := "check " + orDefault(pc.Domainr.ClientIDEnv, "LAPSE_DOMAINR_CLIENT_ID")
-		if id == "" {
-			hint = "check " + orDefault(pc.Domainr.MashapeKeyEnv, "LAPSE_DOMAINR_MASHAPE_KEY")
+		// The 401 names where the refused key came from.
+		hint := "check " + id.from
+		if id.value == "" {
+			hint = "check " + key.from
 		}
 		return polite(p, pc.Domainr.Limits, d, hint, nil), nil
 	case "fastly":
-		key, err := secret(d, "providers.fastly key", pc.Fastly.KeyEnv, pc.Fastly.KeyFile)
+		key, err := secretFrom(d, "providers.fastly key", pc.Fastly.KeyEnv, pc.Fastly.KeyFile, "providers.fastly.key_file")
 		if err != nil {
 			return nil, err
 		}
-		if key == "" {
+		if key.value == "" {
 			return nil, fmt.Errorf("%w: fastly: no API key: set %s (providers.fastly.key_env / key_file)", config.ErrConfig, orDefault(pc.Fastly.KeyEnv, "LAPSE_FASTLY_KEY"))
 		}
 		p, err := fastly.New(fastly.Config{
-			BaseURL: pc.Fastly.BaseURL, Key: key,
+			BaseURL: pc.Fastly.BaseURL, Key: key.value,
 			Client: httpClient(d, pc.Fastly.Limits), Now: d.Now, Rules: &rules,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", config.ErrConfig, err)
 		}
-		return polite(p, pc.Fastly.Limits, d, "check "+orDefault(pc.Fastly.KeyEnv, "LAPSE_FASTLY_KEY"), nil), nil
+		return polite(p, pc.Fastly.Limits, d, "check "+key.from, nil), nil
 	case "rdap":
 		l := pc.RDAP.Limits
 		// RDAP servers differ per TLD: the rate limit is per remote host,
@@ -232,33 +234,52 @@ func orDefault(s, def string) string {
 	return s
 }
 
-func domainrSecrets(cfg config.Config, d Deps) (id, key config.Secret, err error) {
+func domainrSecrets(cfg config.Config, d Deps) (id, key sourcedSecret, err error) {
 	c := cfg.Providers.Domainr
-	if id, err = secret(d, "providers.domainr client_id", c.ClientIDEnv, c.ClientIDFile); err != nil {
-		return "", "", err
+	if id, err = secretFrom(d, "providers.domainr client_id", c.ClientIDEnv, c.ClientIDFile, "providers.domainr.client_id_file"); err != nil {
+		return id, key, err
 	}
-	if key, err = secret(d, "providers.domainr mashape key", c.MashapeKeyEnv, c.MashapeKeyFile); err != nil {
-		return "", "", err
+	if key, err = secretFrom(d, "providers.domainr mashape key", c.MashapeKeyEnv, c.MashapeKeyFile, "providers.domainr.mashape_key_file"); err != nil {
+		return id, key, err
 	}
 	return id, key, nil
+}
+
+// sourcedSecret is a secret and where it came from, for messages: its
+// environment variable's name, or its file setting and the file's path.
+type sourcedSecret struct {
+	value config.Secret
+	from  string
 }
 
 // secret reads a key from d.Getenv (when given) or the process
 // environment, then from its file.
 func secret(d Deps, what, env, file string) (config.Secret, error) {
+	s, err := secretFrom(d, what, env, file, "")
+	return s.value, err
+}
+
+// secretFrom is secret saying where the key came from; fileSetting names
+// the setting of file.
+func secretFrom(d Deps, what, env, file, fileSetting string) (sourcedSecret, error) {
 	if d.Getenv != nil {
 		if env != "" {
 			if v, ok := d.Getenv(env); ok && v != "" {
-				return config.Secret(v), nil
+				return sourcedSecret{config.Secret(v), env}, nil
 			}
 		}
 		env = ""
 	}
 	s, err := config.ReadSecret(what, env, file)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", config.ErrConfig, err)
+		return sourcedSecret{}, fmt.Errorf("%w: %v", config.ErrConfig, err)
 	}
-	return s, nil
+	// ReadSecret takes a set, non-empty variable first, then the file.
+	from := fileSetting + " (" + file + ")"
+	if v, ok := os.LookupEnv(env); env != "" && ok && v != "" {
+		from = env
+	}
+	return sourcedSecret{s, from}, nil
 }
 
 // buildWHOIS wires port-43 WHOIS. Its rate limit and breaker are per TLD:
