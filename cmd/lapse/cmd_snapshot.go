@@ -35,7 +35,10 @@ atomically; a failed run leaves the previous one intact.
 
 Sources: postgres://USER@HOST/DB (password from PGPASSWORD,
 postgres.password_env or postgres.password_file), csv:PATH or jsonl:PATH.
-Malformed file lines are counted and listed in the manifest by line number.`,
+Malformed file lines, and rows whose id an earlier row had, are left out,
+counted and listed in the manifest by line number (database rows by their
+ordinal). Bytes that are not UTF-8 are stored escaped (\xFF); such an
+email is invalid (invalid_utf8).`,
 		Example: `  lapse snapshot --source postgres://lapse@db/warehouse
   lapse snapshot --source csv:emails.csv --date 2026-11-28 --all`,
 		Args: cobra.NoArgs,
