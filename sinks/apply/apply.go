@@ -137,6 +137,9 @@ type Result struct {
 	Changes []Change
 	// DryRun is set on a dry run.
 	DryRun *DryRun
+	// Approval is the approval apply applied (zero for revert); Record
+	// records it too.
+	Approval changeset.Approval
 }
 
 // Apply un-verifies the approved changeset in o.Dir on o.Target.
@@ -228,8 +231,10 @@ func Apply(ctx context.Context, o Options) (Result, error) {
 		o.Log.Info("apply batch committed", "changeset", m.Date, "batch", seq, "of", total,
 			"changed", len(br.Changed), "skipped", len(br.Skipped), "last_email_id", b.Last)
 	}
-	return finish(ctx, o, finishArgs{date: m.Date, sha: sha, action: ActionApply, rows: int64(len(rows)),
+	res, err = finish(ctx, o, finishArgs{date: m.Date, sha: sha, action: ActionApply, rows: int64(len(rows)),
 		started: started, changedNow: changedNow, batchesNow: batchesNow, approvedBy: appr.By})
+	res.Approval = appr
+	return res, err
 }
 
 // Revert restores the rows the changeset's apply changed on o.Target.
@@ -353,7 +358,7 @@ func finish(ctx context.Context, o Options, a finishArgs) (Result, error) {
 		r.By = prog.By
 	}
 	if a.batchesNow > 0 {
-		r.By = o.By
+		r.By, r.FinishedAt = o.By, o.now()
 	}
 	res = Result{Report: r, ChangedNow: a.changedNow, BatchesNow: a.batchesNow, Already: a.batchesNow == 0, Changes: changes}
 	name := changeset.FileApplied

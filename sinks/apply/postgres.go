@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lapse-dev/lapse/config"
 )
@@ -92,6 +93,10 @@ func OpenPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 	p := &Postgres{src: src, secret: cfg.Password}
 	p.conn, err = pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "28P01" {
+			err = fmt.Errorf("%w: the password was refused: check PGPASSWORD, postgres.password_env or postgres.password_file", err)
+		}
 		return nil, p.wrap("connect", err)
 	}
 	if err := p.check(ctx, o); err != nil {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/lapse-dev/lapse/cache"
-	"github.com/lapse-dev/lapse/sinks/changeset"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 )
 
@@ -22,15 +21,14 @@ type RecordOptions struct {
 	// mark). Cache configures it (its clock, its logger).
 	CacheDir string
 	Cache    cache.Options
-	// Approval, when set, is recorded too (idempotent).
-	Approval *changeset.Approval
 }
 
 // Record writes a finished apply or revert (not a dry run) to the
 // lifecycle database: the run, and the changes from the target's audit
 // rows (r.Changes), so re-running an apply that crashed after its
 // PostgreSQL commits records them all. After an apply it tells the cache
-// that the domains' addresses are un-verified. A second Record of the
+// that the domains' addresses are un-verified. The approval apply applied
+// is recorded too. A second Record of the
 // same result adds nothing.
 func Record(ctx context.Context, o RecordOptions, r Result) error {
 	if r.DryRun != nil {
@@ -82,7 +80,7 @@ func Record(ctx context.Context, o RecordOptions, r Result) error {
 }
 
 func record(ctx context.Context, db *lifecycledb.DB, o RecordOptions, r Result) error {
-	if a := o.Approval; a != nil {
+	if a := r.Approval; a.ManifestSHA256 != "" {
 		if err := db.RecordApproval(ctx, lifecycledb.Approval{Date: a.Date, ManifestSHA256: a.ManifestSHA256, Status: a.Status,
 			Flagged: a.Flagged, By: a.By, Note: a.Note, OverrideBrake: a.OverrideBrake, ApprovedAt: a.ApprovedAt}); err != nil {
 			return err
@@ -111,14 +109,12 @@ func record(ctx context.Context, db *lifecycledb.DB, o RecordOptions, r Result) 
 	if r.Batches == 0 { // a revert of an apply that changed nothing
 		return nil
 	}
-	// One row per run that did something. The report's times come from
-	// the target's progress records, so recording the same outcome again
-	// (a re-run that changed nothing, healing a crash between the account
-	// database and here) finds its row and adds none.
+	// One row per run that did something: a run recording the totals
+	// already recorded (a re-run that changed nothing, or one healing a
+	// crash between the account database and here) adds none.
 	var n int
 	if err := db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM applies WHERE manifest_sha256 = ? AND action = ?
-		AND changed = ? AND skipped = ? AND finished_at = ?`,
-		r.ManifestSHA256, r.Action, r.Changed, r.Skipped, r.FinishedAt.UTC()).Scan(&n); err != nil {
+		AND changed = ? AND skipped = ?`, r.ManifestSHA256, r.Action, r.Changed, r.Skipped).Scan(&n); err != nil {
 		return fmt.Errorf("read applies: %w", err)
 	}
 	if n > 0 {
