@@ -15,7 +15,6 @@ package demo
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,13 +27,13 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/duckdb/duckdb-go/v2" // database/sql driver "duckdb"
-
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/pipeline"
 	"github.com/lapse-dev/lapse/sim"
+	lapply "github.com/lapse-dev/lapse/sinks/apply"
+	"github.com/lapse-dev/lapse/sinks/changeset"
 )
 
 // The policies the demo compares.
@@ -86,6 +85,10 @@ type policyRun struct {
 	world   *sim.World
 	lookups int
 	blocked int
+	// reverified counts owners' re-verifications; loops the addresses
+	// un-verified again while their owner (who re-verified) held the domain.
+	reverified, loops int
+	reverifiedIDs     map[int64]bool
 }
 
 // Run runs every policy's nights and writes DIR/score.json.
@@ -211,7 +214,7 @@ func SimConfig(srv *sim.Servers, dir, policy string, concurrency int) (config.Co
 }
 
 func runPolicy(ctx context.Context, o Options, policy string) (*policyRun, error) {
-	r := &policyRun{name: policy, dir: filepath.Join(o.Dir, policy), flagged: map[int64]time.Time{}}
+	r := &policyRun{name: policy, dir: filepath.Join(o.Dir, policy), flagged: map[int64]time.Time{}, reverifiedIDs: map[int64]bool{}}
 	r.world = sim.NewWorld(sim.Params{Seed: o.Seed, Start: o.Start, Emails: o.Emails})
 	srv, err := sim.Start(ctx, r.world, sim.ServerOptions{Log: o.Log})
 	if err != nil {
@@ -230,6 +233,9 @@ func runPolicy(ctx context.Context, o Options, policy string) (*policyRun, error
 	if err != nil {
 		return nil, err
 	}
+	// The account table's apply target: the world's accounts, through the
+	// same apply driver as a PostgreSQL account database.
+	target := lapply.NewMemoryTarget(r.world)
 	var cum int64
 	for i := range o.Nights {
 		if err := ctx.Err(); err != nil {
@@ -238,6 +244,12 @@ func runPolicy(ctx context.Context, o Options, policy string) (*policyRun, error
 		date := o.Start.AddDate(0, 0, i)
 		ds := date.Format(time.DateOnly)
 		r.world.SetDate(date)
+		// Owners who still hold their domain verify an un-verified address
+		// again, early in the day, before the night's export.
+		for _, id := range r.world.OwnerReverify() {
+			r.reverified++
+			r.reverifiedIDs[id] = true
+		}
 		// Each night runs at 03:00 UTC of its date on a fixed clock, so the
 		// files it writes are the same on every machine and every re-run.
 		now := date.Add(3 * time.Hour)
@@ -263,13 +275,19 @@ func runPolicy(ctx context.Context, o Options, policy string) (*policyRun, error
 			// A degraded night (many lookups failed) published all the same.
 			return nil, fmt.Errorf("demo %s: %w", policy, err)
 		}
-		ids, err := apply(ctx, cfg, r.world, r.dir, ds, date, now, o.Log)
+		// The apply runs an hour after the night, on the same fixed clock.
+		ids, err := apply(ctx, cfg, target, r.dir, ds, now.Add(time.Hour), o.Log)
 		if err != nil {
 			return nil, fmt.Errorf("demo %s: night %s: apply: %w", policy, ds, err)
 		}
 		for _, id := range ids {
 			if _, ok := r.flagged[id]; !ok {
 				r.flagged[id] = date
+			}
+			// Un-verified again after its owner re-verified it, while the
+			// owner still holds the domain: the loop of pypi/warehouse#18356.
+			if r.reverifiedIDs[id] && r.world.OwnerHolds(id) {
+				r.loops++
 			}
 		}
 		cum += int64(len(ids))
@@ -306,62 +324,59 @@ func WriteAccounts(path string, rows []sim.Row) error {
 	return sim.Seed(context.Background(), "jsonl:"+path, rows, sim.SeedOptions{})
 }
 
-// apply plays the reviewed apply step: the night's changeset un-verifies
-// its addresses in the world's account table, and the cache learns that
-// their domains' addresses are un-verified (weekly re-checks from now on).
-// A marker file records that the cache was told; a resumed demo replays the
-// finished nights on the (in-memory) world only, so the cache is never told
-// twice about a night (it may have learnt newer things since).
-func apply(ctx context.Context, cfg config.Config, w *sim.World, dir, ds string, date, now time.Time, log *slog.Logger) ([]int64, error) {
+// reviewer is who approves and applies the demo's changesets.
+const reviewer = "lapse-demo (simulated reviewer)"
+
+// apply plays the reviewed apply step with the same code `lapse review`,
+// `lapse approve` and `lapse apply` run: the night's changeset is reviewed
+// (its files checked against the manifest), approved by the simulated
+// reviewer (who also approves blocked ones, overriding the brake with a
+// note), and applied through the apply driver to the world's account
+// table (guarded per row, audited, in batches). What was applied is
+// recorded in the lifecycle database (the next nights tell re-verified
+// addresses by it) and the cache learns that the domains' addresses are
+// un-verified (weekly re-checks from now on). A marker file records that
+// both were told; a resumed demo replays the finished nights on the
+// (in-memory) world only, so neither is told twice about a night (they
+// may have learnt newer things since).
+func apply(ctx context.Context, cfg config.Config, target *lapply.MemoryTarget, dir, ds string, now time.Time, log *slog.Logger) ([]int64, error) {
 	marker := filepath.Join(dir, "applied", ds)
-	pq := filepath.Join(pipeline.NightPaths{DataDir: cfg.DataDir, Date: ds}.Changesets(), "changeset.parquet")
-	if _, err := os.Stat(pq); errors.Is(err, fs.ErrNotExist) {
+	csDir := pipeline.NightPaths{DataDir: cfg.DataDir, Date: ds}.Changesets()
+	if _, err := os.Stat(filepath.Join(csDir, changeset.FileManifest)); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	db, err := sql.Open("duckdb", "")
+	rev, err := changeset.Review(ctx, csDir, changeset.ReviewOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("review: %w", err)
+	}
+	if rev.Counts.Flagged == 0 {
+		return nil, nil
+	}
+	if _, _, err := changeset.Approve(csDir, changeset.ApproveOptions{
+		By: reviewer, Note: "the demo approves every changeset, blocked ones included", OverrideBrake: rev.Brake.Blocked,
+		ExpectSHA256: rev.ManifestSHA256, Now: now,
+	}); err != nil {
+		return nil, err
+	}
+	res, err := lapply.Apply(ctx, lapply.Options{
+		Dir: csDir, Target: target, By: reviewer, Reason: cfg.Apply.Reason, BatchSize: cfg.Apply.BatchSize,
+		Now: func() time.Time { return now }, Log: log,
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT email_id, domain FROM read_parquet(?) ORDER BY email_id`, pq)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", pq, err)
-	}
-	defer rows.Close()
-	var ids []int64
-	var domains []string
-	seen := map[string]bool{}
-	for rows.Next() {
-		var id int64
-		var d sql.NullString
-		if err := rows.Scan(&id, &d); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-		if d.Valid && !seen[d.String] {
-			seen[d.String] = true
-			domains = append(domains, d.String)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+	ids := make([]int64, 0, len(res.Changes))
+	for _, c := range res.Changes {
+		ids = append(ids, c.EmailID)
 	}
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	w.Unverify(ids, date)
 	if _, err := os.Stat(marker); err == nil {
 		return ids, nil
 	}
-	c, err := cache.Open(pipeline.CacheDir(cfg), cache.Options{Now: func() time.Time { return now }, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	if err := c.MarkUnverified(ctx, domains); err != nil {
-		return nil, err
-	}
-	if err := c.Close(); err != nil {
+	if err := lapply.Record(ctx, lapply.RecordOptions{DataDir: cfg.DataDir, CacheDir: pipeline.CacheDir(cfg),
+		Cache: cache.Options{Now: func() time.Time { return now }, Logger: log}}, res); err != nil {
 		return nil, err
 	}
 	return ids, atomicfile.WriteFile(marker, []byte(fmt.Sprintf("%d addresses un-verified\n", len(ids))), 0o640)
@@ -381,14 +396,14 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 func printScore(w io.Writer, o Options, s Score) {
 	fmt.Fprintf(w, "\nscore against the simulator's truth (%s/score.json):\n", o.Dir)
-	fmt.Fprintf(w, "%-8s  %9s  %6s  %9s  %16s  %8s  %s\n", "policy", "precision", "recall", "lead days", "resurrections", "lookups", "flagged")
+	fmt.Fprintf(w, "%-8s  %9s  %6s  %9s  %16s  %8s  %7s  %s\n", "policy", "precision", "recall", "lead days", "resurrections", "lookups", "flagged", "re-verified / re-flag loops")
 	for _, p := range o.Policies {
 		v, ok := s[p]
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(w, "%-8s  %9.3f  %6.3f  %9.1f  %7d caught/%-3d  %8d  %d\n", p, v.Precision, v.Recall, v.LeadDaysMedian,
-			v.ResurrectionsCaught, v.Resurrections, v.Lookups, v.Flagged)
+		fmt.Fprintf(w, "%-8s  %9.3f  %6.3f  %9.1f  %7d caught/%-3d  %8d  %7d  %d / %d\n", p, v.Precision, v.Recall, v.LeadDaysMedian,
+			v.ResurrectionsCaught, v.Resurrections, v.Lookups, v.Flagged, v.Reverified, v.ReflagLoops)
 	}
 	if d, ok := s[PolicyDefault]; ok {
 		if p, ok := s[PolicyPyPI]; ok && p.Lookups > 0 {

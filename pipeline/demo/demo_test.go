@@ -18,6 +18,9 @@ import (
 
 	"github.com/lapse-dev/lapse/pipeline"
 	"github.com/lapse-dev/lapse/sim"
+	lapply "github.com/lapse-dev/lapse/sinks/apply"
+	"github.com/lapse-dev/lapse/sinks/changeset"
+	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 )
 
 var start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -223,5 +226,62 @@ func TestResurrectionCaught(t *testing.T) {
 	d := sc[PolicyDefault]
 	if d.Resurrections == 0 || d.ResurrectionsCaught != d.Resurrections || d.Precision != 1 {
 		t.Errorf("seed %d: %+v", seed, d)
+	}
+}
+
+// TestDemoAppliesThroughApply: every night's changeset with rows goes
+// through review, approve and apply (approval.json and applied.json beside
+// it, the rows un-verified in the world, recorded in the lifecycle DB);
+// owners who still hold their domain re-verify, and the default policy
+// never un-verifies them again (no re-flag loop), while PyPI's rule does.
+func TestDemoAppliesThroughApply(t *testing.T) {
+	ctx := context.Background()
+	o := Options{Nights: 12, Emails: 2000, Seed: 1, Start: start, Dir: t.TempDir()}
+	s, err := Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s[PolicyDefault].ReflagLoops != 0 {
+		t.Errorf("default policy: %d re-flag loops, want 0", s[PolicyDefault].ReflagLoops)
+	}
+	if p := s[PolicyPyPI]; p.Reverified == 0 || p.ReflagLoops == 0 {
+		t.Errorf("pypi preset: %d re-verified, %d loops; the world should show PyPI's loop", p.Reverified, p.ReflagLoops)
+	}
+	for _, pol := range []string{PolicyDefault, PolicyPyPI} {
+		dataDir := filepath.Join(o.Dir, pol)
+		applied := 0
+		for n := range o.Nights {
+			dir := pipeline.NightPaths{DataDir: dataDir, Date: start.AddDate(0, 0, n).Format(time.DateOnly)}.Changesets()
+			m, _, err := changeset.ReadManifest(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Counts.Flagged == 0 {
+				continue
+			}
+			if _, _, err := changeset.CheckApproved(dir); err != nil {
+				t.Errorf("%s night %d: %v", pol, n+1, err)
+			}
+			r, err := lapply.ReadReport(filepath.Join(dir, changeset.FileApplied))
+			if err != nil {
+				t.Fatalf("%s night %d: %v", pol, n+1, err)
+			}
+			if r.Changed+r.Skipped != m.Counts.Flagged {
+				t.Errorf("%s night %d: applied %d + skipped %d, changeset has %d", pol, n+1, r.Changed, r.Skipped, m.Counts.Flagged)
+			}
+			applied += int(r.Changed)
+		}
+		db, err := lifecycledb.Open(pipeline.DBPath(dataDir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recorded int
+		if err := db.SQL().QueryRow(`SELECT count(*) FROM applied_changes`).Scan(&recorded); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		if applied == 0 || recorded != applied {
+			t.Errorf("%s: %d rows applied, %d recorded in applied_changes", pol, applied, recorded)
+		}
 	}
 }

@@ -42,7 +42,13 @@ type PolicyScore struct {
 	CaughtInTime   int `json:"caught_in_time"`
 	// Pending are at-risk addresses not flagged yet whose name is still not
 	// registrable by others on the last night: neither caught nor missed.
-	Pending       int `json:"pending"`
+	Pending int `json:"pending"`
+	// Reverified counts the owners who verified an un-verified address
+	// again while they still held its domain; ReflagLoops the addresses
+	// un-verified again after that while the owner still held the domain
+	// (the re-flag loop of pypi/warehouse#18356; target 0).
+	Reverified    int `json:"reverified"`
+	ReflagLoops   int `json:"reflag_loops"`
 	Nights        int `json:"nights"`
 	BlockedNights int `json:"blocked_nights"`
 	// Samples name a few misses and false positives (email_id@domain) for
@@ -55,7 +61,7 @@ type PolicyScore struct {
 type Score map[string]PolicyScore
 
 func scorePolicy(ctx context.Context, o Options, r *policyRun) (PolicyScore, error) {
-	s := PolicyScore{Lookups: r.lookups, Nights: o.Nights, BlockedNights: r.blocked, MissedSample: []string{}, FalsePositiveSample: []string{}}
+	s := PolicyScore{Lookups: r.lookups, Nights: o.Nights, BlockedNights: r.blocked, Reverified: r.reverified, ReflagLoops: r.loops, MissedSample: []string{}, FalsePositiveSample: []string{}}
 	first := o.Start
 	last := o.Start.AddDate(0, 0, o.Nights-1)
 	truth := r.world.AddressTruth(last)
