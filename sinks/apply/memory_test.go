@@ -1,10 +1,14 @@
 package apply_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	osexec "os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,4 +143,61 @@ func TestMemoryTargetLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	again()
+}
+
+// TestRecordWhileNightRuns: while another process holds lapse.duckdb, Record says the account table is changed and that a
+// re-run records it.
+func TestRecordWhileNightRuns(t *testing.T) {
+	ctx := context.Background()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	w := sim.NewWorld(sim.Params{Seed: 3, Start: start, Emails: 200})
+	w.SetDate(start.AddDate(0, 0, 30))
+	date := w.Date().Format(time.DateOnly)
+	var rows []apply.Row
+	for _, r := range w.Addresses(w.Date()) {
+		if r.Verified && len(rows) < 3 {
+			rows = append(rows, apply.Row{EmailID: r.ID, UserID: r.UserID, Email: r.Email, Domain: "x.test", State: "available", Reason: "domain_available"})
+		}
+	}
+	dataDir := t.TempDir()
+	dir := applytest.Changeset(t, dataDir, date, rows)
+	res, err := apply.Apply(ctx, apply.Options{Dir: dir, Target: apply.NewMemoryTarget(w), By: "demo", Reason: "r",
+		Now: func() time.Time { return w.Date().Add(3 * time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another process holds lapse.duckdb, as a running night does.
+	if err := apply.Record(ctx, apply.RecordOptions{DataDir: dataDir}, res); err != nil { // creates it
+		t.Fatal(err)
+	}
+	hold := osexec.Command(os.Args[0])
+	hold.Env = append(os.Environ(), "APPLY_TEST_HOLD_DUCKDB="+filepath.Join(dataDir, "lapse.duckdb"))
+	stdin, err := hold.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := hold.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hold.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if line != "holding\n" {
+		stdin.Close()
+		hold.Wait()
+		t.Fatalf("the holder did not open lapse.duckdb: %q", line)
+	}
+	err = apply.Record(ctx, apply.RecordOptions{DataDir: dataDir}, res)
+	stdin.Close()
+	if werr := hold.Wait(); werr != nil {
+		t.Fatal(werr)
+	}
+	if !errors.Is(err, lifecycledb.ErrInUse) || !strings.Contains(err.Error(), "changed and audited") || !strings.Contains(err.Error(), "run lapse apply again") {
+		t.Errorf("Record while lapse.duckdb is in use: %v", err)
+	}
+	if err := apply.Record(ctx, apply.RecordOptions{DataDir: dataDir}, res); err != nil {
+		t.Errorf("Record once it is free: %v", err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,23 @@ import (
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// TestMain stops the throwaway PostgreSQL. With APPLY_TEST_HOLD_DUCKDB=PATH
+// the test binary instead holds the lifecycle database at PATH open, as a
+// running night does, until its stdin closes.
+func TestMain(m *testing.M) {
+	if p := os.Getenv("APPLY_TEST_HOLD_DUCKDB"); p != "" {
+		db, err := lifecycledb.Open(p)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		fmt.Println("holding")
+		io.Copy(io.Discard, os.Stdin)
+		db.Close()
+		os.Exit(0)
+	}
+	pgtest.Main(m)
+}
 
 const night = "2026-03-01"
 
