@@ -445,7 +445,7 @@ func dryRun(ctx context.Context, o Options, date, sha, action string, total int6
 	}
 	r := Report{Date: date, ManifestSHA256: sha, Action: action, Target: o.Target.String(), Rows: total,
 		Changed: prog.Changed, Skipped: int64(len(prog.Skipped)), Batches: prog.Batches, By: o.By}
-	return Result{Report: r, Already: d.Done == total, DryRun: d}, nil
+	return Result{Report: r, Already: prog.Batches > 0 && d.Done == total, DryRun: d}, nil
 }
 
 // days renders a duration as days when it is whole days or longer.

@@ -201,3 +201,22 @@ func TestRecordWhileNightRuns(t *testing.T) {
 		t.Errorf("Record once it is free: %v", err)
 	}
 }
+
+// TestApplyEmptyChangeset: a changeset with no rows is applied once (one
+// empty batch recorded), then is already applied; revert has nothing to do.
+func TestApplyEmptyChangeset(t *testing.T) {
+	ctx := context.Background()
+	w := sim.NewWorld(sim.Params{Seed: 3, Emails: 50})
+	dir := applytest.Changeset(t, t.TempDir(), night, nil)
+	o := apply.Options{Dir: dir, Target: apply.NewMemoryTarget(w), By: "demo", Now: func() time.Time { return nightNow }}
+	res, err := apply.Apply(ctx, o)
+	if err != nil || res.Changed != 0 || res.Batches != 1 || res.Already {
+		t.Fatalf("apply: %+v %v", res.Report, err)
+	}
+	if res, err := apply.Apply(ctx, o); err != nil || !res.Already {
+		t.Errorf("re-apply: %+v %v", res.Report, err)
+	}
+	if res, err := apply.Revert(ctx, o); err != nil || !res.Already || res.Changed != 0 {
+		t.Errorf("revert: %+v %v", res.Report, err)
+	}
+}
