@@ -11,7 +11,6 @@ import (
 
 	"github.com/lapse-dev/lapse/notebooks"
 	"github.com/lapse-dev/lapse/pipeline"
-	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 )
 
 func init() { register(newNotebookCmd) }
@@ -20,9 +19,11 @@ func newNotebookCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "notebook",
 		Short: "List, print or run the trend notebooks over the lifecycle database",
-		Long: `The notebooks are SQL over the views of DATA_DIR/lapse.duckdb (daily_flags,
-cumulative_unverified, states_by_tld, lookup_cost, detection_lead_time).
-"lapse notebook show NAME" prints one for the DuckDB CLI; "run" runs it here.`,
+		Long: `The notebooks are SQL over the tables and views of DATA_DIR/lapse.duckdb, each
+statement under a "-- title:", "-- about:" and "-- chart:" comment.
+"lapse notebook show NAME" prints one for the DuckDB CLI
+(duckdb lapse.duckdb < FILE); "run" runs it here on the database opened
+read-only; "lapse report" draws their charts as HTML.`,
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(&cobra.Command{
@@ -55,7 +56,7 @@ cumulative_unverified, states_by_tld, lookup_cost, detection_lead_time).
 	})
 	cmd.AddCommand(&cobra.Command{
 		Use:   "run NAME",
-		Short: "Run a notebook against DATA_DIR/lapse.duckdb and print the results",
+		Short: "Run a notebook against DATA_DIR/lapse.duckdb (read-only) and print the results",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runNotebook(cmd.Context(), g, args[0])
@@ -77,10 +78,10 @@ func runNotebook(ctx context.Context, g *globalOptions, name string) error {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return usagef("no lifecycle database at %s: run `lapse run` first, or set --data-dir", path)
 	}
-	db, err := lifecycledb.Open(path)
+	db, err := notebooks.OpenReadOnly(path)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	return notebooks.Run(ctx, db.SQL(), nb, g.stdout)
+	return notebooks.Run(ctx, db, nb, g.stdout)
 }

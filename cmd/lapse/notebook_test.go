@@ -36,12 +36,13 @@ func TestNotebookCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.SQL().Exec(`INSERT INTO email_decisions VALUES ('2026-06-09', 1, 'u1', true, 'gone.com', 'com', 'available', 'unverify', 'domain_available', 'corroborated')`); err != nil {
+	if _, err := db.SQL().Exec(`INSERT INTO email_decisions VALUES ('2026-06-09', 1, 'u1', true, 'gone.com', 'com', 'available', 'unverify', 'domain_available', 'corroborated');
+		INSERT INTO nightly_metrics VALUES ('2026-06-09', 'flagged', '', '', 1)`); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
-	code, out, errs := gRunCLI("--data-dir", dir, "notebook", "run", "cumulative_unverified")
-	if code != 0 || !strings.Contains(out, "2026-06-09") {
+	code, out, errs := gRunCLI("--data-dir", dir, "notebook", "run", "overview")
+	if code != 0 || !strings.Contains(out, "# Cumulative un-verified") || !strings.Contains(out, "# 1 addresses un-verified since 2026-06-09") || !strings.Contains(out, "2026-06-09") {
 		t.Errorf("run: %d %q %q", code, out, errs)
 	}
 }
