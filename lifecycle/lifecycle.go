@@ -8,6 +8,7 @@ package lifecycle
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -40,10 +41,19 @@ func ParseState(s string) (State, error) {
 	return "", fmt.Errorf("unknown lifecycle state %q (want one of registered, expiring, grace, redemption, pending_delete, available, reserved, invalid, unknown)", s)
 }
 
-// Decisive reports whether the state, once confirmed, un-verifies the
+// DecisiveStates are the states that, once confirmed, un-verify the
 // addresses on the domain: the name is gone or about to be released.
+var DecisiveStates = []State{Available, PendingDelete, Redemption}
+
+// Decisive reports whether s is one of DecisiveStates.
 func (s State) Decisive() bool {
-	return s == Available || s == PendingDelete || s == Redemption
+	return slices.Contains(DecisiveStates, s)
+}
+
+// IsUnknown reports whether s says nothing usable: unknown, or no state at
+// all (UnknownStateSQL is the same test in SQL).
+func (s State) IsUnknown() bool {
+	return s == Unknown || s == ""
 }
 
 // RegisteredFamily reports whether someone still holds the name.
@@ -63,10 +73,23 @@ const (
 	SourceCache   Source = "cache"
 )
 
+// AuthoritativeSources speak for the registry itself; BestEffortSources
+// are aggregates whose answers need corroborating.
+var (
+	AuthoritativeSources = []Source{SourceRDAP, SourceWHOIS}
+	BestEffortSources    = []Source{SourceDomainr, SourceFastly}
+)
+
 // Authoritative reports whether the source speaks for the registry itself
 // (RDAP, WHOIS) rather than a best-effort aggregate (Domainr, Fastly).
 func (s Source) Authoritative() bool {
-	return s == SourceRDAP || s == SourceWHOIS
+	return slices.Contains(AuthoritativeSources, s)
+}
+
+// BestEffort reports whether the source is a best-effort aggregate
+// (Domainr, Fastly).
+func (s Source) BestEffort() bool {
+	return slices.Contains(BestEffortSources, s)
 }
 
 // Evidence is one source's answer for a domain, kept beside the verdict so a

@@ -42,12 +42,12 @@ const (
 	// than that re-verification. It is not proposed again on a stale answer
 	// (the loop of pypi/warehouse#18356); the night looks it up afresh.
 	ReasonAwaitLookup Reason = "reverified_awaiting_lookup"
-	ReasonRegistered   Reason = "domain_registered"
-	ReasonReserved     Reason = "domain_reserved"
-	ReasonInvalidName  Reason = "domain_invalid"
-	ReasonUnknown      Reason = "domain_unknown"
-	ReasonNotChecked   Reason = "domain_not_checked"
-	ReasonInvalidAddr  Reason = "invalid_address"
+	ReasonRegistered  Reason = "domain_registered"
+	ReasonReserved    Reason = "domain_reserved"
+	ReasonInvalidName Reason = "domain_invalid"
+	ReasonUnknown     Reason = "domain_unknown"
+	ReasonNotChecked  Reason = "domain_not_checked"
+	ReasonInvalidAddr Reason = "invalid_address"
 )
 
 // Decision is the policy's verdict for one address.
@@ -62,9 +62,9 @@ const (
 	PolicyPyPI         = "pypi"
 )
 
-// Policy turns a domain state into an email decision. The same rule is
-// implemented in SQL by pipeline's classify stage; a test runs both on one
-// table of cases.
+// Policy turns a domain state into an email decision by its rule table
+// (Rules): one table, evaluated in Go by Decide and in SQL by pipeline's
+// classify stage; tests hold the two to the same cases.
 type Policy struct {
 	// Name is PolicyCorroborated (default) or PolicyPyPI.
 	Name string
@@ -162,62 +162,11 @@ func (f Facts) Reregistered() bool {
 	return f.PreviousRegisteredAt != nil && f.RegisteredAtChangedAt != nil && f.RegisteredAtChangedAt.After(*a)
 }
 
-// Decide applies the policy to one address at the night's reference time asOf.
-//
-// corroborated, in order: invalid address → unknown; never checked →
-// unknown; state unknown → unknown; reregistered (after the first sighting
-// or the owner's latest re-verification) → unverify; decisive state
-// (available, pending_delete, redemption) looked up before the owner's
-// re-verification → watch (reverified_awaiting_lookup); decisive on an
-// authoritative or corroborated answer, or seen on ≥ ConfirmNights nights
-// → unverify, otherwise watch;
-// expiring, grace, or registered with expiry inside the watch window → watch;
-// anything else → keep.
-//
-// pypi: un-verify when the best-effort flags overlap undelegated, inactive,
-// expiring, deleting or unknown (PyPI's rule); no best-effort answer →
-// unknown; otherwise keep.
+// Decide applies the policy to one address at the night's reference time
+// asOf: the decision of the first rule of p.Rules(asOf) that holds for f.
+// Pipeline's classify stage evaluates the same table in SQL.
 func (p Policy) Decide(f Facts, asOf time.Time) Decision {
-	if f.InvalidAddress {
-		return Decision{ActionUnknown, ReasonInvalidAddr}
-	}
-	if !f.Checked {
-		return Decision{ActionUnknown, ReasonNotChecked}
-	}
-	if p.Name == PolicyPyPI {
-		return p.decidePyPI(f)
-	}
-	if f.State == Unknown || f.State == "" {
-		return Decision{ActionUnknown, ReasonUnknown}
-	}
-	if f.Reregistered() {
-		return Decision{ActionUnverify, ReasonReregistered}
-	}
-	if f.State.Decisive() {
-		if f.StaleForReverified() {
-			return Decision{ActionWatch, ReasonAwaitLookup}
-		}
-		if f.Source.Authoritative() || f.Corroborated || f.DecisiveNights >= p.ConfirmNights {
-			return Decision{ActionUnverify, StateReason(f.State)}
-		}
-		return Decision{ActionWatch, ReasonAwaitConfirm}
-	}
-	switch f.State {
-	case Expiring:
-		return Decision{ActionWatch, ReasonExpiring}
-	case Grace:
-		return Decision{ActionWatch, ReasonGrace}
-	case Registered:
-		if f.ExpiresAt != nil && !f.ExpiresAt.After(asOf.Add(p.WatchWindow)) {
-			return Decision{ActionWatch, ReasonExpiring}
-		}
-		return Decision{ActionKeep, ReasonRegistered}
-	case Reserved:
-		return Decision{ActionKeep, ReasonReserved}
-	case Invalid:
-		return Decision{ActionKeep, ReasonInvalidName}
-	}
-	return Decision{ActionUnknown, ReasonUnknown}
+	return p.DecidingRule(f, asOf).Decision
 }
 
 // PyPIFlags are the Domainr flags PyPI un-verifies on, in the order their
@@ -233,18 +182,6 @@ var PyPIFlags = []struct {
 	// "available" is the closest of lapse's changeset reasons.
 	{"undelegated", ReasonAvailable},
 	{"unknown", ReasonAvailable},
-}
-
-func (p Policy) decidePyPI(f Facts) Decision {
-	if len(f.Flags) == 0 {
-		return Decision{ActionUnknown, ReasonNotChecked}
-	}
-	for _, pf := range PyPIFlags {
-		if slices.Contains(f.Flags, pf.Flag) {
-			return Decision{ActionUnverify, pf.Reason}
-		}
-	}
-	return Decision{ActionKeep, ReasonRegistered}
 }
 
 // StateReason is the changeset reason for a decisive state.
@@ -273,11 +210,11 @@ func BestEffortFlags(src Source, statuses []string, evidence []Evidence) []strin
 			}
 		}
 	}
-	if src == SourceDomainr || src == SourceFastly {
+	if src.BestEffort() {
 		add(statuses)
 	}
 	for _, e := range evidence {
-		if e.Source == SourceDomainr || e.Source == SourceFastly {
+		if e.Source.BestEffort() {
 			add(e.Statuses)
 		}
 	}
