@@ -165,7 +165,7 @@ func Query(ctx context.Context, db *sql.DB, q string) (Result, error) {
 	}
 	rows, err := conn.QueryContext(ctx, q)
 	if err != nil {
-		return r, err
+		return r, readOnlyRefusal(err)
 	}
 	defer rows.Close()
 	if r.Columns, err = rows.Columns(); err != nil {
@@ -189,7 +189,16 @@ func Query(ctx context.Context, db *sql.DB, q string) (Result, error) {
 		}
 		r.Rows = append(r.Rows, vals)
 	}
-	return r, rows.Err()
+	return r, readOnlyRefusal(rows.Err())
+}
+
+// readOnlyRefusal names DuckDB's refusal of a write on a read-only
+// database (a SELECT calling nextval, say) as ErrReadOnly.
+func readOnlyRefusal(err error) error {
+	if err != nil && strings.Contains(err.Error(), "read-only mode") {
+		return fmt.Errorf("%w: DuckDB refused it, the database being open read-only: %v", ErrReadOnly, err)
+	}
+	return err
 }
 
 // Number is v as a float64 when it is a number (integers, floats, HUGEINT,
