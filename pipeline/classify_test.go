@@ -268,6 +268,17 @@ func gFirstSeen(t testing.TB, path string) map[int64]time.Time {
 // decisions file holds only the others.
 func gAllDecisions(t testing.TB, o ClassifyOptions) map[int64]lifecycle.Decision {
 	t.Helper()
+	out := map[int64]lifecycle.Decision{}
+	for id, r := range gAllRules(t, o) {
+		out[id] = r.Decision
+	}
+	return out
+}
+
+// gAllRules is, per address, the rule of the policy's table that decided
+// it in SQL (classify's decide query).
+func gAllRules(t testing.TB, o ClassifyOptions) map[int64]lifecycle.Rule {
+	t.Helper()
 	ctx := context.Background()
 	db, err := changeset.OpenMemory()
 	if err != nil {
@@ -283,15 +294,14 @@ func gAllDecisions(t testing.TB, o ClassifyOptions) map[int64]lifecycle.Decision
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	out := map[int64]lifecycle.Decision{}
+	out := map[int64]lifecycle.Rule{}
 	for rows.Next() {
 		var id int64
 		var rule int
 		if err := rows.Scan(&id, &rule); err != nil {
 			t.Fatal(err)
 		}
-		r := plan.rules[rule-1]
-		out[id] = lifecycle.Decision{Action: r.action, Reason: r.reason}
+		out[id] = plan.rules[rule-1]
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
@@ -300,10 +310,31 @@ func gAllDecisions(t testing.TB, o ClassifyOptions) map[int64]lifecycle.Decision
 }
 
 // gRun classifies cases with policy p and checks that SQL and Go agree on
-// every case, and both match the case's expectation when it has one; that
-// the decisions file holds exactly the non-keep decisions, first_seen.parquet
-// every address, and counts.json the counts of every decision.
+// every case (the same rule of the table decides it), and both match the
+// case's expectation when it has one; that the decisions file holds
+// exactly the non-keep decisions, first_seen.parquet every address, and
+// counts.json the counts of every decision.
 func gRun(t *testing.T, p lifecycle.Policy, cases []gCase) ClassifyResult {
+	t.Helper()
+	res, _ := gRunRules(t, p, cases)
+	return res
+}
+
+// gRunCoversRules is gRun, and checks that every rule of p's table
+// decides at least one of cases.
+func gRunCoversRules(t *testing.T, p lifecycle.Policy, cases []gCase) ClassifyResult {
+	t.Helper()
+	res, hit := gRunRules(t, p, cases)
+	for _, r := range p.Rules(gAsOf) {
+		if !hit[r.Name] {
+			t.Errorf("%s policy: rule %s decides none of the cases", p.Name, r.Name)
+		}
+	}
+	return res
+}
+
+// gRunRules is gRun, returning the names of the rules that decided cases.
+func gRunRules(t *testing.T, p lifecycle.Policy, cases []gCase) (ClassifyResult, map[string]bool) {
 	t.Helper()
 	dir := t.TempDir()
 	paths := gWriteFixtures(t, dir, cases)
@@ -315,15 +346,19 @@ func gRun(t *testing.T, p lifecycle.Policy, cases []gCase) ClassifyResult {
 	if res.Rows != int64(len(cases)) {
 		t.Fatalf("rows = %d, want %d", res.Rows, len(cases))
 	}
-	all := gAllDecisions(t, o)
+	all := gAllRules(t, o)
 	file := gDecisions(t, res.Path)
 	byAction := map[lifecycle.Action]int64{}
+	hit := map[string]bool{}
 	notKeep := 0
 	for i, c := range cases {
+		goRule := p.DecidingRule(c.facts(i), gAsOf)
 		goDec := p.Decide(c.facts(i), gAsOf)
-		sqlDec := all[int64(i)]
-		if goDec != sqlDec {
-			t.Errorf("%s policy, case %d %q: SQL says %v, Go says %v", p.Name, i, c.name, sqlDec, goDec)
+		sqlRule := all[int64(i)]
+		sqlDec := sqlRule.Decision
+		hit[sqlRule.Name] = true
+		if goRule.Name != sqlRule.Name || goDec != sqlDec {
+			t.Errorf("%s policy, case %d %q: SQL says %v (rule %s), Go says %v (rule %s)", p.Name, i, c.name, sqlDec, sqlRule.Name, goDec, goRule.Name)
 		}
 		if c.want != nil && *c.want != goDec {
 			t.Errorf("%s policy, case %d %q: decision %v, want %v", p.Name, i, c.name, goDec, *c.want)
@@ -356,7 +391,7 @@ func gRun(t *testing.T, p lifecycle.Policy, cases []gCase) ClassifyResult {
 	if fmt.Sprintf("%+v", onDisk) != fmt.Sprintf("%+v", res) {
 		t.Errorf("counts.json %+v, classify returned %+v", onDisk, res)
 	}
-	return res
+	return res, hit
 }
 
 var (
@@ -395,6 +430,7 @@ func gPolicyCases() []gCase {
 			expiresAt: gT("2027-07-01"), registeredAt: gT("2010-01-01"), want: gDec(keep, lifecycle.ReasonRegistered)},
 		{name: "reserved", state: lifecycle.Reserved, source: gDomainr, statuses: []string{"reserved"}, want: gDec(keep, lifecycle.ReasonReserved)},
 		{name: "invalid name", state: lifecycle.Invalid, source: gDomainr, want: gDec(keep, lifecycle.ReasonInvalidName)},
+		{name: "unheard-of state", state: "bogus", source: gRDAP, want: gDec(unknown, lifecycle.ReasonUnknown)},
 		// Re-registration, from registered_at against first seen.
 		{name: "registered after the first snapshot", state: lifecycle.Registered, source: gRDAP,
 			registeredAt: gT("2026-05-01"), firstNight: "2026-03-01", want: gDec(unverify, lifecycle.ReasonReregistered)},
@@ -442,7 +478,7 @@ func gPolicyCases() []gCase {
 }
 
 func TestClassifyPolicyRulesAgreeInSQLAndGo(t *testing.T) {
-	res := gRun(t, lifecycle.DefaultPolicy, gPolicyCases())
+	res := gRunCoversRules(t, lifecycle.DefaultPolicy, gPolicyCases())
 	if res.Invalid != 1 {
 		t.Errorf("invalid = %d, want 1", res.Invalid)
 	}
@@ -491,6 +527,8 @@ func TestClassifyPolicyGridAgrees(t *testing.T) {
 func TestClassifyPyPIOverlapRule(t *testing.T) {
 	unverify, keep, unknown := lifecycle.ActionUnverify, lifecycle.ActionKeep, lifecycle.ActionUnknown
 	cases := []gCase{
+		{name: "invalid address", invalid: true, want: gDec(unknown, lifecycle.ReasonInvalidAddr)},
+		{name: "never checked", unchecked: true, want: gDec(unknown, lifecycle.ReasonNotChecked)},
 		{name: "active", state: lifecycle.Registered, source: gDomainr, statuses: []string{"active"}, want: gDec(keep, lifecycle.ReasonRegistered)},
 		{name: "active parked marketed", state: lifecycle.Registered, source: gDomainr, statuses: []string{"active parked marketed"}, want: gDec(keep, lifecycle.ReasonRegistered)},
 		{name: "undelegated", state: lifecycle.Unknown, source: gDomainr, statuses: []string{"undelegated"}, want: gDec(unverify, lifecycle.ReasonAvailable)},
@@ -511,7 +549,7 @@ func TestClassifyPyPIOverlapRule(t *testing.T) {
 		{name: "re-registered but active: PyPI does not see it", state: lifecycle.Registered, source: gDomainr, statuses: []string{"active"},
 			registeredAt: gT("2026-05-01"), firstNight: "2026-01-01", want: gDec(keep, lifecycle.ReasonRegistered)},
 	}
-	gRun(t, lifecycle.Policy{Name: lifecycle.PolicyPyPI, WatchWindow: 30 * 24 * time.Hour, ConfirmNights: 2}, cases)
+	gRunCoversRules(t, lifecycle.NewPolicy(lifecycle.PolicyPyPI, 30*24*time.Hour, 2), cases)
 }
 
 func TestClassifyWritesAtomically0600(t *testing.T) {

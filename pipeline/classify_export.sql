@@ -1,0 +1,27 @@
+{{- /*
+The decisions file's rows from the decided table (exportQuery): the
+addresses whose action is not keep (.NotKeep, their rule numbers), their
+address columns read back from the snapshot by row number, and the
+evidence summary of their domains (computed for those domains only). A
+rule number maps to its action and reason by a CASE over the number: a
+list literal indexed by it ([...][rule]) builds the list for every row.
+*/}}
+WITH nk AS MATERIALIZED (
+	SELECT s.email_id, s.user_id, s.email, s.verified, s."primary",
+	       CAST(s.created AS TIMESTAMPTZ) AS created, CAST(s.verified_at AS TIMESTAMPTZ) AS verified_at,
+	       s.domain, s.invalid_reason, d.rule, d.first_seen
+	FROM (SELECT srow, rule, first_seen FROM decided WHERE rule IN ({{.NotKeep}})) d
+	JOIN read_parquet({{q .Snapshot}}, file_row_number = true) s ON s.file_row_number = d.srow
+), st AS (
+	SELECT domain, state, source, {{template "evidence"}} AS dom_evidence
+	FROM (SELECT *, {{template "evidence_parse"}} AS ev FROM ({{.States}}) WHERE domain IN (SELECT domain FROM nk))
+), decided_nk AS (
+	SELECT nk.*, st.state, st.source, st.dom_evidence, CASE rule{{range $i, $r := .Rules}} WHEN {{number $i}} THEN {{q $r.Action}}{{end}} END AS action, CASE rule{{range $i, $r := .Rules}} WHEN {{number $i}} THEN {{q $r.Reason}}{{end}} END AS reason
+	FROM nk LEFT JOIN st ON st.domain = nk.domain
+)
+SELECT email_id, user_id, email, verified, "primary", created, verified_at, domain,
+       regexp_extract(domain, '[^.]+$') AS tld, invalid_reason, state, source, action, reason,
+       CASE WHEN reason = {{q .Reregistered}} THEN dom_evidence || ' first seen ' || strftime(first_seen, '%Y-%m-%d')
+            ELSE dom_evidence END AS evidence,
+       first_seen
+FROM decided_nk
