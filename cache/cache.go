@@ -17,6 +17,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/address"
 )
 
 // ErrLocked is returned (wrapped, with the folder in the message) by Open
@@ -281,10 +282,9 @@ func (c *Cache) use(ctx context.Context) (done func(), err error) {
 	return c.mu.RUnlock, nil
 }
 
-// NormalizeDomain is the key form of a domain: lower case, no trailing dot.
-func NormalizeDomain(d string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
-}
+// NormalizeDomain is the key form of a domain: address.Fold (lowercase
+// A-labels, no trailing dot).
+func NormalizeDomain(d string) string { return address.Fold(d) }
 
 func key(domain string) []byte { return []byte(keyPrefix + domain) }
 

@@ -113,7 +113,8 @@ func TestRecordGetAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := []string{"alpha.net", "b\u00fccher.de", "example.com", "zeta.org"}; !reflect.DeepEqual(got, w) {
+	// Keys are address.Fold's form: bücher.de is stored as its A-label.
+	if w := []string{"alpha.net", "example.com", "xn--bcher-kva.de", "zeta.org"}; !reflect.DeepEqual(got, w) {
 		t.Errorf("scan order %q, want %q", got, w)
 	}
 }

@@ -17,9 +17,8 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/idna"
-
 	"github.com/lapse-dev/lapse/internal/atomicfile"
+	"github.com/lapse-dev/lapse/sources/address"
 )
 
 // ServerOptions configure the simulated servers.
@@ -283,15 +282,13 @@ type query struct {
 
 // parseQuery normalizes a queried name; an error means bad syntax.
 func (w *World) parseQuery(raw string) (query, error) {
-	n := strings.TrimSuffix(strings.TrimSpace(raw), ".")
-	if n == "" {
-		return query{}, errors.New("empty domain")
-	}
-	a, err := idna.Lookup.ToASCII(n)
+	a, err := address.FoldStrict(raw)
 	if err != nil {
 		return query{}, fmt.Errorf("invalid domain name %q: %v", raw, err)
 	}
-	a = strings.ToLower(a)
+	if a == "" {
+		return query{}, errors.New("empty domain")
+	}
 	if err := checkLDH(a); err != nil {
 		return query{}, fmt.Errorf("invalid domain name %q: %v", raw, err)
 	}

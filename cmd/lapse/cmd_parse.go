@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/address"
 	"github.com/lapse-dev/lapse/sources/domainr"
 	"github.com/lapse-dev/lapse/sources/fastly"
 	"github.com/lapse-dev/lapse/sources/rdap"
@@ -97,7 +98,7 @@ func runParse(opts parseOptions, stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	domain := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(opts.domain)), ".")
+	domain := address.Fold(opts.domain)
 	var l lifecycle.Lifecycle
 	src := lifecycle.Source(kind)
 	switch kind {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/address"
 	"github.com/lapse-dev/lapse/sources/status"
 )
 
@@ -139,9 +140,9 @@ func ParseBody(body []byte, domain string) (string, error) {
 		}
 		return "", e
 	}
-	want := strings.TrimSuffix(strings.ToLower(domain), ".")
+	want := address.Fold(domain)
 	for _, s := range a.Status {
-		if want == "" || strings.EqualFold(strings.TrimSuffix(s.Domain, "."), want) {
+		if want == "" || address.Fold(s.Domain) == want {
 			if strings.TrimSpace(s.Status) == "" {
 				return "", fmt.Errorf("domainr answer for %s has an empty status", s.Domain)
 			}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/address"
 	"github.com/lapse-dev/lapse/sources/status"
 )
 
@@ -131,8 +132,8 @@ func ParseBody(body []byte, domain string) (string, error) {
 	if a.Status == nil || strings.TrimSpace(*a.Status) == "" {
 		return "", errors.New("fastly answer has no status")
 	}
-	want := strings.TrimSuffix(strings.ToLower(domain), ".")
-	if a.Domain != nil && want != "" && !strings.EqualFold(strings.TrimSuffix(*a.Domain, "."), want) {
+	want := address.Fold(domain)
+	if a.Domain != nil && want != "" && address.Fold(*a.Domain) != want {
 		return "", fmt.Errorf("fastly answer is for %q, not %s", *a.Domain, domain)
 	}
 	return *a.Status, nil

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/lapse-dev/lapse/sources/address"
 )
 
 // embeddedBootstrap is the last-resort copy of IANA's dns.json, used only
@@ -39,7 +41,7 @@ func ParseBootstrap(b []byte) (*Bootstrap, error) {
 			continue
 		}
 		for _, suffix := range svc[0] {
-			bs.servers[strings.TrimSuffix(strings.ToLower(suffix), ".")] = base
+			bs.servers[address.Fold(suffix)] = base
 		}
 	}
 	if len(bs.servers) == 0 {
@@ -74,7 +76,7 @@ func (b *Bootstrap) Lookup(domain string) (string, bool) {
 }
 
 func longestSuffix(m map[string]string, domain string) (string, bool) {
-	d := strings.TrimSuffix(strings.ToLower(domain), ".")
+	d := address.Fold(domain)
 	for d != "" {
 		if u, ok := m[d]; ok {
 			return u, true

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/address"
 	"github.com/lapse-dev/lapse/sources/status"
 )
 
@@ -60,7 +61,7 @@ func Parse(body []byte, httpStatus int, domain string, asOf time.Time) (lifecycl
 }
 
 func parse(rules lifecycle.Rules, body []byte, httpStatus int, domain string, asOf time.Time, retryAfter time.Duration) (lifecycle.Lifecycle, error) {
-	domain = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
+	domain = address.Fold(domain)
 	var obj domainObject
 	jsonErr := json.Unmarshal(bytes.TrimSpace(body), &obj)
 	if httpStatus == 0 || httpStatus == http.StatusOK {
@@ -93,7 +94,7 @@ func parse(rules lifecycle.Rules, body []byte, httpStatus int, domain string, as
 	if obj.ObjectClassName != "" && !strings.EqualFold(obj.ObjectClassName, "domain") {
 		return lifecycle.Lifecycle{}, fmt.Errorf("rdap %s: answer is a %q object, not a domain", domain, obj.ObjectClassName)
 	}
-	name := strings.TrimSuffix(strings.ToLower(obj.LDHName), ".")
+	name := address.Fold(obj.LDHName)
 	if obj.ObjectClassName == "" && name == "" {
 		return lifecycle.Lifecycle{}, fmt.Errorf("rdap %s: answer is not an RDAP domain object", domain)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/address"
 	"github.com/lapse-dev/lapse/sources/status"
 )
 
@@ -114,7 +115,7 @@ func New(cfg Config) (*Provider, error) {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return nil, fmt.Errorf("rdap servers.%s = %q: want an http(s) base URL such as https://rdap.example/", suffix, base)
 		}
-		p.overrides[strings.TrimSuffix(strings.ToLower(strings.TrimPrefix(suffix, ".")), ".")] = base
+		p.overrides[address.Fold(strings.TrimPrefix(suffix, "."))] = base
 	}
 	c := &http.Client{Transport: cfg.Transport}
 	if cfg.Client != nil {
@@ -153,7 +154,7 @@ func (p *Provider) Server(ctx context.Context, domain string) (string, error) {
 // Lookup asks the domain's RDAP server. Throttling, timeouts, resets,
 // server errors and unreadable answers are errors, never states.
 func (p *Provider) Lookup(ctx context.Context, domain string) (lifecycle.Lifecycle, error) {
-	domain = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
+	domain = address.Fold(domain)
 	base, err := p.Server(ctx, domain)
 	if err != nil {
 		return lifecycle.Lifecycle{}, err

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/address"
 )
 
 // Headroom is the share of a configured rate lapse really uses. A token
@@ -260,7 +261,7 @@ func (k *keyedRate) Lookup(ctx context.Context, domain string) (lifecycle.Lifecy
 // TLD is the last label of domain, the usual key for per-registry limits
 // and breakers.
 func TLD(domain string) string {
-	d := strings.TrimSuffix(strings.ToLower(domain), ".")
+	d := address.Fold(domain)
 	if i := strings.LastIndexByte(d, '.'); i >= 0 {
 		return d[i+1:]
 	}

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	whoisparser "github.com/likexian/whois-parser"
-	"golang.org/x/net/idna"
 
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/address"
 	"github.com/lapse-dev/lapse/sources/status"
 )
 
@@ -100,7 +100,7 @@ func Parse(text, domain string, asOf time.Time) (lifecycle.Lifecycle, error) {
 }
 
 func parse(rules lifecycle.Rules, text, domain string, asOf time.Time) (lifecycle.Lifecycle, error) {
-	domain = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
+	domain = address.Fold(domain)
 	text = Clean(text)
 	a, err := Answer(text, domain)
 	if err != nil {
@@ -122,10 +122,10 @@ func Answer(text, domain string) (lifecycle.WHOISAnswer, error) {
 		if name == "" {
 			name = d.Domain
 		}
-		name = strings.TrimSuffix(strings.ToLower(name), ".")
+		name = address.Fold(name)
 		if domain == "" {
 			domain = name
-		} else if name != "" && name != domain && !sameName(name, domain) {
+		} else if name != "" && name != domain {
 			return lifecycle.WHOISAnswer{}, fmt.Errorf("whois %s: answer is for %q", domain, name)
 		}
 		return lifecycle.WHOISAnswer{
@@ -172,12 +172,6 @@ func recordIsNotFound(info whoisparser.WhoisInfo, lower string) bool {
 		}
 	}
 	return containsAny(lower, notFoundTexts)
-}
-
-func sameName(a, b string) bool {
-	pa, err1 := idna.Lookup.ToASCII(a)
-	pb, err2 := idna.Lookup.ToASCII(b)
-	return err1 == nil && err2 == nil && pa == pb
 }
 
 func cleanStatuses(in []string) []string {

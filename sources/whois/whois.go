@@ -16,6 +16,7 @@ import (
 
 	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/address"
 	"github.com/lapse-dev/lapse/sources/status"
 )
 
@@ -97,14 +98,10 @@ func New(cfg Config) (*Provider, error) {
 		if strings.TrimSpace(srv) == "" || strings.Contains(srv, "/") {
 			return nil, fmt.Errorf("whois servers.%s = %q: want a host or host:port such as whois.denic.de:43", suffix, srv)
 		}
-		p.overrides[normName(strings.TrimPrefix(suffix, "."))] = srv
+		p.overrides[address.Fold(strings.TrimPrefix(suffix, "."))] = srv
 	}
 	p.loadCache()
 	return p, nil
-}
-
-func normName(s string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".")
 }
 
 // Name is lifecycle.SourceWHOIS.
@@ -116,7 +113,7 @@ var errNoTLD = errors.New("IANA knows no such TLD")
 // Lookup asks the TLD's WHOIS server, follows a thin registry's referral
 // to the registrar, and maps the answer.
 func (p *Provider) Lookup(ctx context.Context, domain string) (lifecycle.Lifecycle, error) {
-	domain = normName(domain)
+	domain = address.Fold(domain)
 	server, err := p.Server(ctx, domain)
 	if errors.Is(err, errNoTLD) {
 		l := lifecycle.FromError(domain, lifecycle.SourceWHOIS, err, p.cfg.Now())
@@ -169,7 +166,7 @@ func hostOf(server string) string {
 // Server returns the WHOIS server for domain: the longest configured
 // suffix, else the TLD's IANA referral, asked once per TLD and cached.
 func (p *Provider) Server(ctx context.Context, domain string) (string, error) {
-	d := normName(domain)
+	d := address.Fold(domain)
 	for s := d; s != ""; {
 		if srv, ok := p.overrides[s]; ok {
 			return srv, nil
