@@ -10,7 +10,6 @@ package rdap
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -80,7 +79,7 @@ func parse(rules lifecycle.Rules, body []byte, httpStatus int, domain string, as
 		return rules.FromRDAP(lifecycle.RDAPAnswer{Domain: domain, HTTPStatus: http.StatusNotFound}, asOf), nil
 	case httpStatus == http.StatusTooManyRequests:
 		return lifecycle.Lifecycle{}, &status.ThrottledError{RetryAfter: retryAfter, Err: fmt.Errorf("rdap %s: HTTP 429%s", domain, errorText(obj, body))}
-	case (httpStatus == http.StatusForbidden || httpStatus == http.StatusUnprocessableEntity) && rateLimited(body):
+	case (httpStatus == http.StatusForbidden || httpStatus == http.StatusUnprocessableEntity) && status.LooksThrottled(body):
 		return lifecycle.Lifecycle{}, &status.ThrottledError{RetryAfter: retryAfter, Err: fmt.Errorf("rdap %s: HTTP %d%s", domain, httpStatus, errorText(obj, body))}
 	case httpStatus >= 500:
 		return lifecycle.Lifecycle{}, fmt.Errorf("rdap %s: server error HTTP %d%s", domain, httpStatus, errorText(obj, body))
@@ -112,19 +111,6 @@ func parse(rules lifecycle.Rules, body []byte, httpStatus int, domain string, as
 	return rules.FromRDAP(a, asOf), nil
 }
 
-// rateLimitWords mark a 403/422 body as throttling rather than refusal.
-var rateLimitWords = []string{"rate", "limit", "quota", "too many", "throttl", "slow down"}
-
-func rateLimited(body []byte) bool {
-	s := strings.ToLower(string(body))
-	for _, w := range rateLimitWords {
-		if strings.Contains(s, w) {
-			return true
-		}
-	}
-	return false
-}
-
 // errorText is a short excerpt of an error answer for the error message.
 func errorText(obj domainObject, body []byte) string {
 	var s string
@@ -142,6 +128,3 @@ func errorText(obj domainObject, body []byte) string {
 	}
 	return ": " + strings.ToValidUTF8(s, "?")
 }
-
-// errBodyTooLarge is returned when an answer exceeds the configured cap.
-var errBodyTooLarge = errors.New("answer larger than the limit")

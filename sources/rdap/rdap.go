@@ -3,13 +3,11 @@ package rdap
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,7 +22,7 @@ import (
 const (
 	DefaultBootstrapURL    = "https://data.iana.org/rdap/dns.json"
 	DefaultBootstrapMaxAge = 24 * time.Hour
-	DefaultMaxBody         = 1 << 20
+	DefaultMaxBody         = status.DefaultMaxBody
 	DefaultMaxRedirects    = 5
 	DefaultTimeout         = 20 * time.Second
 	// bootstrapRetry is how long a failed bootstrap refresh waits before
@@ -173,51 +171,17 @@ func (p *Provider) Lookup(ctx context.Context, domain string) (lifecycle.Lifecyc
 		return lifecycle.Lifecycle{}, fmt.Errorf("rdap %s: %w", domain, err)
 	}
 	defer resp.Body.Close()
-	body, err := readCapped(resp.Body, p.cfg.MaxBody)
+	body, err := status.ReadCapped(resp.Body, p.cfg.MaxBody)
 	if err != nil {
 		return lifecycle.Lifecycle{}, fmt.Errorf("rdap %s: reading answer from %s: %w", domain, resp.Request.URL.Host, err)
 	}
 	now := p.cfg.Now()
-	l, err := parse(p.cfg.Rules, body, resp.StatusCode, domain, now, retryAfter(resp.Header.Get("Retry-After"), now))
+	l, err := parse(p.cfg.Rules, body, resp.StatusCode, domain, now, status.ParseRetryAfter(resp.Header.Get("Retry-After"), now))
 	if err != nil {
 		return lifecycle.Lifecycle{}, err
 	}
 	l.CheckedAt = now.UTC()
 	return l.WithServer(resp.Request.URL.Hostname()), nil
-}
-
-// readCapped reads at most max bytes; a longer answer is an error, not a
-// truncated document that might still parse.
-func readCapped(r io.Reader, max int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%w (%d bytes)", errBodyTooLarge, max)
-	}
-	return b, nil
-}
-
-// retryAfter reads Retry-After as seconds or an HTTP date; zero if absent
-// or unreadable.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil {
-		if s < 0 {
-			return 0
-		}
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
 
 // bootstrap returns the best bootstrap available: fresh in memory, fresh
@@ -341,7 +305,7 @@ func (p *Provider) download(ctx context.Context, now time.Time) (*Bootstrap, err
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("rdap bootstrap %s: HTTP %d", p.cfg.BootstrapURL, resp.StatusCode)
 	}
-	body, err := readCapped(resp.Body, 16<<20)
+	body, err := status.ReadCapped(resp.Body, 16<<20)
 	if err != nil {
 		return nil, fmt.Errorf("rdap bootstrap %s: %w", p.cfg.BootstrapURL, err)
 	}

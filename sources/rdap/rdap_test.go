@@ -198,7 +198,7 @@ func TestLookupFaults(t *testing.T) {
 		{"broken", false, 0, true, "500"},
 		{"gateway", false, 0, true, "502"},
 		{"garbage", false, 0, true, "not JSON"},
-		{"huge", false, 0, true, "larger than the limit"},
+		{"huge", false, 0, true, "exceeds the size cap"},
 		{"reset", false, 0, true, "EOF"},
 		{"slow", false, 0, true, "deadline"},
 		{"slowbody", false, 0, true, "deadline"},
@@ -226,6 +226,9 @@ func TestLookupFaults(t *testing.T) {
 			}
 			if status.Retryable(err) != tt.retryable {
 				t.Errorf("Retryable = %v: %v", !tt.retryable, err)
+			}
+			if tt.name == "huge" && !errors.Is(err, status.ErrBodyTooLarge) {
+				t.Errorf("huge answer: %v, want status.ErrBodyTooLarge", err)
 			}
 			if !strings.Contains(err.Error(), tt.contains) || !strings.Contains(err.Error(), tt.name+".test") {
 				t.Errorf("error %q: want it to name the domain and %q", err, tt.contains)
@@ -423,21 +426,6 @@ func TestBootstrapNoFallback(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-func TestRetryAfter(t *testing.T) {
-	for v, want := range map[string]time.Duration{
-		"":     0,
-		"5":    5 * time.Second,
-		"-3":   0,
-		"soon": 0,
-		testNow.Add(time.Minute).Format(http.TimeFormat):  time.Minute,
-		testNow.Add(-time.Minute).Format(http.TimeFormat): 0,
-	} {
-		if got := retryAfter(v, testNow); got != want {
-			t.Errorf("retryAfter(%q) = %s, want %s", v, got, want)
-		}
-	}
-}
 
 // BenchmarkLookup is one found lookup over a loopback HTTP server.
 func BenchmarkLookup(b *testing.B) {

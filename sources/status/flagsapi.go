@@ -101,6 +101,9 @@ func (a *FlagsAPI) fetch(ctx context.Context, domain string) (string, error) {
 		return "", cerr
 	}
 	if rerr != nil {
+		if !errors.Is(rerr, ErrBodyTooLarge) {
+			rerr = fmt.Errorf("read answer: %w", rerr)
+		}
 		return "", rerr
 	}
 	return a.Parse(body, domain)

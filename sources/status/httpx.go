@@ -1,7 +1,6 @@
 package status
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -19,15 +18,17 @@ const DefaultMaxBody = 1 << 20
 // ErrBodyTooLarge is returned when an answer exceeds the body cap.
 var ErrBodyTooLarge = errors.New("answer exceeds the size cap")
 
-// ReadCapped reads at most max bytes of r; a longer body is an error (never
-// a truncated answer that might parse as something it is not).
+// ReadCapped reads at most max bytes of r; a longer body is an error that
+// Is ErrBodyTooLarge (never a truncated answer that might parse as
+// something it is not). A read error is returned as it is, for the caller
+// to say what it was reading.
 func ReadCapped(r io.Reader, max int64) ([]byte, error) {
 	if max <= 0 {
 		max = DefaultMaxBody
 	}
 	b, err := io.ReadAll(io.LimitReader(r, max+1))
 	if err != nil {
-		return nil, fmt.Errorf("read answer: %w", err)
+		return nil, err
 	}
 	if int64(len(b)) > max {
 		return nil, fmt.Errorf("%w (%d bytes)", ErrBodyTooLarge, max)
@@ -54,20 +55,6 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 		}
 	}
 	return 0
-}
-
-// rateLimitWords are what 403/422 bodies say when they really mean 429.
-var rateLimitWords = []string{"rate limit", "rate-limit", "ratelimit", "too many", "quota", "limit exceeded", "throttl", "slow down", "try again later"}
-
-// LooksThrottled reports whether an error body talks about rate limits.
-func LooksThrottled(body []byte) bool {
-	low := bytes.ToLower(body)
-	for _, w := range rateLimitWords {
-		if bytes.Contains(low, []byte(w)) {
-			return true
-		}
-	}
-	return false
 }
 
 // ClassifyHTTP turns a non-2xx answer into a classified error: 429 and

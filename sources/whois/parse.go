@@ -10,6 +10,7 @@ package whois
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,22 +24,13 @@ import (
 // Phrases registries use, matched case-insensitively on the cleaned text.
 // They are deliberately specific: boilerplate such as "All rights reserved"
 // or Verisign's "reserves the right to restrict your access" must not match.
+// The rate-limit texts are every provider's, in package status: its
+// statements of throttling are checked before anything else when the
+// answer holds no record, and its mere mentions of rate limits ("Queries
+// to the Whois services are throttled. If too many queries…" is
+// boilerplate) only classify an answer that is otherwise unrecognized.
 var (
-	// throttleTexts are statements of throttling, checked before anything
-	// else when the answer holds no record.
-	throttleTexts = []string{
-		"limit exceeded", "quota exceeded", "server too busy", "try again later",
-		"please try again", "temporarily unavailable", "too many requests",
-		"exceeded the maximum allowable", "exceeded your query limit",
-		"restricted due to excessive queries", "due to query limit controls",
-		"you have exceeded", "maximum daily connection limit", "maximum query rate",
-		"number of allowed queries exceeded", "queries exceeded", "rate exceeded",
-	}
-	// weakThrottleTexts also appear in terms-of-use boilerplate ("Queries
-	// to the Whois services are throttled. If too many queries…"), so they
-	// only classify an answer that is otherwise unrecognized.
-	weakThrottleTexts = []string{"too many", "query rate", "rate limit", "throttl", "access denied", "excessive quer"}
-	reservedTexts     = []string{
+	reservedTexts = []string{
 		"reserved domain name", "reserved by the registry", "can not be registered online",
 		"cannot be registered", "can not be registered", "is reserved", "has been reserved",
 		"reserved name", "domain is reserved", "status: reserved", "reserved for",
@@ -76,16 +68,12 @@ func Clean(s string) string {
 }
 
 func containsAny(lower string, phrases []string) bool {
-	for _, p := range phrases {
-		if strings.Contains(lower, p) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(phrases, func(p string) bool { return strings.Contains(lower, p) })
 }
 
-// Throttled reports whether text is a rate-limit answer.
-func Throttled(text string) bool { return containsAny(strings.ToLower(text), throttleTexts) }
+// Throttled reports whether text is a rate-limit answer: it holds one of
+// status's statements of throttling.
+func Throttled(text string) bool { return status.SaysThrottled(text) }
 
 // ErrUnparseable is an answer that is neither a record nor a recognized
 // not-found, reserved or rate-limit text.
@@ -141,7 +129,7 @@ func Answer(text, domain string) (lifecycle.WHOISAnswer, error) {
 	// may contain "not available"), then reserved before not found (a
 	// reserved text may say "not available for registration").
 	switch {
-	case errors.Is(perr, whoisparser.ErrDomainLimitExceed) || containsAny(lower, throttleTexts):
+	case errors.Is(perr, whoisparser.ErrDomainLimitExceed) || status.SaysThrottled(lower):
 		return lifecycle.WHOISAnswer{}, &status.ThrottledError{Err: fmt.Errorf("whois %s: rate limited: %s", domain, excerpt(text))}
 	case errors.Is(perr, whoisparser.ErrReservedDomain), errors.Is(perr, whoisparser.ErrBlockedDomain), containsAny(lower, reservedTexts):
 		return lifecycle.WHOISAnswer{Domain: domain, Reserved: true}, nil
@@ -150,7 +138,7 @@ func Answer(text, domain string) (lifecycle.WHOISAnswer, error) {
 		// here means recordIsNotFound said so.
 		return lifecycle.WHOISAnswer{Domain: domain, NotFound: true}, nil
 	}
-	if containsAny(lower, weakThrottleTexts) {
+	if status.MentionsThrottling(lower) {
 		return lifecycle.WHOISAnswer{}, &status.ThrottledError{Err: fmt.Errorf("whois %s: rate limited: %s", domain, excerpt(text))}
 	}
 	return lifecycle.WHOISAnswer{}, fmt.Errorf("whois %s: %w: %s", domain, ErrUnparseable, excerpt(text))
