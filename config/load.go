@@ -158,7 +158,7 @@ func setScalar(f reflect.Value, s string) error {
 // password and any password/sslpassword query parameter; key=value DSNs lose
 // their password= value.
 func RedactSource(s string) string {
-	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
+	if IsPostgresURL(s) {
 		u, err := url.Parse(s)
 		if err != nil {
 			return "postgres://[unparseable DSN redacted]"

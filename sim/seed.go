@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
 )
 
@@ -33,13 +33,13 @@ var seedColumns = []string{"id", "user_id", "email", "verified", "primary", "unv
 // "postgres://…" (a new table, filled with COPY FROM), "csv:PATH" or
 // "jsonl:PATH" (0600 files, same field names).
 func Seed(ctx context.Context, to string, rows []Row, opts SeedOptions) error {
-	switch {
-	case strings.HasPrefix(to, "postgres://"), strings.HasPrefix(to, "postgresql://"):
-		return seedPostgres(ctx, to, rows, opts)
-	case strings.HasPrefix(to, "csv:"):
-		return seedFile(strings.TrimPrefix(to, "csv:"), rows, writeAccountsCSV)
-	case strings.HasPrefix(to, "jsonl:"):
-		return seedFile(strings.TrimPrefix(to, "jsonl:"), rows, writeAccountsJSONL)
+	switch kind, target := config.ParseSource(to); kind {
+	case config.SourcePostgres:
+		return seedPostgres(ctx, target, rows, opts)
+	case config.SourceCSV:
+		return seedFile(target, rows, writeAccountsCSV)
+	case config.SourceJSONL:
+		return seedFile(target, rows, writeAccountsJSONL)
 	}
 	return fmt.Errorf("sim seed: target %q: want postgres://…, csv:PATH or jsonl:PATH", to)
 }

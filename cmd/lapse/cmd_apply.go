@@ -173,14 +173,14 @@ func accountDSN(cfg config.Config, flag string) (string, error) {
 			return "", usagef("apply.dsn %s holds a password: %s", config.RedactSource(cfg.Apply.DSN), fix)
 		}
 		return cfg.Apply.DSN, nil
-	case strings.HasPrefix(cfg.Source, "postgres://") || strings.HasPrefix(cfg.Source, "postgresql://"):
+	case config.IsPostgresURL(cfg.Source):
 		return cfg.Source, nil
 	}
 	return "", usagef("no account database to apply to: set apply.dsn (LAPSE_APPLY_DSN) or source to postgres://USER@HOST/DB, or pass --dsn")
 }
 
 func dsnHasPassword(dsn string) bool {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	if config.IsPostgresURL(dsn) {
 		u, err := url.Parse(dsn)
 		if err != nil {
 			return strings.Contains(dsn, "@") // unparseable: assume the worst

@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/sim"
 )
@@ -267,7 +267,7 @@ func runSimSeed(ctx context.Context, g *globalOptions, o simSeedOptions) error {
 	if o.to == "" {
 		return usagef("sim seed: --to is required: postgres://DSN, csv:PATH or jsonl:PATH")
 	}
-	if !strings.HasPrefix(o.to, "postgres://") && !strings.HasPrefix(o.to, "postgresql://") && !strings.HasPrefix(o.to, "csv:") && !strings.HasPrefix(o.to, "jsonl:") {
+	if kind, _ := config.ParseSource(o.to); kind == "" {
 		return usagef("sim seed: --to %q: want postgres://DSN, csv:PATH or jsonl:PATH", o.to)
 	}
 	p, err := o.world.params()

@@ -26,7 +26,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -139,14 +138,14 @@ func (o Options) alloc() memory.Allocator {
 	return o.Alloc
 }
 
-// Kind is the type of a source.
-type Kind string
+// Kind is the type of a source (config.ParseSource reads it).
+type Kind = config.SourceKind
 
 // The source kinds.
 const (
-	KindPostgres Kind = "postgres"
-	KindCSV      Kind = "csv"
-	KindJSONL    Kind = "jsonl"
+	KindPostgres = config.SourcePostgres
+	KindCSV      = config.SourceCSV
+	KindJSONL    = config.SourceJSONL
 )
 
 // SpecError is a source specification that is not one of the accepted forms.
@@ -168,15 +167,11 @@ func (e *ConfigError) Error() string { return e.Msg }
 // ParseSpec splits a source specification into its kind and target (the DSN
 // or the file path).
 func ParseSpec(spec string) (Kind, string, error) {
-	switch {
-	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
-		return KindPostgres, spec, nil
-	case strings.HasPrefix(spec, "csv:") && len(spec) > len("csv:"):
-		return KindCSV, spec[len("csv:"):], nil
-	case strings.HasPrefix(spec, "jsonl:") && len(spec) > len("jsonl:"):
-		return KindJSONL, spec[len("jsonl:"):], nil
+	kind, target := config.ParseSource(spec)
+	if kind == "" || target == "" {
+		return "", "", &SpecError{Spec: spec}
 	}
-	return "", "", &SpecError{Spec: spec}
+	return kind, target, nil
 }
 
 // Open opens the source named by spec.
