@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sources/address"
@@ -95,7 +96,7 @@ func New(cfg Config) (*Provider, error) {
 		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.UserAgent == "" {
-		cfg.UserAgent = "lapse (domain lifecycle checker)"
+		cfg.UserAgent = config.DefaultUserAgent
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

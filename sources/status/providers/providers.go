@@ -44,7 +44,9 @@ type Deps struct {
 	Getenv func(key string) (string, bool)
 	// Only restricts the chain to one provider ("rdap", "whois",
 	// "domainr", "fastly"); "" or "chain" uses the configured chain.
-	Only      string
+	Only string
+	// UserAgent is sent with every HTTP request (default
+	// config.DefaultUserAgent).
 	UserAgent string
 	// Dial opens WHOIS connections (default a net.Dialer).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -104,7 +106,7 @@ func Build(cfg config.Config, d Deps) (status.Provider, error) {
 		d.Transport = http.DefaultTransport
 	}
 	if d.UserAgent == "" {
-		d.UserAgent = "lapse (+https://github.com/lapse-dev/lapse)"
+		d.UserAgent = config.DefaultUserAgent
 	}
 	var names []string
 	switch d.Only {
