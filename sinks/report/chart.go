@@ -182,6 +182,13 @@ func readChart(c notebooks.Chart, r notebooks.Result) (chartData, error) {
 	return d, nil
 }
 
+func gcd(a, b float64) float64 {
+	for b != 0 {
+		a, b = b, math.Mod(a, b)
+	}
+	return a
+}
+
 // integers reports whether every value is a whole number.
 func (d chartData) integers() bool {
 	for _, p := range d.points {
@@ -761,9 +768,19 @@ func histogram(c notebooks.Chart, r notebooks.Result) (template.HTML, error) {
 		// Pre-binned: each bar as wide as the smallest step between x
 		// values (1 for whole days).
 		sort.SliceStable(bins, func(a, b int) bool { return bins[a].lo < bins[b].lo })
-		w := 0.0
+		// Whole numbers: the bin width is the greatest common divisor of
+		// the gaps (1 for days, 10 for tens); else the smallest gap.
+		w, ints := 0.0, true
+		for _, k := range bins {
+			ints = ints && k.lo == math.Trunc(k.lo)
+		}
 		for i := 1; i < len(bins); i++ {
-			if g := bins[i].lo - bins[i-1].lo; g > 0 && (w == 0 || g < w) {
+			g := bins[i].lo - bins[i-1].lo
+			switch {
+			case g <= 0:
+			case ints:
+				w = gcd(w, g)
+			case w == 0 || g < w:
 				w = g
 			}
 		}
@@ -814,6 +831,11 @@ func histogram(c notebooks.Chart, r notebooks.Result) (template.HTML, error) {
 		countsInt = countsInt && k.n == math.Trunc(k.n)
 		mid := (k.lo + k.hi) / 2
 		xInt = xInt && mid == math.Trunc(mid)
+	}
+	// At least ten bins' width, so a lone bin is a bar, not a wall.
+	if w := bins[0].hi - bins[0].lo; x1-x0 < 10*w {
+		pad := (10*w - (x1 - x0)) / 2
+		x0, x1 = x0-pad, x1+pad
 	}
 	ys, ticks := yAxis(0, hi, chartH-padBottom, padTop, false, countsInt)
 	left, right := leftPad(ticks, ""), float64(chartW-padRight)
