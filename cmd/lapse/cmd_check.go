@@ -14,7 +14,6 @@ import (
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/pipeline"
 	"github.com/lapse-dev/lapse/sources/address"
-	"github.com/lapse-dev/lapse/sources/status"
 	"github.com/lapse-dev/lapse/sources/status/providers"
 )
 
@@ -93,14 +92,15 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, args []stri
 	if err != nil {
 		return usageError{err}
 	}
-	var c *cache.Cache
 	if o.source == "chain" && !o.noCache {
 		copts := cacheOptions(cfg, g)
 		copts.Now = now
-		if c, err = cache.Open(pipeline.CacheDir(cfg), copts); err != nil {
+		c, err := cache.Open(pipeline.CacheDir(cfg), copts)
+		if err != nil {
 			return fmt.Errorf("check: %w (or use --no-cache)", err)
 		}
 		defer c.Close()
+		p = c.Provider(p, g.log)
 	}
 	results := make([]lifecycle.Lifecycle, len(domains))
 	errs := make([]error, len(domains))
@@ -110,44 +110,22 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, args []stri
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			results[i], errs[i] = checkOne(ctx, g, c, p, d, now)
+			// Only the caller's context or the cache ends a lookup with
+			// an error: every provider failure is an unknown Lifecycle.
+			results[i], errs[i] = p.Lookup(ctx, d)
 		})
 	}
 	wg.Wait()
 	enc := json.NewEncoder(g.stdout)
 	for i := range domains {
 		if errs[i] != nil {
-			return errs[i]
+			return fmt.Errorf("check %w", errs[i])
 		}
 		if err := enc.Encode(results[i]); err != nil {
 			return fmt.Errorf("check: write: %w", err)
 		}
 	}
 	return ctx.Err()
-}
-
-// checkOne answers from a fresh cache entry, or looks up and records.
-func checkOne(ctx context.Context, g *globalOptions, c *cache.Cache, p status.Provider, d string, now func() time.Time) (lifecycle.Lifecycle, error) {
-	if c != nil {
-		e, ok, err := c.Get(ctx, d)
-		if err != nil {
-			return lifecycle.Lifecycle{}, fmt.Errorf("check %s: cache: %w", d, err)
-		}
-		if ok && !cache.Due(e, now()) {
-			g.log.Info("answered from the cache", "domain", d, "next_check", e.NextCheck)
-			return e.Lifecycle, nil
-		}
-	}
-	lc, err := p.Lookup(ctx, d)
-	if err != nil {
-		return lifecycle.Lifecycle{}, err // only the caller's context ends a chain with an error
-	}
-	if c != nil {
-		if _, err := c.Record(ctx, lc); err != nil {
-			return lifecycle.Lifecycle{}, fmt.Errorf("check %s: cache: %w", d, err)
-		}
-	}
-	return lc, nil
 }
 
 // registrable reduces a domain, host or address to its registrable domain.
