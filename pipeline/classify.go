@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lapse-dev/lapse/internal/atomicfile"
+	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sinks/changeset"
 )
@@ -150,7 +151,7 @@ func Classify(ctx context.Context, o ClassifyOptions) (ClassifyResult, error) {
 	if _, err := os.Stat(o.Snapshot); err != nil {
 		return res, fmt.Errorf("classify: snapshot: %w", err)
 	}
-	db, err := changeset.OpenMemory()
+	db, err := duck.OpenMemory()
 	if err != nil {
 		return res, fmt.Errorf("classify: %w", err)
 	}
@@ -160,7 +161,7 @@ func Classify(ctx context.Context, o ClassifyOptions) (ClassifyResult, error) {
 	dir := filepath.Dir(o.Out)
 	spill := filepath.Join(dir, ".classify-spill")
 	defer os.RemoveAll(spill)
-	if _, err := db.ExecContext(ctx, "SET temp_directory = "+changeset.SQLString(spill)); err != nil {
+	if _, err := db.ExecContext(ctx, "SET temp_directory = "+duck.String(spill)); err != nil {
 		return res, fmt.Errorf("classify: %w", err)
 	}
 	plan, err := planClassify(ctx, db, o)
@@ -177,13 +178,13 @@ func Classify(ctx context.Context, o ClassifyOptions) (ClassifyResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("classify: %w", err)
 	}
-	if err := changeset.CopyTo(ctx, db, fsq, filepath.Join(dir, firstSeenName),
+	if err := duck.CopyTo(ctx, db, fsq, filepath.Join(dir, firstSeenName),
 		"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1", 0o600); err != nil {
 		return res, fmt.Errorf("classify: %w", err)
 	}
 	// zstd's fastest level and no dictionaries: the file is read by lapse
 	// only, and most of its columns (ids, addresses, times) are near-unique.
-	if err := changeset.CopyTo(ctx, db, plan.export, o.Out,
+	if err := duck.CopyTo(ctx, db, plan.export, o.Out,
 		"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARQUET_VERSION V2, DICTIONARY_SIZE_LIMIT 1, KV_METADATA {"+
 			decisionsMarker+": 'non_keep'}", 0o600); err != nil {
 		return res, fmt.Errorf("classify: %w", err)
@@ -258,37 +259,23 @@ func statesSelect(ctx context.Context, db *sql.DB, path string) (string, error) 
 	if _, err := os.Stat(path); err != nil {
 		b.WriteString("SELECT CAST(NULL AS BIGINT) AS st_id, CAST(NULL AS VARCHAR) AS domain")
 		for _, c := range stateColumns {
-			fmt.Fprintf(&b, ", CAST(NULL AS %s) AS %s", c[1], c[0])
+			fmt.Fprintf(&b, ", %s AS %s", duck.Null(c[1]), c[0])
 		}
 		b.WriteString(" WHERE false")
 		return b.String(), nil
 	}
-	rows, err := db.QueryContext(ctx, `SELECT name FROM parquet_schema(?)`, path)
+	cols, err := duck.Columns(ctx, db, path)
 	if err != nil {
-		return "", fmt.Errorf("read schema of %s: %w", path, err)
+		return "", err
 	}
-	cols := map[string]bool{}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return "", err
-		}
-		cols[n] = true
-	}
-	rows.Close()
-	if !cols["domain"] {
+	if !cols.Has("domain") {
 		return "", fmt.Errorf("domain states %s have no domain column", path)
 	}
 	b.WriteString("SELECT file_row_number AS st_id, domain")
 	for _, c := range stateColumns {
-		if cols[c[0]] {
-			fmt.Fprintf(&b, ", CAST(%s AS %s) AS %s", c[0], c[1], c[0])
-		} else {
-			fmt.Fprintf(&b, ", CAST(NULL AS %s) AS %s", c[1], c[0])
-		}
+		fmt.Fprintf(&b, ", %s AS %s", cols.Or(c[0], c[1]), c[0])
 	}
-	fmt.Fprintf(&b, " FROM read_parquet(%s, file_row_number = true)", changeset.SQLString(path))
+	fmt.Fprintf(&b, " FROM read_parquet(%s, file_row_number = true)", duck.String(path))
 	return b.String(), nil
 }
 
@@ -301,7 +288,7 @@ func countUnknownDomains(ctx context.Context, db *sql.DB, states string, res *Cl
 	}
 	q := fmt.Sprintf(`SELECT count(*) FROM (SELECT DISTINCT st_id FROM decided WHERE st_id IS NOT NULL) d
 		JOIN (SELECT file_row_number AS st_id, state FROM read_parquet(%s, file_row_number = true)) st USING (st_id)
-		WHERE %s`, changeset.SQLString(states), lifecycle.UnknownStateSQL("st.state"))
+		WHERE %s`, duck.String(states), lifecycle.UnknownStateSQL("st.state"))
 	if err := db.QueryRowContext(ctx, q).Scan(&res.UnknownDomains); err != nil {
 		return fmt.Errorf("count unknown domains: %w", err)
 	}

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/lifecycle"
-	"github.com/lapse-dev/lapse/sinks/changeset"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 )
 
@@ -44,7 +44,7 @@ func gBenchFixtures(b *testing.B) NightPaths {
 		return p
 	}
 	ctx := context.Background()
-	db, err := changeset.OpenMemory()
+	db, err := duck.OpenMemory()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func gBenchFixtures(b *testing.B) NightPaths {
 			CASE WHEN i %% 997 = 0 THEN NULL ELSE 'd' || (i %% %[1]d) || '.example' END AS domain,
 			CASE WHEN i %% 997 = 0 THEN 'no_at' END AS invalid_reason
 			FROM range(%[2]d) t(i)`, domains, n)
-		if err := changeset.CopyParquet(ctx, db, q, NightPaths{DataDir: dir, Date: night}.Snapshot(), 0o600); err != nil {
+		if err := duck.CopyParquet(ctx, db, q, NightPaths{DataDir: dir, Date: night}.Snapshot(), 0o600); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -82,7 +82,7 @@ func gBenchFixtures(b *testing.B) NightPaths {
 		TIMESTAMPTZ '2026-01-01 00:00:00+00' AS first_checked_at, TIMESTAMPTZ '2026-06-09 03:00:00+00' AS last_checked_at,
 		NULL::TIMESTAMPTZ AS decisive_since, (i %% 3)::INTEGER AS decisive_nights
 		FROM range(%d) t(i)`, domains)
-	if err := changeset.CopyParquet(ctx, db, states, p.States(), 0o640); err != nil {
+	if err := duck.CopyParquet(ctx, db, states, p.States(), 0o640); err != nil {
 		b.Fatal(err)
 	}
 	return p
@@ -135,7 +135,7 @@ func BenchmarkHandQueryWarmNight(b *testing.B) {
 		LEFT JOIN h USING (email_id)
 		LEFT JOIN read_parquet('%[3]s') st ON st.domain = s.domain) TO '%[4]s' (FORMAT parquet, COMPRESSION zstd)`,
 		p.SnapshotGlob(), p.Snapshot(), p.States(), out)
-	db, err := changeset.OpenMemory()
+	db, err := duck.OpenMemory()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lapse-dev/lapse/sinks/changeset"
+	"github.com/lapse-dev/lapse/internal/duck"
 )
 
 // historySelect is the first-seen history: per email_id, the earliest
@@ -23,7 +23,7 @@ import (
 // With no earlier history file every snapshot before tonight is read. It
 // is "" when there is no history before tonight.
 func historySelect(ctx context.Context, db *sql.DB, o ClassifyOptions) (string, error) {
-	date := changeset.SQLString(o.Date)
+	date := duck.String(o.Date)
 	prevDate, prev := "", ""
 	if o.Out != "" {
 		d, p, err := previousHistory(ctx, db, filepath.Dir(filepath.Dir(o.Out)), o.Date)
@@ -34,7 +34,7 @@ func historySelect(ctx context.Context, db *sql.DB, o ClassifyOptions) (string, 
 	}
 	var parts []string
 	if prev != "" {
-		parts = append(parts, fmt.Sprintf(`SELECT email_id, first_seen FROM read_parquet(%s)`, changeset.SQLString(prev)))
+		parts = append(parts, fmt.Sprintf(`SELECT email_id, first_seen FROM read_parquet(%s)`, duck.String(prev)))
 	}
 	if o.SnapshotGlob != "" {
 		// Tonight's snapshot is left out: the end of tonight is already a
@@ -46,13 +46,13 @@ func historySelect(ctx context.Context, db *sql.DB, o ClassifyOptions) (string, 
 		}) {
 			after := ""
 			if prevDate != "" {
-				after = fmt.Sprintf(" AND CAST(date AS DATE) > CAST(%s AS DATE)", changeset.SQLString(prevDate))
+				after = fmt.Sprintf(" AND CAST(date AS DATE) > CAST(%s AS DATE)", duck.String(prevDate))
 			}
 			// A snapshot dated D was taken during day D: the address existed
 			// by the end of it (the conservative bound, see lifecycle.Facts).
 			parts = append(parts, fmt.Sprintf(`SELECT email_id, CAST(CAST(date AS DATE) + INTERVAL 1 DAY AS TIMESTAMPTZ) AS first_seen
 				FROM read_parquet(%s, hive_partitioning = true, union_by_name = true)
-				WHERE CAST(date AS DATE) < CAST(%s AS DATE)%s`, changeset.SQLString(o.SnapshotGlob), date, after))
+				WHERE CAST(date AS DATE) < CAST(%s AS DATE)%s`, duck.String(o.SnapshotGlob), date, after))
 		}
 	}
 	if len(parts) == 0 {

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/lifecycle"
-	"github.com/lapse-dev/lapse/sinks/changeset"
 )
 
 // classifySQL holds classify's queries (classify_decide.sql,
@@ -24,7 +24,7 @@ var classifySQLFiles embed.FS
 
 var classifySQL = template.Must(template.New("classify").Funcs(template.FuncMap{
 	// q quotes a value (a path, a date, an action or reason) as a SQL string.
-	"q": func(v any) string { return changeset.SQLString(fmt.Sprint(v)) },
+	"q": func(v any) string { return duck.String(fmt.Sprint(v)) },
 	// number is a rule's number in the CASE: its index from 1.
 	"number": func(i int) int { return i + 1 },
 	// bestEffort is "col IN ('domainr', 'fastly')".

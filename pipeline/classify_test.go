@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/lifecycle"
-	"github.com/lapse-dev/lapse/sinks/changeset"
 )
 
 // gCase is one address and its domain's state, as fixtures for classify
@@ -116,7 +116,7 @@ func (c gCase) checked() *time.Time {
 func gWriteFixtures(t testing.TB, dataDir string, cases []gCase) NightPaths {
 	t.Helper()
 	ctx := context.Background()
-	db, err := changeset.OpenMemory()
+	db, err := duck.OpenMemory()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,12 +187,12 @@ func gWriteFixtures(t testing.TB, dataDir string, cases []gCase) NightPaths {
 	p := NightPaths{DataDir: dataDir, Date: gNight}
 	for n := range nights {
 		out := NightPaths{DataDir: dataDir, Date: n}.Snapshot()
-		q := fmt.Sprintf(`SELECT * EXCLUDE (night) FROM snap WHERE night = %s ORDER BY email_id`, changeset.SQLString(n))
-		if err := changeset.CopyParquet(ctx, db, q, out, 0o600); err != nil {
+		q := fmt.Sprintf(`SELECT * EXCLUDE (night) FROM snap WHERE night = %s ORDER BY email_id`, duck.String(n))
+		if err := duck.CopyParquet(ctx, db, q, out, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := changeset.CopyParquet(ctx, db, `SELECT * FROM states ORDER BY domain`, p.States(), 0o640); err != nil {
+	if err := duck.CopyParquet(ctx, db, `SELECT * FROM states ORDER BY domain`, p.States(), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	var rv int
@@ -200,7 +200,7 @@ func gWriteFixtures(t testing.TB, dataDir string, cases []gCase) NightPaths {
 		t.Fatal(err)
 	}
 	if rv > 0 {
-		if err := changeset.CopyParquet(ctx, db, `SELECT * FROM rv`, ReverifiedFile(dataDir, gNight), 0o640); err != nil {
+		if err := duck.CopyParquet(ctx, db, `SELECT * FROM rv`, ReverifiedFile(dataDir, gNight), 0o640); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -238,7 +238,7 @@ func gDecisions(t testing.TB, path string) map[int64]lifecycle.Decision {
 // gFirstSeen reads a first_seen.parquet by email_id.
 func gFirstSeen(t testing.TB, path string) map[int64]time.Time {
 	t.Helper()
-	db, err := changeset.OpenMemory()
+	db, err := duck.OpenMemory()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +280,7 @@ func gAllDecisions(t testing.TB, o ClassifyOptions) map[int64]lifecycle.Decision
 func gAllRules(t testing.TB, o ClassifyOptions) map[int64]lifecycle.Rule {
 	t.Helper()
 	ctx := context.Background()
-	db, err := changeset.OpenMemory()
+	db, err := duck.OpenMemory()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -714,7 +714,7 @@ func TestClassifyHistoryFromOldLayoutDecisions(t *testing.T) {
 	if err := os.RemoveAll(filepath.Dir(NightPaths{DataDir: dir, Date: "2026-06-08"}.Snapshot())); err != nil {
 		t.Fatal(err)
 	}
-	db, err := changeset.OpenMemory()
+	db, err := duck.OpenMemory()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -726,7 +726,7 @@ func TestClassifyHistoryFromOldLayoutDecisions(t *testing.T) {
 			NULL::TIMESTAMPTZ AS created, NULL::TIMESTAMPTZ AS verified_at, 'case0.test' AS domain, 'test' AS tld,
 			NULL::VARCHAR AS invalid_reason, 'registered' AS state, 'rdap' AS source, 'keep' AS action,
 			'domain_registered' AS reason, NULL::VARCHAR AS evidence, TIMESTAMPTZ '2026-06-09 00:00:00+00' AS first_seen`
-		if err := changeset.CopyTo(ctx, db, q, old, "FORMAT parquet"+options, 0o600); err != nil {
+		if err := duck.CopyTo(ctx, db, q, old, "FORMAT parquet"+options, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -64,7 +64,7 @@ func checkFreeSpace(c config.Config) error {
 }
 
 // isStaleTemp reports whether name is a temp file or folder of the atomic
-// writers (internal/atomicfile, changeset.CopyTo: ".NAME.tmp-DIGITS") or
+// writers (internal/atomicfile, duck.CopyTo: ".NAME.tmp-DIGITS") or
 // classify's spill folder.
 func isStaleTemp(name string) bool {
 	if name == ".classify-spill" {

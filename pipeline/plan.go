@@ -37,9 +37,9 @@ const (
 	// on the stale answer that un-verified it.
 	RiskReverified   = iota
 	RiskNeverChecked // no cache entry: lapse knows nothing
-	RiskExpiry              // expiry near or passed, expiring or grace
-	RiskDecisive            // a decisive state (awaiting confirmation first)
-	RiskRest                // everything else that is due
+	RiskExpiry       // expiry near or passed, expiring or grace
+	RiskDecisive     // a decisive state (awaiting confirmation first)
+	RiskRest         // everything else that is due
 )
 
 var riskNames = []string{"reverified", "never_checked", "expiry", "decisive", "rest"}

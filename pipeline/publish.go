@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/sinks/changeset"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 	"github.com/lapse-dev/lapse/sinks/report"
@@ -104,7 +105,7 @@ func Publish(ctx context.Context, o PublishOptions) (PublishResult, error) {
 		cr = c
 	}
 	res.Dir = filepath.Join(o.DataDir, "changesets", o.Date)
-	db, err := changeset.OpenMemory()
+	db, err := duck.OpenMemory()
 	if err != nil {
 		return res, fmt.Errorf("publish: %w", err)
 	}

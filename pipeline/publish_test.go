@@ -16,6 +16,7 @@ import (
 
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sinks/changeset"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
@@ -280,12 +281,12 @@ func TestPublishIdempotentAndNewSincePrevious(t *testing.T) {
 	db := gOpenDB(t, dir)
 	// An earlier changeset that already held u2's address (email_id 3).
 	prev := filepath.Join(dir, "changesets", "2026-06-09", changeset.FileParquet)
-	mdb, err := changeset.OpenMemory()
+	mdb, err := duck.OpenMemory()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mdb.Close()
-	if err := changeset.CopyParquet(ctx, mdb, "SELECT 3::BIGINT AS email_id", prev, 0o600); err != nil {
+	if err := duck.CopyParquet(ctx, mdb, "SELECT 3::BIGINT AS email_id", prev, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	o := gPublished(t, dir, gPublishCases(), config.BrakeConfig{MaxFraction: 1}, db)

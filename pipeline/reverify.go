@@ -7,7 +7,7 @@ import (
 	"io/fs"
 	"os"
 
-	"github.com/lapse-dev/lapse/sinks/changeset"
+	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 )
 
@@ -35,7 +35,7 @@ func reverified(ctx context.Context, n *night) ([]string, error) {
 		if err := os.Remove(out); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("plan: %w", err)
 		}
-	} else if err := changeset.CopyTo(ctx, n.env.db.SQL(), lifecycledb.ReverifiedQuery(n.opts.Date), out, "FORMAT parquet", 0o640); err != nil {
+	} else if err := duck.CopyTo(ctx, n.env.db.SQL(), lifecycledb.ReverifiedQuery(n.opts.Date), out, "FORMAT parquet", 0o640); err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
 	n.manifest.Figures.Reverified = count

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/sinks/changeset"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 )
@@ -32,7 +33,7 @@ type csRow struct {
 func writeTestChangeset(t *testing.T, dataDir, date string, brake config.BrakeConfig, rows ...csRow) string {
 	t.Helper()
 	ctx := context.Background()
-	db, err := changeset.OpenMemory()
+	db, err := duck.OpenMemory()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,10 +48,10 @@ func writeTestChangeset(t *testing.T, dataDir, date string, brake config.BrakeCo
 	}
 	q := `SELECT * FROM (VALUES ` + strings.Join(vals, ", ") + `)
 		t(email_id, user_id, email, verified, "primary", created, verified_at, domain, tld, state, reason, action, evidence)`
-	if err := changeset.CopyParquet(ctx, db, q, dec, 0o600); err != nil {
+	if err := duck.CopyParquet(ctx, db, q, dec, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := changeset.CopyParquet(ctx, db, `SELECT email_id, user_id, email, verified, "primary" FROM read_parquet('`+dec+`')`, snap, 0o600); err != nil {
+	if err := duck.CopyParquet(ctx, db, `SELECT email_id, user_id, email, verified, "primary" FROM read_parquet('`+dec+`')`, snap, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(dataDir, "changesets", date)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lapse-dev/lapse/internal/atomicfile"
+	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/sinks/changeset"
 )
 
@@ -26,14 +27,14 @@ var checkedRE = regexp.MustCompile(`\bchecked (\d{4}-\d{2}-\d{2})\b`)
 // readRows reads changeset.parquet, by email id. A row's Checked is its
 // evidence's "checked" date, else the night.
 func readRows(ctx context.Context, path string, night time.Time) ([]Row, error) {
-	db, err := changeset.OpenMemory()
+	db, err := duck.OpenMemory()
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
 	q := fmt.Sprintf(`SELECT CAST(email_id AS BIGINT), coalesce(CAST(user_id AS VARCHAR), ''), email,
 		coalesce(domain, ''), coalesce(state, ''), coalesce(reason, ''), coalesce(evidence, '')
-		FROM read_parquet(%s) ORDER BY email_id`, changeset.SQLString(path))
+		FROM read_parquet(%s) ORDER BY email_id`, duck.String(path))
 	rows, err := db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)

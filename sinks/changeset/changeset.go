@@ -25,6 +25,7 @@ import (
 
 	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
+	"github.com/lapse-dev/lapse/internal/duck"
 )
 
 // Status of a changeset.
@@ -119,10 +120,10 @@ const rowsTable = "changeset_rows"
 func changesetQuery(decisions string) string {
 	return fmt.Sprintf(`SELECT email_id, user_id, email, domain, tld, state, reason, evidence,
 		verified, "primary", created, verified_at
-		FROM read_parquet(%s) WHERE verified AND action = 'unverify' ORDER BY email_id`, SQLString(decisions))
+		FROM read_parquet(%s) WHERE verified AND action = 'unverify' ORDER BY email_id`, duck.String(decisions))
 }
 
-// Write writes the changeset folder with db, a scratch DuckDB (OpenMemory);
+// Write writes the changeset folder with db, a scratch DuckDB (duck.OpenMemory);
 // every file is atomic, the ones holding addresses 0600. manifest.json goes
 // last, so a folder with a manifest is complete. The caller turns a blocked
 // Result into its error.
@@ -163,13 +164,13 @@ func Write(ctx context.Context, db *sql.DB, s Spec) (Result, error) {
 	}
 
 	pq := filepath.Join(s.Dir, FileParquet)
-	if err := CopyParquet(ctx, db, cs+" ORDER BY email_id", pq, 0o600); err != nil {
+	if err := duck.CopyParquet(ctx, db, cs+" ORDER BY email_id", pq, 0o600); err != nil {
 		return res, fmt.Errorf("changeset %s: %w", s.Date, err)
 	}
 	csvQ := `SELECT email_id, user_id, email, domain, state, reason, evidence, verified, "primary",
 		strftime(created, '%Y-%m-%dT%H:%M:%SZ') AS created, strftime(verified_at, '%Y-%m-%dT%H:%M:%SZ') AS verified_at
 		FROM ` + rowsTable + ` ORDER BY email_id`
-	if err := CopyTo(ctx, db, csvQ, filepath.Join(s.Dir, FileCSV), "FORMAT csv, HEADER", 0o600); err != nil {
+	if err := duck.CopyTo(ctx, db, csvQ, filepath.Join(s.Dir, FileCSV), "FORMAT csv, HEADER", 0o600); err != nil {
 		return res, fmt.Errorf("changeset %s: %w", s.Date, err)
 	}
 	// One row per flagged address with the user's other addresses that
@@ -187,8 +188,8 @@ func Write(ctx context.Context, db *sql.DB, s Spec) (Result, error) {
 		SELECT cs.user_id, cs.email_id, cs.email, cs.domain, cs.reason, cs."primary" AS was_primary,
 		       coalesce(o.other_verified, '') AS other_verified
 		FROM cs LEFT JOIN others o USING (user_id)
-		ORDER BY cs.user_id, cs.email_id`, rowsTable, SQLString(s.Snapshot))
-	if err := CopyTo(ctx, db, notifyQ, filepath.Join(s.Dir, FileNotify), "FORMAT csv, HEADER", 0o600); err != nil {
+		ORDER BY cs.user_id, cs.email_id`, rowsTable, duck.String(s.Snapshot))
+	if err := duck.CopyTo(ctx, db, notifyQ, filepath.Join(s.Dir, FileNotify), "FORMAT csv, HEADER", 0o600); err != nil {
 		return res, fmt.Errorf("changeset %s: %w", s.Date, err)
 	}
 	summary, err := summaryMarkdown(ctx, db, s, m, rowsTable)
@@ -298,7 +299,7 @@ func counts(ctx context.Context, db *sql.DB, s Spec, cs string) (Counts, error) 
 	}
 	c.New = c.Flagged
 	if s.Previous != "" {
-		q := fmt.Sprintf(`SELECT count(*) FROM (%s) WHERE email_id NOT IN (SELECT email_id FROM read_parquet(%s))`, cs, SQLString(s.Previous))
+		q := fmt.Sprintf(`SELECT count(*) FROM (%s) WHERE email_id NOT IN (SELECT email_id FROM read_parquet(%s))`, cs, duck.String(s.Previous))
 		if err := db.QueryRowContext(ctx, q).Scan(&c.New); err != nil {
 			return c, fmt.Errorf("count new since %s: %w", s.Previous, err)
 		}

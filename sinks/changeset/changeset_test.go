@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/internal/duck"
 )
 
 func TestBrake(t *testing.T) {
@@ -39,48 +40,12 @@ func TestBrake(t *testing.T) {
 	}
 }
 
-func TestSQLString(t *testing.T) {
-	if got := SQLString("it's"); got != "'it''s'" {
-		t.Errorf("%s", got)
-	}
-}
-
-func TestCopyToFailureLeavesPreviousFile(t *testing.T) {
-	ctx := context.Background()
-	db, err := OpenMemory()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	dir := t.TempDir()
-	dest := filepath.Join(dir, "x.parquet")
-	if err := CopyParquet(ctx, db, "SELECT 1 AS a", dest, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	before, _ := os.ReadFile(dest)
-	if err := CopyParquet(ctx, db, "SELECT * FROM no_such_table", dest, 0o600); err == nil {
-		t.Fatal("copy of a bad query succeeded")
-	}
-	after, _ := os.ReadFile(dest)
-	if string(before) != string(after) {
-		t.Error("a failed copy changed the file")
-	}
-	ents, _ := os.ReadDir(dir)
-	if len(ents) != 1 {
-		t.Errorf("%d entries left beside the file, want 1", len(ents))
-	}
-	fi, _ := os.Stat(dest)
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("mode %v", fi.Mode().Perm())
-	}
-}
-
 // TestWriteFromSpecCountsAndSnapshot: the brake's denominator is the
 // Spec's verified count (the decisions hold no keep rows to count), and
 // notify.csv's other verified addresses come from the snapshot.
 func TestWriteFromSpecCountsAndSnapshot(t *testing.T) {
 	ctx := context.Background()
-	db, err := OpenMemory()
+	db, err := duck.OpenMemory()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,13 +54,13 @@ func TestWriteFromSpecCountsAndSnapshot(t *testing.T) {
 	dec, snap := filepath.Join(dir, "decisions.parquet"), filepath.Join(dir, "emails.parquet")
 	// u1 loses a@gone.com; b@soon.net is only watched, c@fine.com kept
 	// (not in the decisions), d@old.org unverified.
-	if err := CopyParquet(ctx, db, `SELECT * FROM (VALUES
+	if err := duck.CopyParquet(ctx, db, `SELECT * FROM (VALUES
 		(1, 'u1', 'a@gone.com', true, true, NULL::TIMESTAMPTZ, NULL::TIMESTAMPTZ, 'gone.com', 'com', 'available', 'domain_available', 'unverify', 'rdap:available'),
 		(2, 'u1', 'b@soon.net', true, false, NULL::TIMESTAMPTZ, NULL::TIMESTAMPTZ, 'soon.net', 'net', 'expiring', 'domain_expiring', 'watch', 'rdap:expiring'))
 		t(email_id, user_id, email, verified, "primary", created, verified_at, domain, tld, state, reason, action, evidence)`, dec, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := CopyParquet(ctx, db, `SELECT * FROM (VALUES
+	if err := duck.CopyParquet(ctx, db, `SELECT * FROM (VALUES
 		(1, 'u1', 'a@gone.com', true, true), (2, 'u1', 'b@soon.net', true, false),
 		(3, 'u1', 'c@fine.com', true, false), (4, 'u1', 'd@old.org', false, false), (5, 'u2', 'e@fine.com', true, true))
 		t(email_id, user_id, email, verified, "primary")`, snap, 0o600); err != nil {

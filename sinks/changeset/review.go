@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/lapse-dev/lapse/internal/duck"
 )
 
 // ReviewOptions says how much a review lists; zero values take the
@@ -329,7 +331,7 @@ const (
 )
 
 // Review reads a changeset folder into a ReviewReport, with a scratch DuckDB
-// (OpenMemory) over its changeset.parquet. A folder whose files do not
+// (duck.OpenMemory) over its changeset.parquet. A folder whose files do not
 // match the manifest is still reviewed, as far as its files can be read,
 // with Integrity saying which file changed; err is for a folder that is
 // not a changeset at all.
@@ -355,14 +357,14 @@ func Review(ctx context.Context, dir string, o ReviewOptions) (ReviewReport, err
 		r.Integrity.Problems = append(r.Integrity.Problems, FileProblem{File: b.File, Problem: b.Why})
 	}
 
-	db, err := OpenMemory()
+	db, err := duck.OpenMemory()
 	if err != nil {
 		return r, fmt.Errorf("review %s: %w", dir, err)
 	}
 	defer db.Close()
 	pq := filepath.Join(dir, FileParquet)
 	if _, err := db.ExecContext(ctx, fmt.Sprintf(`CREATE TEMP TABLE %s AS
-		SELECT email_id, user_id, domain, tld, state, reason, evidence FROM read_parquet(%s)`, reviewRows, SQLString(pq))); err != nil {
+		SELECT email_id, user_id, domain, tld, state, reason, evidence FROM read_parquet(%s)`, reviewRows, duck.String(pq))); err != nil {
 		if !r.Integrity.OK {
 			// The rows are what changed: say so, and show the manifest's
 			// figures.
@@ -417,7 +419,7 @@ func (r *ReviewReport) fromRows(ctx context.Context, db *sql.DB, m Manifest, o R
 	if prevDir != "" {
 		r.New.Since, r.New.SinceDir = prevDate, prevDir
 		q := fmt.Sprintf(`CREATE TEMP TABLE %s AS SELECT DISTINCT email_id FROM read_parquet(%s) WHERE email_id IS NOT NULL`,
-			reviewPrev, SQLString(filepath.Join(prevDir, FileParquet)))
+			reviewPrev, duck.String(filepath.Join(prevDir, FileParquet)))
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			r.New.Problem = fmt.Sprintf("cannot read %s of %s: %s", FileParquet, prevDate, firstLine(err.Error()))
 			newExpr = "false"

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/internal/duck"
 )
 
 // rvRow is one flagged address of a test changeset.
@@ -30,7 +31,7 @@ type rvRow struct {
 func rvWrite(t *testing.T, parent, date string, brake config.BrakeConfig, rows ...rvRow) string {
 	t.Helper()
 	ctx := context.Background()
-	db, err := OpenMemory()
+	db, err := duck.OpenMemory()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,15 +41,15 @@ func rvWrite(t *testing.T, parent, date string, brake config.BrakeConfig, rows .
 	var vals []string
 	for _, r := range rows {
 		vals = append(vals, fmt.Sprintf("(%d, %s, %s, true, false, NULL::TIMESTAMPTZ, NULL::TIMESTAMPTZ, %s, %s, %s, %s, 'unverify', %s)",
-			r.id, SQLString(r.user), SQLString(fmt.Sprintf("user%d@%s", r.id, r.domain)), SQLString(r.domain), SQLString(r.tld),
-			SQLString(r.state), SQLString(r.reason), SQLString(r.evidence)))
+			r.id, duck.String(r.user), duck.String(fmt.Sprintf("user%d@%s", r.id, r.domain)), duck.String(r.domain), duck.String(r.tld),
+			duck.String(r.state), duck.String(r.reason), duck.String(r.evidence)))
 	}
 	q := `SELECT * FROM (VALUES ` + strings.Join(vals, ", ") + `)
 		t(email_id, user_id, email, verified, "primary", created, verified_at, domain, tld, state, reason, action, evidence)`
-	if err := CopyParquet(ctx, db, q, dec, 0o600); err != nil {
+	if err := duck.CopyParquet(ctx, db, q, dec, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := CopyParquet(ctx, db, `SELECT email_id, user_id, email, verified, "primary" FROM read_parquet(`+SQLString(dec)+`)`, snap, 0o600); err != nil {
+	if err := duck.CopyParquet(ctx, db, `SELECT email_id, user_id, email, verified, "primary" FROM read_parquet(`+duck.String(dec)+`)`, snap, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(parent, date)

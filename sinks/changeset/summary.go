@@ -8,6 +8,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/lapse-dev/lapse/internal/duck"
 )
 
 // Unknowns is what a night could not tell: the domains of its snapshot
@@ -86,7 +88,7 @@ func summaryMarkdown(ctx context.Context, db *sql.DB, s Spec, m Manifest, rel st
 	b.WriteString("\n## Top domains\n\n| domain | state | reason | addresses | new |\n|---|---|---|---:|---:|\n")
 	newExpr := "true"
 	if s.Previous != "" {
-		newExpr = fmt.Sprintf("email_id NOT IN (SELECT email_id FROM read_parquet(%s))", SQLString(s.Previous))
+		newExpr = fmt.Sprintf("email_id NOT IN (SELECT email_id FROM read_parquet(%s))", duck.String(s.Previous))
 	}
 	rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT domain, coalesce(state, ''), reason, count(*) AS n, count(*) FILTER (%s)
 		FROM %s GROUP BY ALL ORDER BY n DESC, domain LIMIT 20`, newExpr, rel))

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lapse-dev/lapse/internal/duck"
 )
 
 // TestSummarySampleDeterministic: the sample evidence of a changeset whose
@@ -13,7 +15,7 @@ import (
 // of each reason first.
 func TestSummarySampleDeterministic(t *testing.T) {
 	ctx := context.Background()
-	db, err := OpenMemory()
+	db, err := duck.OpenMemory()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,12 +27,12 @@ func TestSummarySampleDeterministic(t *testing.T) {
 	q := `SELECT i AS email_id, 'a.com' AS domain, 'available' AS state, 'domain_available' AS reason, 'ev a' AS evidence FROM range(1, 300001) t(i)
 		UNION ALL SELECT * FROM (VALUES (300001, 'b.com', 'available', 'domain_available', 'ev b'), (300002, 'c.com', 'redemption', 'domain_redemption', 'ev c'))
 		ORDER BY email_id`
-	if err := CopyParquet(ctx, db, q, pq, 0o600); err != nil {
+	if err := duck.CopyParquet(ctx, db, q, pq, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	want := "| 1 | a.com | domain_available | ev a |\n| 300002 | c.com | domain_redemption | ev c |\n| 300001 | b.com | domain_available | ev b |\n"
 	for range 10 {
-		s, err := summaryMarkdown(ctx, db, Spec{Date: "2026-06-10"}, Manifest{Status: StatusProposed}, "read_parquet("+SQLString(pq)+")")
+		s, err := summaryMarkdown(ctx, db, Spec{Date: "2026-06-10"}, Manifest{Status: StatusProposed}, "read_parquet("+duck.String(pq)+")")
 		if err != nil {
 			t.Fatal(err)
 		}

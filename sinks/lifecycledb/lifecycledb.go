@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/lapse-dev/lapse/internal/duck"
 )
 
 //go:embed migrations/*.sql
@@ -360,35 +362,6 @@ func (d *DB) NightFinished(ctx context.Context, date string) (bool, error) {
 	return n > 0, nil
 }
 
-// parquetColumns lists the columns of a Parquet file.
-func parquetColumns(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, file string) (map[string]bool, error) {
-	rows, err := q.QueryContext(ctx, `SELECT name FROM parquet_schema(?)`, file)
-	if err != nil {
-		return nil, fmt.Errorf("read schema of %s: %w", file, err)
-	}
-	defer rows.Close()
-	cols := map[string]bool{}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		cols[n] = true
-	}
-	return cols, rows.Err()
-}
-
-// pick selects col from a Parquet file when it has it, else NULL cast to typ,
-// so the database tolerates cache exports with fewer columns.
-func pick(cols map[string]bool, col, typ string) string {
-	if cols[col] {
-		return fmt.Sprintf("CAST(%q AS %s)", col, typ)
-	}
-	return fmt.Sprintf("CAST(NULL AS %s)", typ)
-}
-
 // redact masks anything shaped like an address in provider text (an error
 // quoting a registry's abuse contact, say): the database keeps no addresses.
 func redact(expr string) string {
@@ -402,18 +375,18 @@ func (d *DB) AppendObservations(ctx context.Context, date, parquetPath string) (
 	if err := checkDate(date); err != nil {
 		return 0, err
 	}
-	cols, err := parquetColumns(ctx, d.db, parquetPath)
+	cols, err := duck.Columns(ctx, d.db, parquetPath)
 	if err != nil {
 		return 0, fmt.Errorf("append observations %s: %w", date, err)
 	}
-	if !cols["domain"] {
+	if !cols.Has("domain") {
 		return 0, fmt.Errorf("append observations %s: %s has no domain column", date, parquetPath)
 	}
 	sel := strings.Join([]string{
 		"CAST(? AS DATE)", `"domain"`, `regexp_extract("domain", '[^.]+$')`,
-		pick(cols, "state", "VARCHAR"), pick(cols, "source", "VARCHAR"), pick(cols, "statuses", "VARCHAR[]"),
-		pick(cols, "registered_at", "TIMESTAMPTZ"), pick(cols, "expires_at", "TIMESTAMPTZ"), pick(cols, "checked_at", "TIMESTAMPTZ"),
-		pick(cols, "corroborated", "BOOLEAN"), redact(pick(cols, "error", "VARCHAR")), redact(pick(cols, "evidence_json", "VARCHAR")),
+		cols.Or("state", "VARCHAR"), cols.Or("source", "VARCHAR"), cols.Or("statuses", "VARCHAR[]"),
+		cols.Or("registered_at", "TIMESTAMPTZ"), cols.Or("expires_at", "TIMESTAMPTZ"), cols.Or("checked_at", "TIMESTAMPTZ"),
+		cols.Or("corroborated", "BOOLEAN"), redact(cols.Or("error", "VARCHAR")), redact(cols.Or("evidence_json", "VARCHAR")),
 	}, ", ")
 	return d.replaceNight(ctx, "domain_observations", date,
 		`INSERT INTO domain_observations SELECT `+sel+` FROM read_parquet(?)`, date, parquetPath)

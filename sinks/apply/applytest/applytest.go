@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/sinks/apply"
 	"github.com/lapse-dev/lapse/sinks/changeset"
 )
@@ -68,19 +69,19 @@ func WriteChangeset(tb testing.TB, dataDir, date string, rows []apply.Row) strin
 	if err := f.Close(); err != nil {
 		tb.Fatal(err)
 	}
-	db, err := changeset.OpenMemory()
+	db, err := duck.OpenMemory()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer db.Close()
-	read := fmt.Sprintf(`read_csv(%s, header = true, all_varchar = true)`, changeset.SQLString(src))
+	read := fmt.Sprintf(`read_csv(%s, header = true, all_varchar = true)`, duck.String(src))
 	dec, snap := filepath.Join(work, "decisions.parquet"), filepath.Join(work, "emails.parquet")
-	if err := changeset.CopyParquet(ctx, db, `SELECT CAST(email_id AS BIGINT) AS email_id, user_id, email, true AS verified,
+	if err := duck.CopyParquet(ctx, db, `SELECT CAST(email_id AS BIGINT) AS email_id, user_id, email, true AS verified,
 		false AS "primary", NULL::TIMESTAMPTZ AS created, NULL::TIMESTAMPTZ AS verified_at, domain,
 		regexp_extract(domain, '[^.]+$') AS tld, state, reason, 'unverify' AS action, evidence FROM `+read, dec, 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	if err := changeset.CopyParquet(ctx, db, `SELECT CAST(email_id AS BIGINT) AS email_id, user_id, email, true AS verified,
+	if err := duck.CopyParquet(ctx, db, `SELECT CAST(email_id AS BIGINT) AS email_id, user_id, email, true AS verified,
 		false AS "primary" FROM `+read, snap, 0o600); err != nil {
 		tb.Fatal(err)
 	}
