@@ -38,6 +38,12 @@ var pagesTemplate string
 //go:embed style.css
 var styleCSS string
 
+// printCSS goes in a <style media="print">: the pages hold no "@" at all,
+// so a stray address would stand out in a test.
+//
+//go:embed print.css
+var printCSS string
+
 var pages = template.Must(template.New("report").Parse(pagesTemplate))
 
 // FileMode is the mode of the report's files: counts and domains, no
@@ -152,6 +158,7 @@ type common struct {
 	Date        string
 	GeneratedAt string
 	CSS         template.CSS
+	PrintCSS    template.CSS
 	Nav         []navItem
 	Here        string
 }
@@ -197,8 +204,12 @@ type nightView struct {
 	Missing                     string
 	Figures                     []figure
 	ByReason, ByTLD             template.HTML
+	TopDomains                  []topDomain
 	Dir                         string
 }
+
+// topDomain is one of the night's largest flagged domains.
+type topDomain struct{ Domain, Reason, State, Addresses, Users string }
 
 type failureView struct {
 	Notebook, Title, File, Message string
@@ -242,7 +253,7 @@ func Build(ctx context.Context, db *sql.DB, o Options) (Result, error) {
 	if err != nil && ctx.Err() != nil {
 		return res, ctx.Err()
 	}
-	base := common{Date: date, GeneratedAt: o.GeneratedAt.UTC().Format("2006-01-02 15:04 UTC"), CSS: template.CSS(styleCSS)}
+	base := common{Date: date, GeneratedAt: o.GeneratedAt.UTC().Format("2006-01-02 15:04 UTC"), CSS: template.CSS(styleCSS), PrintCSS: template.CSS(printCSS)}
 	for _, nb := range nbs {
 		base.Nav = append(base.Nav, navItem{Name: nb.Name, Title: shortTitle(nb.Title), File: nb.Name + ".html"})
 	}
@@ -470,6 +481,11 @@ func loadNight(ctx context.Context, db *sql.DB, date, dir string) (nightView, er
 		errs = append(errs, err)
 	}
 	n.Figures = figs
+	top, err := topDomains(ctx, db, date, 10)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	n.TopDomains = top
 	return n, errors.Join(errs...)
 }
 
@@ -553,4 +569,28 @@ func nightFigures(ctx context.Context, db *sql.DB, date string) ([]figure, error
 		}
 	}
 	return out, nil
+}
+
+// topDomains are the night's domains with the most addresses proposed for
+// un-verification (from email_decisions: ids and domains only).
+func topDomains(ctx context.Context, db *sql.DB, date string, n int) ([]topDomain, error) {
+	rows, err := db.QueryContext(ctx, `SELECT coalesce(domain, ''), string_agg(DISTINCT reason, ', ' ORDER BY reason),
+		string_agg(DISTINCT coalesce(state, ''), ', ' ORDER BY coalesce(state, '')), count(*), count(DISTINCT user_id)
+		FROM email_decisions WHERE date = CAST(? AS DATE) AND action = 'unverify' AND verified
+		GROUP BY ALL ORDER BY count(*) DESC, 1 LIMIT ?`, date, n)
+	if err != nil {
+		return nil, fmt.Errorf("largest domains of %s: %w", date, err)
+	}
+	defer rows.Close()
+	var out []topDomain
+	for rows.Next() {
+		var d topDomain
+		var a, u int64
+		if err := rows.Scan(&d.Domain, &d.Reason, &d.State, &a, &u); err != nil {
+			return nil, fmt.Errorf("largest domains of %s: %w", date, err)
+		}
+		d.Addresses, d.Users = num(float64(a), ""), num(float64(u), "")
+		out = append(out, d)
+	}
+	return out, rows.Err()
 }
