@@ -1,12 +1,13 @@
-// Package providertest is the one test suite every HTTP status provider
-// passes (after restic's backend suite): found, not found, throttled (429
-// with Retry-After, 403 with a rate-limit text), 5xx (retried), 401 (stops
-// the provider), timeouts, resets mid-body, garbage, an oversized answer and
-// a slow server, each against a real loopback HTTP server. Whatever goes
+// Package providertest is the one test suite every status provider passes
+// (after restic's backend suite): found, not found, throttled (429 with
+// Retry-After, 403 with a rate-limit text), 5xx (retried), 401 (stops the
+// provider), timeouts, resets mid-body, garbage, an oversized answer and a
+// slow server, each against a real loopback HTTP server; and its port-43
+// twin (RunPort43) for WHOIS over a real loopback TCP server. Whatever goes
 // wrong, no answer may end as available.
 //
 // A provider's own test calls Run with a Fixture describing how its server
-// speaks.
+// speaks (RunPort43 with a Port43Fixture).
 package providertest
 
 import (
@@ -223,7 +224,7 @@ func Run(t *testing.T, f Fixture) {
 			if !errors.Is(err, status.ErrUnauthorized) {
 				t.Fatalf("lookup %d: %v, want unauthorized", i, err)
 			}
-			if i > 0 && !strings.Contains(err.Error(), "provider stopped for this run") {
+			if i > 0 && !errors.Is(err, status.ErrStopped) {
 				t.Errorf("lookup %d: %v lacks the stop message", i, err)
 			}
 		}

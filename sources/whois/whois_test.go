@@ -102,8 +102,6 @@ func registry(t *testing.T, registrarAddr string) *tcpServer {
 			fmt.Fprintf(c, "Domain Name: %s\r\nRegistrar WHOIS Server: %s\r\nDomain Status: ok\r\nName Server: NS1.EXAMPLE.NET\r\n", strings.ToUpper(q), registrarAddr)
 		case "free":
 			fmt.Fprintf(c, "No match for \"%s\".\r\n>>> Last update of whois database: 2026-06-15T00:00:00Z <<<\r\n", strings.ToUpper(q))
-		case "limited":
-			fmt.Fprint(c, "WHOIS LIMIT EXCEEDED - SEE WWW.PIR.ORG/WHOIS FOR DETAILS\r\n")
 		case "busy":
 			fmt.Fprint(c, "% Temporary failure: the service is busy, try again later.\r\n")
 		case "reserved":
@@ -118,14 +116,9 @@ func registry(t *testing.T, registrarAddr string) *tcpServer {
 					return
 				}
 			}
-		case "slow":
-			<-done // answers only when the test ends
 		case "reset":
 			fmt.Fprint(c, "No match for \"RES")
 			c.(*net.TCPConn).SetLinger(0) // RST, not FIN
-		case "resetlimit":
-			fmt.Fprint(c, "Number of allowed queries exceeded.\r\n")
-			c.(*net.TCPConn).SetLinger(0)
 		case "garbage":
 			c.Write([]byte{0x1f, 0x8b, 0x08, 0x00, 0xfe, 0xff, '\r', '\n', 0x00, 0x9c, '=', '='})
 		case "other":
@@ -223,7 +216,10 @@ func TestLookupStates(t *testing.T) {
 	}
 }
 
-// TestLookupFaults: no fault may end as available, or as any state.
+// TestLookupFaults: no fault may end as available, or as any state, and
+// the error says what went wrong. The port-43 provider suite (TestSuite)
+// holds the rest: throttling, also with a reset, timeouts and the caller's
+// deadline, resets, garbage, a huge answer.
 func TestLookupFaults(t *testing.T) {
 	f := setup(t, func(c *Config) { c.MaxBytes = 64 << 10 })
 	for _, tt := range []struct {
@@ -231,23 +227,14 @@ func TestLookupFaults(t *testing.T) {
 		throttled bool
 		contains  string
 	}{
-		{"limited.test", true, "LIMIT EXCEEDED"},
 		{"busy.test", true, "try again later"},
-		{"resetlimit.test", true, "allowed queries exceeded"},
 		{"huge.test", false, "larger than 65536 bytes"},
-		{"slow.test", false, "deadline exceeded"},
 		{"reset.test", false, "reading"},
 		{"garbage.test", false, "unrecognized"},
 		{"other.test", false, "somebody-else.test"},
 	} {
 		t.Run(tt.domain, func(t *testing.T) {
-			ctx := context.Background()
-			if tt.domain == "slow.test" {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, 300*time.Millisecond)
-				defer cancel()
-			}
-			l, err := f.p.Lookup(ctx, tt.domain)
+			l, err := f.p.Lookup(context.Background(), tt.domain)
 			if err == nil {
 				t.Fatalf("no error; state %s", l.State)
 			}
