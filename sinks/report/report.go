@@ -44,7 +44,25 @@ var styleCSS string
 //go:embed print.css
 var printCSS string
 
-var pages = template.Must(template.New("report").Parse(pagesTemplate))
+var pages = template.Must(template.New("report").Funcs(template.FuncMap{"prose": prose}).Parse(pagesTemplate))
+
+// prose is notebook text as HTML: escaped, `backticks` as <code>.
+func prose(s string) template.HTML {
+	parts := strings.Split(s, "`")
+	if len(parts)%2 == 0 { // an unpaired backtick stays one
+		parts[len(parts)-2] += "`" + parts[len(parts)-1]
+		parts = parts[:len(parts)-1]
+	}
+	var b strings.Builder
+	for i, p := range parts {
+		if i%2 == 1 {
+			b.WriteString("<code>" + template.HTMLEscapeString(p) + "</code>")
+		} else {
+			b.WriteString(template.HTMLEscapeString(p))
+		}
+	}
+	return template.HTML(b.String())
+}
 
 // FileMode is the mode of the report's files: counts and domains, no
 // addresses.

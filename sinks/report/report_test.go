@@ -175,6 +175,18 @@ SELECT date, 1 AS n FROM nightly_metrics;
 	}
 }
 
+func TestProse(t *testing.T) {
+	for in, want := range map[string]string{
+		"run `lapse apply` <now>": "run <code>lapse apply</code> &lt;now&gt;",
+		"a ` alone":               "a ` alone",
+		"`a` and `b<`":            "<code>a</code> and <code>b&lt;</code>",
+	} {
+		if got := string(prose(in)); got != want {
+			t.Errorf("prose(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestNumbersAndTicks(t *testing.T) {
 	for v, want := range map[float64]string{0: "0", 1234567: "1,234,567", -1500: "-1,500", 2.5: "2.5", 0.333333: "0.333", 1234.5: "1,235"} {
 		if got := num(v, ""); got != want {
