@@ -182,7 +182,7 @@ func verifySnapshot(dataDir, date string) error {
 // checkShrink stops a night whose snapshot has fewer verified addresses
 // than run.min_verified_fraction of the previous finished night's (its
 // changeset's record), unless the run accepts the shrink.
-func checkShrink(ctx context.Context, n *night, verified int64) error {
+func checkShrink(ctx context.Context, n *nightRun, verified int64) error {
 	frac := n.opts.Config.Run.MinVerifiedFraction
 	if frac <= 0 || n.opts.AcceptShrink {
 		return nil

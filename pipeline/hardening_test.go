@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lapse-dev/lapse/internal/flock"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 )
 
@@ -311,7 +313,7 @@ func TestFailedNightAlwaysRewritesMetrics(t *testing.T) {
 			return func() {}
 		}},
 		{"lock held", func(t *testing.T, h *hNight) func() {
-			l, err := AcquireLock(h.cfg.DataDir)
+			l, err := flock.Acquire(night.Dir(h.cfg.DataDir).Lock())
 			if err != nil {
 				t.Fatal(err)
 			}

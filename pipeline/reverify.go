@@ -17,7 +17,7 @@ import (
 // classify, and returns the domains re-verified tonight: plan looks them up
 // first, whatever the cache's schedule says (ARCHITECTURE.md, "After the
 // night").
-func reverified(ctx context.Context, n *night) ([]string, error) {
+func reverified(ctx context.Context, n *nightRun) ([]string, error) {
 	// The night's clock at plan: after tonight's snapshot was taken, before
 	// any of tonight's lookups (the latest a re-verification seen in the
 	// snapshot can have happened).

@@ -15,12 +15,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
+	"github.com/lapse-dev/lapse/internal/flock"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sinks/changeset"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
@@ -49,9 +50,6 @@ const (
 	// domains are unknown (resolve.max_unknown_fraction).
 	OutcomeDegraded = "degraded"
 )
-
-// ErrRunning is returned when another lapse process holds the data dir.
-var ErrRunning = errors.New("another lapse run is using this data dir")
 
 // NightPaths names one night's files under the data dir (ARCHITECTURE.md,
 // "On disk").
@@ -281,57 +279,12 @@ func ParseDate(s string) (time.Time, error) {
 	return t, nil
 }
 
-// Lock is an exclusive flock on DATA_DIR/lapse.lock: one nightly run per
-// data dir. Badger and DuckDB lock their own files too; this lock comes
-// first so the second run gets one clear message.
-type Lock struct{ f *os.File }
-
-// AcquireLock takes the data dir's lock or returns ErrRunning naming the pid
-// holding it.
-func AcquireLock(dataDir string) (*Lock, error) {
-	if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("create data dir %s: %w", dataDir, err)
-	}
-	p := filepath.Join(dataDir, "lapse.lock")
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("open lock %s: %w", p, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(p)
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			pid := strings.TrimSpace(string(holder))
-			if pid == "" {
-				pid = "?"
-			}
-			return nil, fmt.Errorf("%w: %s is held by pid %s; wait for it to finish or stop it", ErrRunning, p, pid)
-		}
-		return nil, fmt.Errorf("lock %s: %w", p, err)
-	}
-	// The pid is informative only: the flock is the lock.
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
-	return &Lock{f: f}, nil
-}
-
-// Release drops the lock; safe twice.
-func (l *Lock) Release() {
-	if l == nil || l.f == nil {
-		return
-	}
-	syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
-	l.f.Close()
-	l.f = nil
-}
-
 // stageFunc runs one stage over the night's files and returns its rows in
 // and out; it may fill the night's figures.
-type stageFunc func(ctx context.Context, n *night) (rowsIn, rowsOut int64, err error)
+type stageFunc func(ctx context.Context, n *nightRun) (rowsIn, rowsOut int64, err error)
 
-// night is one run's state, passed to each stage.
-type night struct {
+// nightRun is one run's state, passed to each stage.
+type nightRun struct {
 	opts     Options
 	paths    NightPaths
 	log      *slog.Logger
@@ -397,7 +350,7 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 		}
 	}()
 
-	lock, err := AcquireLock(dataDir)
+	lock, err := flock.Acquire(night.Dir(dataDir).Lock())
 	if err != nil {
 		return res, err
 	}
@@ -484,7 +437,7 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 	if err != nil {
 		return res, fmt.Errorf("night %s: record run: %w", opts.Date, err)
 	}
-	n := &night{opts: opts, paths: paths, log: log, manifest: &m, env: env}
+	n := &nightRun{opts: opts, paths: paths, log: log, manifest: &m, env: env}
 	stages := map[string]stageFunc{
 		StageSnapshot: stageSnapshot,
 		StagePlan:     stagePlan,
@@ -767,7 +720,7 @@ func journalPath(p NightPaths) string {
 	return filepath.Join(p.DataDir, "observations", "date="+p.Date, "lookups.jsonl")
 }
 
-func stagePlan(ctx context.Context, n *night) (int64, int64, error) {
+func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
 	c, err := n.env.Cache()
 	if err != nil {
 		return 0, 0, err
@@ -805,7 +758,7 @@ func stagePlan(ctx context.Context, n *night) (int64, int64, error) {
 	return int64(p.Domains), int64(len(p.Lookups)), nil
 }
 
-func stageResolve(ctx context.Context, n *night) (int64, int64, error) {
+func stageResolve(ctx context.Context, n *nightRun) (int64, int64, error) {
 	p, err := ReadPlan(n.paths.Plan())
 	if err != nil {
 		return 0, 0, err
@@ -868,7 +821,7 @@ func stageResolve(ctx context.Context, n *night) (int64, int64, error) {
 	return int64(len(p.Lookups)), int64(len(rows)), nil
 }
 
-func stageClassify(ctx context.Context, n *night) (int64, int64, error) {
+func stageClassify(ctx context.Context, n *nightRun) (int64, int64, error) {
 	// DuckDB's join is the night's hungriest step: hand back first what the
 	// snapshot's streaming left on the Go heap, so the two never add up.
 	debug.FreeOSMemory()
@@ -890,7 +843,7 @@ func stageClassify(ctx context.Context, n *night) (int64, int64, error) {
 	return r.Rows, r.Rows, nil
 }
 
-func stageSnapshot(ctx context.Context, n *night) (int64, int64, error) {
+func stageSnapshot(ctx context.Context, n *nightRun) (int64, int64, error) {
 	o := SnapshotOptionsFromConfig(n.opts.Config, n.opts.Date)
 	o.Version, o.Log = n.opts.Version, n.log
 	r, err := Snapshot(ctx, o)
@@ -909,7 +862,7 @@ func stageSnapshot(ctx context.Context, n *night) (int64, int64, error) {
 	return in, rows.Read, nil
 }
 
-func stagePublish(ctx context.Context, n *night) (int64, int64, error) {
+func stagePublish(ctx context.Context, n *nightRun) (int64, int64, error) {
 	f := &n.manifest.Figures
 	maxUnknown := n.opts.Config.Resolve.MaxUnknownFraction
 	f.Degraded = maxUnknown > 0 && f.UnknownShare() > maxUnknown

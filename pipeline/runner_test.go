@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/internal/flock"
+	"github.com/lapse-dev/lapse/internal/night"
 )
 
 // hNight is a data dir with a JSONL account export and a provider that
@@ -196,13 +198,13 @@ func TestBrakeBlocksAndSecondRunIsRefused(t *testing.T) {
 		t.Errorf("re-run of a blocked night: %v %+v", err, res)
 	}
 
-	lock, err := AcquireLock(h.cfg.DataDir)
+	lock, err := flock.Acquire(night.Dir(h.cfg.DataDir).Lock())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lock.Release()
 	_, err = RunNight(ctx, h.opts("2026-03-02"))
-	if !errors.Is(err, ErrRunning) || !strings.Contains(err.Error(), "lapse.lock") {
+	if !errors.Is(err, flock.ErrRunning) || !strings.Contains(err.Error(), "lapse.lock") {
 		t.Errorf("second run at once: %v", err)
 	}
 }

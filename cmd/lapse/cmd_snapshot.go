@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lapse-dev/lapse/internal/flock"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/pipeline"
 	"github.com/lapse-dev/lapse/sources/emails"
 )
@@ -93,7 +95,7 @@ func runSnapshot(ctx context.Context, g *globalOptions, o snapshotOptions) error
 	if _, _, err := emails.ParseSpec(c.Source); err != nil {
 		return usageError{err}
 	}
-	lock, err := pipeline.AcquireLock(c.DataDir)
+	lock, err := flock.Acquire(night.Dir(c.DataDir).Lock())
 	if err != nil {
 		return err
 	}
