@@ -98,8 +98,14 @@ func rates(at []time.Time) (achieved float64, maxWindow int) {
 	return achieved, maxWindow
 }
 
-// BenchmarkPoliteness: R = 20 requests/s, 100 ms per answer. Run with a
-// fixed count so the run spans seconds:
+// BenchmarkPoliteness measures the rate the production stack achieves
+// against a slow server: R = 20 requests/s, 100 ms per answer, eight
+// lookups in flight. It reports the achieved rate (req/s and %_of_R, 95%
+// is the target) and the most requests sent and arrived in any one second
+// (R at most). It is a benchmark, not a test: wall-clock rates on a busy
+// machine say little; TestLimiterRate (sources/status) holds the limiter
+// to the rate on a clock of its own. Run with a fixed count so the run
+// spans seconds:
 //
 //	go test -run '^$' -bench Politeness -benchtime 200x ./sources/status/providers/
 func BenchmarkPoliteness(b *testing.B) {
@@ -111,29 +117,4 @@ func BenchmarkPoliteness(b *testing.B) {
 	b.ReportMetric(100*achieved/r, "%_of_R")
 	b.ReportMetric(float64(maxWindow), "max_arrived_in_1s")
 	b.ReportMetric(float64(maxSent), "max_sent_in_1s")
-}
-
-func TestPolitenessRate(t *testing.T) {
-	if testing.Short() {
-		t.Skip("takes 3 s of wall clock: rate measurement against a slow loopback server (-short)")
-	}
-	const r = 20.0
-	at, sent := rateRun(t, 61, r, 100*time.Millisecond, 8)
-	achieved, maxWindow := rates(at)
-	_, maxSent := rates(sent)
-	t.Logf("R=%v: achieved %.2f req/s; most in any 1 s window: %d sent, %d arrived", r, achieved, maxSent, maxWindow)
-	// The target is 95% (the benchmark measures it); the test allows 90%
-	// because one late wake-up at the end of a 3 s run on a machine busy
-	// with other builds costs several percent. Above R is never allowed.
-	if achieved < 0.90*r || achieved > r {
-		t.Errorf("achieved %.2f req/s, want 90%%..100%% of %v", achieved, r)
-	}
-	// The token bucket (burst 1, 1% headroom) grants under R in any
-	// second; a window holds R+1 only when one request was delayed by over
-	// 10 ms relative to the twenty after it, which a machine busy with
-	// other builds does now and then. More than that would be a real
-	// overrun. The benchmark reports the exact figures.
-	if maxWindow > int(r)+1 || maxSent > int(r)+1 {
-		t.Errorf("most in one second: %d sent, %d arrived; limit %v", maxSent, maxWindow, r)
-	}
 }
