@@ -28,7 +28,7 @@ func kLogs(o *Options) *bytes.Buffer {
 // kMetrics reads metrics.prom.
 func kMetrics(t *testing.T, dataDir string) string {
 	t.Helper()
-	b, err := os.ReadFile(MetricsPath(dataDir))
+	b, err := os.ReadFile(night.Dir(dataDir).Metrics())
 	if err != nil {
 		t.Fatalf("metrics.prom: %v", err)
 	}
@@ -88,7 +88,7 @@ func TestForcedRerunKeepsTheNightsLookups(t *testing.T) {
 		t.Fatalf("first run: %d domains looked up, figures %+v", n, want)
 	}
 
-	check := func(when string, wantJournalLines int) Figures {
+	check := func(when string, wantJournalLines int) night.Figures {
 		t.Helper()
 		o := h.opts(date)
 		o.Force = true
@@ -195,7 +195,7 @@ func TestEmptyExportStopsAndHistoryCarriesForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := RunNight(ctx, h.opts("2026-03-02"))
-	if !errors.Is(err, ErrShrunk) || res.Outcome != OutcomeFailed {
+	if !errors.Is(err, ErrShrunk) || res.Outcome != night.OutcomeFailed {
 		t.Fatalf("empty export: %v (%s)", err, res.Outcome)
 	}
 	for _, want := range []string{"0 verified addresses tonight", "10 on night 2026-03-01", "run.min_verified_fraction", "--accept-shrink"} {
@@ -354,7 +354,7 @@ func TestMostlyUnknownNightIsDegraded(t *testing.T) {
 	h := newHNight(t, "a@fail.io", "b@fail.net", "c@fail.org", "d@fail.dev", "e@one.com", "f@gone.net")
 	date := "2026-03-01"
 	res, err := RunNight(ctx, h.opts(date))
-	if !IsDegraded(err) || IsBlocked(err) || res.Outcome != OutcomeDegraded {
+	if !IsDegraded(err) || IsBlocked(err) || res.Outcome != night.OutcomeDegraded {
 		t.Fatalf("mostly unknown night: %v (%s)", err, res.Outcome)
 	}
 	f := res.Figures()
@@ -395,7 +395,7 @@ func TestMostlyUnknownNightIsDegraded(t *testing.T) {
 		h := newHNight(t, "a@fail.io", "b@fail.net", "c@fail.org", "d@fail.dev", "e@one.com", "f@gone.net")
 		h.cfg.Resolve.MaxUnknownFraction = max
 		res, err := RunNight(ctx, h.opts(date))
-		if err != nil || res.Outcome != OutcomeOK {
+		if err != nil || res.Outcome != night.OutcomeOK {
 			t.Errorf("max_unknown_fraction %v: %v (%s)", max, err, res.Outcome)
 		}
 		sum, _ := os.ReadFile(filepath.Join(h.cfg.DataDir, "changesets", date, "summary.md"))
@@ -415,7 +415,7 @@ func TestLowFreeSpaceStopsCleanly(t *testing.T) {
 	h := newHNight(t, hEmails...)
 	h.cfg.Run.MinFreeBytes = 1 << 62 // more than any disk has free
 	res, err := RunNight(ctx, h.opts("2026-03-01"))
-	if !errors.Is(err, ErrNoSpace) || res.Outcome != OutcomeFailed {
+	if !errors.Is(err, ErrNoSpace) || res.Outcome != night.OutcomeFailed {
 		t.Fatalf("no space: %v (%s)", err, res.Outcome)
 	}
 	for _, want := range []string{"no space left on " + h.cfg.DataDir + " (", "MB free, run.min_free_bytes is 4398046511104 MB): free space and re-run"} {

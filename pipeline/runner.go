@@ -12,8 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sinks/changeset"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
+	"github.com/lapse-dev/lapse/sinks/metrics"
 	"github.com/lapse-dev/lapse/sources/status"
 	"github.com/lapse-dev/lapse/sources/status/providers"
 )
@@ -40,16 +39,6 @@ const (
 
 // StageNames lists the stages in the order the runner runs them.
 var StageNames = []string{StageSnapshot, StagePlan, StageResolve, StageClassify, StagePublish}
-
-// Outcomes of a stage and of a night.
-const (
-	OutcomeOK      = "ok"
-	OutcomeFailed  = "failed"
-	OutcomeBlocked = "blocked"
-	// OutcomeDegraded: finished and published, but too many of tonight's
-	// domains are unknown (resolve.max_unknown_fraction).
-	OutcomeDegraded = "degraded"
-)
 
 // NightPaths names one night's files under the data dir (ARCHITECTURE.md,
 // "On disk").
@@ -105,107 +94,9 @@ func CacheDir(c config.Config) string {
 // DBPath is the lifecycle database.
 func DBPath(dataDir string) string { return filepath.Join(dataDir, "lapse.duckdb") }
 
-// MetricsPath is the Prometheus textfile written after every night.
-func MetricsPath(dataDir string) string { return filepath.Join(dataDir, "metrics.prom") }
-
-// StageRecord is one stage's line in the run manifest and the lifecycle DB.
-type StageRecord struct {
-	Stage      string    `json:"stage"`
-	StartedAt  time.Time `json:"started_at"`
-	FinishedAt time.Time `json:"finished_at"`
-	RowsIn     int64     `json:"rows_in"`
-	RowsOut    int64     `json:"rows_out"`
-	Outcome    string    `json:"outcome"`
-	Error      string    `json:"error,omitempty"`
-}
-
-// Figures are the night's numbers: printed by `lapse demo`, written to
-// metrics.prom and the manifest.
-type Figures struct {
-	Addresses int64 `json:"addresses"`
-	Verified  int64 `json:"verified"`
-	Invalid   int64 `json:"invalid"`
-	Domains   int   `json:"domains"`
-	// Planned domains were due and fit the budget; Deferred were due and did
-	// not (they go first tomorrow); Fresh were not due (cache hits).
-	Planned  int `json:"planned"`
-	Deferred int `json:"deferred"`
-	Fresh    int `json:"fresh"`
-	// Reverified counts addresses found verified again by their owners
-	// tonight after an applied changeset un-verified them.
-	Reverified int64 `json:"reverified,omitempty"`
-	// Lookups counts provider requests by source and by "source/outcome"
-	// (outcome is the state answered or "error").
-	Lookups        map[string]int `json:"lookups"`
-	LookupOutcomes map[string]int `json:"lookup_outcomes"`
-	// LookedUp is the domains looked up tonight, over every run of the
-	// night: a forced re-run keeps (and adds to) the earlier runs' lookups.
-	LookedUp int `json:"looked_up"`
-	// UnknownDomains is the distinct domains of tonight's snapshot whose
-	// state is unknown (every source failed or could not tell), out of
-	// ClassifiedDomains, the snapshot's distinct domains; UnknownAddresses
-	// is the addresses decided unknown. Degraded says UnknownDomains is
-	// over resolve.max_unknown_fraction of ClassifiedDomains.
-	UnknownDomains    int64 `json:"unknown_domains"`
-	ClassifiedDomains int64 `json:"classified_domains"`
-	UnknownAddresses  int64 `json:"unknown_addresses"`
-	Degraded          bool  `json:"degraded,omitempty"`
-	// Flagged is the changeset's size (addresses to un-verify), by reason.
-	Flagged         int64            `json:"flagged"`
-	FlaggedByReason map[string]int64 `json:"flagged_by_reason"`
-	Watch           int64            `json:"watch"`
-	ChangesetStatus string           `json:"changeset_status"`
-	BlockedReason   string           `json:"blocked_reason,omitempty"`
-}
-
-// TotalLookups sums the lookups over providers.
-func (f Figures) TotalLookups() int {
-	n := 0
-	for _, v := range f.Lookups {
-		n += v
-	}
-	return n
-}
-
-// UnknownShare is the share of the snapshot's domains whose state is
-// unknown tonight (0 when there are none).
-func (f Figures) UnknownShare() float64 {
-	if f.ClassifiedDomains <= 0 {
-		return 0
-	}
-	return float64(f.UnknownDomains) / float64(f.ClassifiedDomains)
-}
-
-// NightManifest is DATA/runs/date=D/manifest.json.
-type NightManifest struct {
-	Date     string        `json:"date"`
-	Outcome  string        `json:"outcome"` // running, ok, blocked, degraded, failed
-	Policy   string        `json:"policy"`
-	Stages   []StageRecord `json:"stages"`
-	Figures  Figures       `json:"figures"`
-	Attempts int           `json:"attempts"`
-}
-
-func (m *NightManifest) stage(name string) *StageRecord {
-	for i := range m.Stages {
-		if m.Stages[i].Stage == name {
-			return &m.Stages[i]
-		}
-	}
-	return nil
-}
-
-func (m *NightManifest) setStage(r StageRecord) {
-	if s := m.stage(r.Stage); s != nil {
-		*s = r
-		return
-	}
-	m.Stages = append(m.Stages, r)
-}
-
 // ReadManifest reads a night's run manifest.
-func ReadManifest(dataDir, date string) (NightManifest, error) {
-	var m NightManifest
+func ReadManifest(dataDir, date string) (night.Manifest, error) {
+	var m night.Manifest
 	p := NightPaths{DataDir: dataDir, Date: date}.Manifest()
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -217,7 +108,7 @@ func ReadManifest(dataDir, date string) (NightManifest, error) {
 	return m, nil
 }
 
-func writeManifest(dataDir string, m NightManifest) error {
+func writeManifest(dataDir string, m night.Manifest) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
@@ -264,11 +155,11 @@ type NightResult struct {
 	Skipped  bool
 	Outcome  string
 	Resumed  string // the stage the night resumed after, "" when it started fresh
-	Manifest NightManifest
+	Manifest night.Manifest
 }
 
 // Figures returns the night's figures.
-func (r NightResult) Figures() Figures { return r.Manifest.Figures }
+func (r NightResult) Figures() night.Figures { return r.Manifest.Figures }
 
 // ParseDate checks a YYYY-MM-DD night date.
 func ParseDate(s string) (time.Time, error) {
@@ -288,7 +179,7 @@ type nightRun struct {
 	opts     Options
 	paths    NightPaths
 	log      *slog.Logger
-	manifest *NightManifest
+	manifest *night.Manifest
 	env      *nightEnv
 	// classified is classify's result in this run (nil when the night
 	// resumed after classify): publish reuses its counts.
@@ -321,7 +212,7 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 	log := opts.Log.With("date", opts.Date)
 	// m is the night's manifest as far as it got; run is its row in the
 	// lifecycle database once begun.
-	m := NightManifest{Date: opts.Date, Outcome: "running", Policy: opts.Config.Policy.Name}
+	m := night.Manifest{Date: opts.Date, Outcome: "running", Policy: opts.Config.Policy.Name}
 	var (
 		env     *nightEnv
 		runID   int64
@@ -334,18 +225,18 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 		if err == nil || isBlocked(err) || isDegraded(err) {
 			return
 		}
-		m.Outcome = OutcomeFailed
-		res.Outcome, res.Manifest = OutcomeFailed, m
+		m.Outcome = night.OutcomeFailed
+		res.Outcome, res.Manifest = night.OutcomeFailed, m
 		bg := context.WithoutCancel(ctx)
 		if ownsDir && runID != 0 {
 			if werr := writeManifest(dataDir, m); werr != nil {
 				log.Error("write run manifest", "err", werr)
 			}
-			if rerr := env.db.FinishRun(bg, runID, OutcomeFailed, opts.Now()); rerr != nil {
+			if rerr := env.db.FinishRun(bg, runID, night.OutcomeFailed, opts.Now()); rerr != nil {
 				log.Error("record run", "err", rerr)
 			}
 		}
-		if werr := WriteMetrics(MetricsPath(dataDir), m, opts.Now()); werr != nil {
+		if werr := metrics.Write(night.Dir(dataDir).Metrics(), m, opts.Now()); werr != nil {
 			log.Error("write metrics", "err", werr)
 		}
 	}()
@@ -395,9 +286,9 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 		res.Manifest = prev
 		log.Info("night already finished; nothing to do (use --force to run it again)", "outcome", prev.Outcome)
 		switch prev.Outcome {
-		case OutcomeBlocked:
+		case night.OutcomeBlocked:
 			return res, fmt.Errorf("night %s (already finished): %w", opts.Date, blockedError(prev.Figures.BlockedReason))
-		case OutcomeDegraded:
+		case night.OutcomeDegraded:
 			return res, fmt.Errorf("night %s (already finished): %w", opts.Date, degradedError(prev.Figures, opts.Config.Resolve.MaxUnknownFraction))
 		}
 		return res, nil
@@ -445,37 +336,37 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 		StageClassify: stageClassify,
 		StagePublish:  stagePublish,
 	}
-	outcome := OutcomeOK
+	outcome := night.OutcomeOK
 	var blocked error
 	for _, name := range StageNames[start:] {
 		if err := checkFreeSpace(opts.Config); err != nil {
 			return res, fmt.Errorf("night %s: before %s: %w", opts.Date, name, err)
 		}
-		rec := StageRecord{Stage: name, StartedAt: time.Now().UTC()}
+		rec := night.StageRecord{Stage: name, StartedAt: time.Now().UTC()}
 		log.Info("stage started", "stage", name)
 		in, out, err := stages[name](ctx, n)
-		rec.FinishedAt, rec.RowsIn, rec.RowsOut, rec.Outcome = time.Now().UTC(), in, out, OutcomeOK
+		rec.FinishedAt, rec.RowsIn, rec.RowsOut, rec.Outcome = time.Now().UTC(), in, out, night.OutcomeOK
 		if isBlocked(err) {
-			rec.Outcome, outcome, blocked, err = OutcomeBlocked, OutcomeBlocked, err, nil
+			rec.Outcome, outcome, blocked, err = night.OutcomeBlocked, night.OutcomeBlocked, err, nil
 		}
 		if err != nil {
-			rec.Outcome, rec.Error = OutcomeFailed, err.Error()
-			m.setStage(rec)
+			rec.Outcome, rec.Error = night.OutcomeFailed, err.Error()
+			m.SetStage(rec)
 			// The deferred failure path writes the manifest, ends the run
 			// and writes the metrics.
-			if rerr := env.db.RecordStage(context.WithoutCancel(ctx), runID, lifecycledb.StageRecord(rec)); rerr != nil {
+			if rerr := env.db.RecordStage(context.WithoutCancel(ctx), runID, rec); rerr != nil {
 				log.Error("record stage", "stage", name, "err", rerr)
 			}
 			log.Error("stage failed", "stage", name, "err", err)
 			return res, fmt.Errorf("night %s: %s: %w", opts.Date, name, err)
 		}
-		m.setStage(rec)
+		m.SetStage(rec)
 		// The manifest goes first: a crash between the two leaves the stage
 		// unrecorded in the DB, so it runs again (stages are idempotent).
 		if err := writeManifest(dataDir, m); err != nil {
 			return res, fmt.Errorf("night %s: %s: %w", opts.Date, name, err)
 		}
-		if err := env.db.RecordStage(ctx, runID, lifecycledb.StageRecord(rec)); err != nil {
+		if err := env.db.RecordStage(ctx, runID, rec); err != nil {
 			return res, fmt.Errorf("night %s: record stage %s: %w", opts.Date, name, err)
 		}
 		log.Info("stage finished", "stage", name, "rows_in", in, "rows_out", out, "outcome", rec.Outcome,
@@ -494,8 +385,8 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 		degraded = degradedError(m.Figures, opts.Config.Resolve.MaxUnknownFraction)
 		log.Warn("night degraded: too many domains unknown", "unknown_domains", m.Figures.UnknownDomains,
 			"domains", m.Figures.ClassifiedDomains, "max_unknown_fraction", opts.Config.Resolve.MaxUnknownFraction)
-		if outcome == OutcomeOK {
-			outcome = OutcomeDegraded
+		if outcome == night.OutcomeOK {
+			outcome = night.OutcomeDegraded
 		}
 	}
 	m.Outcome = outcome
@@ -506,7 +397,7 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 		return res, fmt.Errorf("night %s: record run: %w", opts.Date, err)
 	}
 	runID = 0 // recorded: the failure path must not overwrite it
-	if err := WriteMetrics(MetricsPath(dataDir), m, opts.Now()); err != nil {
+	if err := metrics.Write(night.Dir(dataDir).Metrics(), m, opts.Now()); err != nil {
 		return res, fmt.Errorf("night %s: %w", opts.Date, err)
 	}
 	// Retention, once the night is safely finished. A failure is logged,
@@ -532,90 +423,6 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 		return res, fmt.Errorf("night %s: %w", opts.Date, degraded)
 	}
 	return res, nil
-}
-
-// WriteMetrics writes the night's figures as a Prometheus textfile
-// (node_exporter's textfile collector), atomically.
-func WriteMetrics(path string, m NightManifest, now time.Time) error {
-	var b strings.Builder
-	gauge := func(name, help string, v float64, labels ...string) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name)
-		fmt.Fprintf(&b, "%s%s %s\n", name, promLabels(labels...), strconv.FormatFloat(v, 'g', -1, 64))
-	}
-	vec := func(name, help, label string, vals map[string]float64) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name)
-		keys := make([]string, 0, len(vals))
-		for k := range vals {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			if label == "provider,outcome" {
-				p, o, _ := strings.Cut(k, "/")
-				fmt.Fprintf(&b, "%s%s %s\n", name, promLabels("provider", p, "outcome", o), strconv.FormatFloat(vals[k], 'g', -1, 64))
-				continue
-			}
-			fmt.Fprintf(&b, "%s%s %s\n", name, promLabels(label, k), strconv.FormatFloat(vals[k], 'g', -1, 64))
-		}
-	}
-	f := m.Figures
-	d, _ := ParseDate(m.Date)
-	gauge("lapse_night_date_seconds", "The night these figures are for (Unix time of its date).", float64(d.Unix()))
-	gauge("lapse_run_finished_seconds", "When the night finished (Unix time).", float64(now.Unix()))
-	gauge("lapse_run_success", "1 when the night finished (even if blocked or degraded), 0 when it failed.",
-		b2f(m.Outcome == OutcomeOK || m.Outcome == OutcomeBlocked || m.Outcome == OutcomeDegraded))
-	gauge("lapse_changeset_blocked", "1 when the safety brake held tonight's changeset.", b2f(m.Outcome == OutcomeBlocked))
-	gauge("lapse_run_degraded", "1 when too many of tonight's domains are unknown (resolve.max_unknown_fraction).", b2f(f.Degraded && m.Outcome != OutcomeFailed))
-	gauge("lapse_unknown_domains", "Domains of tonight's snapshot whose state is unknown (every source failed or could not tell).", float64(f.UnknownDomains))
-	gauge("lapse_unknown_addresses", "Addresses decided unknown tonight.", float64(f.UnknownAddresses))
-	gauge("lapse_addresses", "Addresses in tonight's snapshot.", float64(f.Addresses))
-	gauge("lapse_addresses_verified", "Verified addresses in tonight's snapshot.", float64(f.Verified))
-	gauge("lapse_addresses_invalid", "Addresses without a registrable domain.", float64(f.Invalid))
-	gauge("lapse_domains", "Distinct registrable domains in tonight's snapshot.", float64(f.Domains))
-	gauge("lapse_domains_planned", "Domains due and looked up tonight.", float64(f.Planned))
-	gauge("lapse_domains_deferred", "Domains due but over tonight's lookup budget.", float64(f.Deferred))
-	gauge("lapse_cache_hits", "Domains answered from the cache (not due).", float64(f.Fresh))
-	lk := map[string]float64{}
-	for k, v := range f.LookupOutcomes {
-		lk[k] = float64(v)
-	}
-	vec("lapse_lookups", "Provider lookups tonight by provider and outcome.", "provider,outcome", lk)
-	gauge("lapse_flagged", "Addresses tonight's changeset un-verifies.", float64(f.Flagged))
-	fr := map[string]float64{}
-	for k, v := range f.FlaggedByReason {
-		fr[k] = float64(v)
-	}
-	vec("lapse_flagged_by_reason", "Addresses flagged tonight by reason.", "reason", fr)
-	gauge("lapse_watch", "Addresses on watch (expiring, grace, awaiting confirmation).", float64(f.Watch))
-	st := map[string]float64{}
-	for _, s := range m.Stages {
-		st[s.Stage] = s.FinishedAt.Sub(s.StartedAt).Seconds()
-	}
-	vec("lapse_stage_seconds", "Duration of each stage of the night's last run.", "stage", st)
-	return atomicfile.WriteFile(path, []byte(b.String()), 0o640)
-}
-
-func promLabels(kv ...string) string {
-	if len(kv) == 0 {
-		return ""
-	}
-	var b strings.Builder
-	b.WriteByte('{')
-	for i := 0; i+1 < len(kv); i += 2 {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "%s=%q", kv[i], kv[i+1])
-	}
-	b.WriteByte('}')
-	return b.String()
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // nightEnv holds what the stages share: the lifecycle database (open for
@@ -899,7 +706,7 @@ func IsDegraded(err error) bool { return errors.Is(err, ErrDegraded) }
 
 func isDegraded(err error) bool { return IsDegraded(err) }
 
-func degradedError(f Figures, max float64) error {
+func degradedError(f night.Figures, max float64) error {
 	return fmt.Errorf("%w: %d of %d domains (%.1f%%) are unknown, over resolve.max_unknown_fraction %g; the changeset was written, "+
 		"but it misses what the failed lookups hide: check the providers and the network (failed lookups are asked again next night)",
 		ErrDegraded, f.UnknownDomains, f.ClassifiedDomains, 100*f.UnknownShare(), max)

@@ -71,17 +71,17 @@ func TestRunNightFinishesAndReRunIsNoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := res.Figures()
-	if res.Outcome != OutcomeOK || f.Addresses != 10 || f.Invalid != 1 || f.Domains != 8 || f.Planned != 8 || f.Flagged != 1 || f.ChangesetStatus != "proposed" {
+	if res.Outcome != night.OutcomeOK || f.Addresses != 10 || f.Invalid != 1 || f.Domains != 8 || f.Planned != 8 || f.Flagged != 1 || f.ChangesetStatus != "proposed" {
 		t.Errorf("night: %+v", res)
 	}
 	p := NightPaths{DataDir: h.cfg.DataDir, Date: "2026-03-01"}
-	for _, fn := range []string{p.Snapshot(), p.Plan(), p.Domains(), p.States(), p.Manifest(), MetricsPath(h.cfg.DataDir),
+	for _, fn := range []string{p.Snapshot(), p.Plan(), p.Domains(), p.States(), p.Manifest(), night.Dir(h.cfg.DataDir).Metrics(),
 		filepath.Join(p.Changesets(), "changeset.csv"), ReportFile(h.cfg.DataDir, "2026-03-01")} {
 		if _, err := os.Stat(fn); err != nil {
 			t.Errorf("missing %v", err)
 		}
 	}
-	prom, _ := os.ReadFile(MetricsPath(h.cfg.DataDir))
+	prom, _ := os.ReadFile(night.Dir(h.cfg.DataDir).Metrics())
 	for _, want := range []string{"lapse_flagged 1\n", `lapse_lookups{provider="rdap",outcome="available"} 1`, "lapse_run_success 1\n"} {
 		if !bytes.Contains(prom, []byte(want)) {
 			t.Errorf("metrics.prom lacks %q:\n%s", want, prom)
@@ -97,7 +97,7 @@ func TestRunNightFinishesAndReRunIsNoop(t *testing.T) {
 	o := h.opts("2026-03-01")
 	o.Force = true
 	res, err = RunNight(ctx, o)
-	if err != nil || res.Skipped || res.Outcome != OutcomeOK {
+	if err != nil || res.Skipped || res.Outcome != night.OutcomeOK {
 		t.Errorf("forced re-run: %+v %v", res, err)
 	}
 	csv2, _ := os.ReadFile(filepath.Join(p.Changesets(), "changeset.csv"))
@@ -146,7 +146,7 @@ func TestKilledNightResumesToTheSameFiles(t *testing.T) {
 	o.StopAfterLookups = 7
 	o.Config.Resolve.Concurrency = 2
 	res, err := RunNight(ctx, o)
-	if !errors.Is(err, context.Canceled) || res.Outcome != OutcomeFailed {
+	if !errors.Is(err, context.Canceled) || res.Outcome != night.OutcomeFailed {
 		t.Fatalf("interrupted resolve: %v %+v", err, res)
 	}
 	res, err = RunNight(ctx, h.opts("2026-03-01"))
@@ -189,7 +189,7 @@ func TestBrakeBlocksAndSecondRunIsRefused(t *testing.T) {
 	h := newHNight(t, hEmails...)
 	h.cfg.Brake.MaxFraction = 0.005
 	res, err := RunNight(ctx, h.opts("2026-03-01"))
-	if !IsBlocked(err) || res.Outcome != OutcomeBlocked || res.Figures().ChangesetStatus != "blocked" {
+	if !IsBlocked(err) || res.Outcome != night.OutcomeBlocked || res.Figures().ChangesetStatus != "blocked" {
 		t.Fatalf("brake: %v %+v", err, res)
 	}
 	// Finished all the same: a re-run does nothing and says blocked again.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/pipeline"
 	"github.com/lapse-dev/lapse/sources/emails"
 )
@@ -148,7 +149,7 @@ func printNight(g *globalOptions, dataDir string, r pipeline.NightResult) {
 	case r.Resumed != "":
 		what = "done (resumed after " + r.Resumed + ")"
 	}
-	if f.Degraded && r.Outcome != pipeline.OutcomeFailed {
+	if f.Degraded && r.Outcome != night.OutcomeFailed {
 		what += ", DEGRADED"
 	}
 	lookedUp := f.LookedUp

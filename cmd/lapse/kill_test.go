@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/pipeline"
 	"github.com/lapse-dev/lapse/sim"
 )
@@ -97,7 +98,7 @@ func TestRunKilledNineResumes(t *testing.T) {
 	}
 	m, err := pipeline.ReadManifest(killed, date)
 	t.Logf("killed after %d of %d planned lookups", done, m.Figures.Planned)
-	if err != nil || m.Outcome != pipeline.OutcomeOK || m.Attempts != 2 {
+	if err != nil || m.Outcome != night.OutcomeOK || m.Attempts != 2 {
 		t.Errorf("manifest after the kill: outcome %q attempts %d (%v)", m.Outcome, m.Attempts, err)
 	}
 	// The cache survived the crash and holds every domain of the night.

@@ -28,6 +28,7 @@ import (
 	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/lapse-dev/lapse/internal/duck"
+	"github.com/lapse-dev/lapse/internal/night"
 )
 
 //go:embed migrations/*.sql
@@ -35,17 +36,6 @@ var migrationFS embed.FS
 
 // ErrInUse is returned by Open when another process holds the database.
 var ErrInUse = errors.New("lapse.duckdb is in use by another lapse process")
-
-// Run and stage outcomes.
-const (
-	OutcomeRunning = "running"
-	OutcomeOK      = "ok"
-	OutcomeFailed  = "failed"
-	// OutcomeBlocked: done, but the safety brake held the changeset.
-	OutcomeBlocked = "blocked"
-	// OutcomeDegraded: done, but too many of the night's domains unknown.
-	OutcomeDegraded = "degraded"
-)
 
 // DB is an open lifecycle database.
 type DB struct {
@@ -215,7 +205,7 @@ func (d *DB) BeginRun(ctx context.Context, date string, at time.Time) (int64, er
 	}
 	var id int64
 	if err := d.db.QueryRowContext(ctx, `INSERT INTO runs (run_id, date, started_at, outcome) VALUES (nextval('run_ids'), CAST(? AS DATE), ?, ?) RETURNING run_id`,
-		date, at.UTC(), OutcomeRunning).Scan(&id); err != nil {
+		date, at.UTC(), night.OutcomeRunning).Scan(&id); err != nil {
 		return 0, fmt.Errorf("begin run %s: %w", date, err)
 	}
 	return id, nil
@@ -234,9 +224,9 @@ func (d *DB) Supersede(ctx context.Context, date string) error {
 	return nil
 }
 
-// FinishRun records the end of a run at time at: outcome is OutcomeOK,
-// OutcomeFailed, OutcomeBlocked or OutcomeDegraded (the failing stage
-// holds the error).
+// FinishRun records the end of a run at time at: outcome is
+// night.OutcomeOK, OutcomeFailed, OutcomeBlocked or OutcomeDegraded (the
+// failing stage holds the error).
 func (d *DB) FinishRun(ctx context.Context, runID int64, outcome string, at time.Time) error {
 	if _, err := d.db.ExecContext(ctx, `UPDATE runs SET finished_at = ?, outcome = ? WHERE run_id = ?`,
 		at.UTC(), outcome, runID); err != nil {
@@ -245,18 +235,9 @@ func (d *DB) FinishRun(ctx context.Context, runID int64, outcome string, at time
 	return nil
 }
 
-// StageRecord is one finished (or failed) stage of a run.
-type StageRecord struct {
-	Stage                 string
-	StartedAt, FinishedAt time.Time
-	RowsIn, RowsOut       int64
-	Outcome               string // OutcomeOK, OutcomeFailed or OutcomeBlocked
-	Error                 string
-}
-
 // RecordStage records (replacing) one stage of a run in one call, for a
 // runner that records a stage once it ended.
-func (d *DB) RecordStage(ctx context.Context, runID int64, r StageRecord) error {
+func (d *DB) RecordStage(ctx context.Context, runID int64, r night.StageRecord) error {
 	var e any
 	if r.Error != "" {
 		e = r.Error
@@ -279,54 +260,6 @@ func (d *DB) RecordStage(ctx context.Context, runID int64, r StageRecord) error 
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("record stage %s of run %d: %w", r.Stage, runID, err)
-	}
-	return nil
-}
-
-func errString(err error) any {
-	if err == nil {
-		return nil
-	}
-	return err.Error()
-}
-
-// BeginStage records the start of a stage of a run.
-func (d *DB) BeginStage(ctx context.Context, runID int64, stage string) error {
-	if _, err := d.db.ExecContext(ctx, `DELETE FROM stages WHERE run_id = ? AND stage = ?`, runID, stage); err != nil {
-		return fmt.Errorf("begin stage %s of run %d: %w", stage, runID, err)
-	}
-	if _, err := d.db.ExecContext(ctx, `INSERT INTO stages (run_id, stage, started_at, outcome) VALUES (?, ?, ?, ?)`,
-		runID, stage, d.now(), OutcomeRunning); err != nil {
-		return fmt.Errorf("begin stage %s of run %d: %w", stage, runID, err)
-	}
-	return nil
-}
-
-// StageResult is how a stage ended.
-type StageResult struct {
-	RowsIn, RowsOut int64
-	// Outcome is OutcomeOK, OutcomeFailed or OutcomeBlocked; empty means
-	// OutcomeOK when Err is nil and OutcomeFailed otherwise.
-	Outcome string
-	Err     error
-}
-
-// EndStage records the end of a stage.
-func (d *DB) EndStage(ctx context.Context, runID int64, stage string, r StageResult) error {
-	out := r.Outcome
-	if out == "" {
-		out = OutcomeOK
-		if r.Err != nil {
-			out = OutcomeFailed
-		}
-	}
-	res, err := d.db.ExecContext(ctx, `UPDATE stages SET finished_at = ?, rows_in = ?, rows_out = ?, outcome = ?, error = ? WHERE run_id = ? AND stage = ?`,
-		d.now(), r.RowsIn, r.RowsOut, out, errString(r.Err), runID, stage)
-	if err != nil {
-		return fmt.Errorf("end stage %s of run %d: %w", stage, runID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("end stage %s of run %d: the stage was never begun", stage, runID)
 	}
 	return nil
 }

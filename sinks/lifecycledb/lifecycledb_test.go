@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lapse-dev/lapse/internal/night"
 )
 
 var t0 = time.Date(2026, 6, 10, 3, 0, 0, 0, time.UTC)
@@ -141,71 +143,59 @@ func TestOpenInUseByAnotherProcess(t *testing.T) {
 func TestRunsAndStagesResume(t *testing.T) {
 	ctx := context.Background()
 	d := openTemp(t)
-	const night = "2026-06-10"
-	if s, err := d.LastFinishedStage(ctx, night); err != nil || s != "" {
+	const date = "2026-06-10"
+	if s, err := d.LastFinishedStage(ctx, date); err != nil || s != "" {
 		t.Fatalf("fresh night: %q %v", s, err)
 	}
-	r1, err := d.BeginRun(ctx, night, t0)
+	r1, err := d.BeginRun(ctx, date, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := func(run int64, stage, outcome string, at time.Time) {
 		t.Helper()
-		if err := d.RecordStage(ctx, run, StageRecord{Stage: stage, StartedAt: at, FinishedAt: at.Add(time.Minute), RowsIn: 10, RowsOut: 5, Outcome: outcome}); err != nil {
+		if err := d.RecordStage(ctx, run, night.StageRecord{Stage: stage, StartedAt: at, FinishedAt: at.Add(time.Minute), RowsIn: 10, RowsOut: 5, Outcome: outcome}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rec(r1, "snapshot", OutcomeOK, t0)
-	rec(r1, "plan", OutcomeOK, t0.Add(2*time.Minute))
-	rec(r1, "resolve", OutcomeFailed, t0.Add(4*time.Minute))
-	if err := d.FinishRun(ctx, r1, OutcomeFailed, t0.Add(5*time.Minute)); err != nil {
+	rec(r1, "snapshot", night.OutcomeOK, t0)
+	rec(r1, "plan", night.OutcomeOK, t0.Add(2*time.Minute))
+	rec(r1, "resolve", night.OutcomeFailed, t0.Add(4*time.Minute))
+	if err := d.FinishRun(ctx, r1, night.OutcomeFailed, t0.Add(5*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := d.LastFinishedStage(ctx, night); s != "plan" {
+	if s, _ := d.LastFinishedStage(ctx, date); s != "plan" {
 		t.Fatalf("after a failed resolve: %q, want plan", s)
 	}
-	if done, _ := d.NightFinished(ctx, night); done {
+	if done, _ := d.NightFinished(ctx, date); done {
 		t.Fatal("a failed night counts as finished")
 	}
 	// A second run resumes and dies without finishing anything: the first
 	// run's progress still counts.
-	r2, _ := d.BeginRun(ctx, night, t0.Add(10*time.Minute))
-	d.FinishRun(ctx, r2, OutcomeFailed, t0.Add(11*time.Minute))
-	if s, _ := d.LastFinishedStage(ctx, night); s != "plan" {
+	r2, _ := d.BeginRun(ctx, date, t0.Add(10*time.Minute))
+	d.FinishRun(ctx, r2, night.OutcomeFailed, t0.Add(11*time.Minute))
+	if s, _ := d.LastFinishedStage(ctx, date); s != "plan" {
 		t.Fatalf("after an empty run: %q, want plan", s)
 	}
-	// A third finishes the night (stages through Begin/EndStage).
-	r3, _ := d.BeginRun(ctx, night, t0.Add(20*time.Minute))
-	for _, s := range []string{"resolve", "classify", "publish"} {
-		if err := d.BeginStage(ctx, r3, s); err != nil {
-			t.Fatal(err)
-		}
-		res := StageResult{RowsIn: 3, RowsOut: 3}
-		if s == "publish" {
-			res.Outcome = OutcomeBlocked
-		}
-		if err := d.EndStage(ctx, r3, s, res); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d.FinishRun(ctx, r3, OutcomeBlocked, t0.Add(30*time.Minute))
-	if s, _ := d.LastFinishedStage(ctx, night); s != "publish" {
+	// A third finishes the night.
+	r3, _ := d.BeginRun(ctx, date, t0.Add(20*time.Minute))
+	rec(r3, "resolve", night.OutcomeOK, t0.Add(20*time.Minute))
+	rec(r3, "classify", night.OutcomeOK, t0.Add(22*time.Minute))
+	rec(r3, "publish", night.OutcomeBlocked, t0.Add(24*time.Minute))
+	d.FinishRun(ctx, r3, night.OutcomeBlocked, t0.Add(30*time.Minute))
+	if s, _ := d.LastFinishedStage(ctx, date); s != "publish" {
 		t.Fatalf("finished night: %q, want publish", s)
 	}
-	if done, _ := d.NightFinished(ctx, night); !done {
+	if done, _ := d.NightFinished(ctx, date); !done {
 		t.Fatal("finished (blocked) night not finished")
 	}
-	if err := d.EndStage(ctx, r3, "nope", StageResult{}); err == nil {
-		t.Error("ending a stage never begun succeeded")
-	}
 	// --force: earlier runs are superseded; the forced run starts over.
-	if err := d.Supersede(ctx, night); err != nil {
+	if err := d.Supersede(ctx, date); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := d.LastFinishedStage(ctx, night); s != "" {
+	if s, _ := d.LastFinishedStage(ctx, date); s != "" {
 		t.Fatalf("after supersede: %q, want none", s)
 	}
-	if done, _ := d.NightFinished(ctx, night); done {
+	if done, _ := d.NightFinished(ctx, date); done {
 		t.Fatal("superseded night still finished")
 	}
 	// Other nights are untouched.

@@ -1,0 +1,59 @@
+package night
+
+// Figures are the night's numbers: printed by `lapse demo`, written to
+// metrics.prom and the manifest.
+type Figures struct {
+	Addresses int64 `json:"addresses"`
+	Verified  int64 `json:"verified"`
+	Invalid   int64 `json:"invalid"`
+	Domains   int   `json:"domains"`
+	// Planned domains were due and fit the budget; Deferred were due and did
+	// not (they go first tomorrow); Fresh were not due (cache hits).
+	Planned  int `json:"planned"`
+	Deferred int `json:"deferred"`
+	Fresh    int `json:"fresh"`
+	// Reverified counts addresses found verified again by their owners
+	// tonight after an applied changeset un-verified them.
+	Reverified int64 `json:"reverified,omitempty"`
+	// Lookups counts provider requests by source and by "source/outcome"
+	// (outcome is the state answered or "error").
+	Lookups        map[string]int `json:"lookups"`
+	LookupOutcomes map[string]int `json:"lookup_outcomes"`
+	// LookedUp is the domains looked up tonight, over every run of the
+	// night: a forced re-run keeps (and adds to) the earlier runs' lookups.
+	LookedUp int `json:"looked_up"`
+	// UnknownDomains is the distinct domains of tonight's snapshot whose
+	// state is unknown (every source failed or could not tell), out of
+	// ClassifiedDomains, the snapshot's distinct domains; UnknownAddresses
+	// is the addresses decided unknown. Degraded says UnknownDomains is
+	// over resolve.max_unknown_fraction of ClassifiedDomains.
+	UnknownDomains    int64 `json:"unknown_domains"`
+	ClassifiedDomains int64 `json:"classified_domains"`
+	UnknownAddresses  int64 `json:"unknown_addresses"`
+	Degraded          bool  `json:"degraded,omitempty"`
+	// Flagged is the changeset's size (addresses to un-verify), by reason.
+	Flagged         int64            `json:"flagged"`
+	FlaggedByReason map[string]int64 `json:"flagged_by_reason"`
+	Watch           int64            `json:"watch"`
+	ChangesetStatus string           `json:"changeset_status"`
+	BlockedReason   string           `json:"blocked_reason,omitempty"`
+}
+
+// TotalLookups sums the lookups over providers.
+func (f Figures) TotalLookups() int {
+	n := 0
+	for _, v := range f.Lookups {
+		n += v
+	}
+	return n
+}
+
+// UnknownShare is the share of the snapshot's domains whose state is
+// unknown tonight (0 when there are none).
+func (f Figures) UnknownShare() float64 {
+	if f.ClassifiedDomains <= 0 {
+		return 0
+	}
+	return float64(f.UnknownDomains) / float64(f.ClassifiedDomains)
+}
+
