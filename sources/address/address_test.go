@@ -282,19 +282,7 @@ func BenchmarkNormalize(b *testing.B) {
 // lookup form (compared exhaustively over a small alphabet, and on long
 // labels), and gets the same result as through IDNA.
 func TestPlainHostsSkipIDNA(t *testing.T) {
-	alphabet := []byte("az09.")
-	var hosts []string
-	var gen func(prefix []byte, n int)
-	gen = func(prefix []byte, n int) {
-		hosts = append(hosts, string(prefix))
-		if n == 0 {
-			return
-		}
-		for _, c := range alphabet {
-			gen(append(prefix, c), n-1)
-		}
-	}
-	gen(nil, 6)
+	hosts := allStrings("az09.", 6)
 	long := strings.Repeat("a", 64)
 	hosts = append(hosts, long+".com", "x."+long, strings.Repeat("ab.", 90)+"com", "1.2.3.4", "127.1", "0x7f.1", "sub.example.co.uk.")
 	checked := 0

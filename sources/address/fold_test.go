@@ -37,20 +37,7 @@ func TestFold(t *testing.T) {
 // alphabet with the characters that matter (case, hyphens, dots, xn--, an
 // underscore) and a few long and odd names.
 func TestFoldASCIIShortcut(t *testing.T) {
-	alphabet := []byte("aZ0-._")
-	var names []string
-	var gen func(prefix []byte, n int)
-	gen = func(prefix []byte, n int) {
-		names = append(names, string(prefix))
-		if n == 0 {
-			return
-		}
-		for _, c := range alphabet {
-			gen(append(prefix, c), n-1)
-		}
-	}
-	gen(nil, 5)
-	names = append(names, "xn--bcher-kva.de", "XN--BCHER-KVA.DE", "xn--zz.com", "xn--a.com", "ab--cd.com",
+	names := append(allStrings("aZ0-._", 5), "xn--bcher-kva.de", "XN--BCHER-KVA.DE", "xn--zz.com", "xn--a.com", "ab--cd.com",
 		strings.Repeat("a", 64)+".com", "a b.com", "a\tb.com", "a:b", "Example.COM.", "1.2.3.4")
 	for _, n := range names {
 		a, err := idna.Lookup.ToASCII(n)
@@ -78,4 +65,22 @@ func TestFoldStrict(t *testing.T) {
 			t.Errorf("FoldStrict(%q) = %q, want an IDNA error", in, got)
 		}
 	}
+}
+
+// allStrings returns every string over alphabet of at most n bytes, the
+// empty one included, shortest prefixes first.
+func allStrings(alphabet string, n int) []string {
+	var out []string
+	var gen func(prefix []byte, n int)
+	gen = func(prefix []byte, n int) {
+		out = append(out, string(prefix))
+		if n == 0 {
+			return
+		}
+		for i := range len(alphabet) {
+			gen(append(prefix, alphabet[i]), n-1)
+		}
+	}
+	gen(nil, n)
+	return out
 }

@@ -248,18 +248,7 @@ func RunPort43(t *testing.T, f Port43Fixture) {
 			func(c net.Conn, _ string, _ int64, _ <-chan struct{}) {},
 		}
 		for i, h := range faults {
-			s := startTCP(t, h)
-			c, err := status.NewChain([]status.Provider{f.New(t, s.addr(), 5*time.Second)}, status.ChainOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			lc, err := c.Lookup(ctx, domain)
-			if err != nil {
-				t.Fatalf("fault %d: chain returned error %v", i, err)
-			}
-			if lc.State != lifecycle.Unknown || lc.Error == "" || len(lc.Evidence) != 1 || lc.Evidence[0].Error == "" {
-				t.Errorf("fault %d: %+v, want unknown with the error recorded", i, lc)
-			}
+			unknownThroughChain(t, f.New(t, startTCP(t, h).addr(), 5*time.Second), i)
 		}
 	})
 }

@@ -342,18 +342,24 @@ func Run(t *testing.T, f Fixture) {
 			func(w http.ResponseWriter, r *http.Request, _ int64) { io.WriteString(w, "not json") },
 		}
 		for i, h := range faults {
-			s := start(t, f, h)
-			c, err := status.NewChain([]status.Provider{f.provider(t, s, 5*time.Second)}, status.ChainOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			lc, err := c.Lookup(ctx, domain)
-			if err != nil {
-				t.Fatalf("fault %d: chain returned error %v", i, err)
-			}
-			if lc.State != lifecycle.Unknown || lc.Error == "" || len(lc.Evidence) != 1 || lc.Evidence[0].Error == "" {
-				t.Errorf("fault %d: %+v, want unknown with the error recorded", i, lc)
-			}
+			unknownThroughChain(t, f.provider(t, start(t, f, h), 5*time.Second), i)
 		}
 	})
+}
+
+// unknownThroughChain fails the test unless p's failing lookup, through the
+// chain, is state unknown with the error recorded in Error and Evidence.
+func unknownThroughChain(t *testing.T, p status.Provider, fault int) {
+	t.Helper()
+	c, err := status.NewChain([]status.Provider{p}, status.ChainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, err := c.Lookup(context.Background(), domain)
+	if err != nil {
+		t.Fatalf("fault %d: chain returned error %v", fault, err)
+	}
+	if lc.State != lifecycle.Unknown || lc.Error == "" || len(lc.Evidence) != 1 || lc.Evidence[0].Error == "" {
+		t.Errorf("fault %d: %+v, want unknown with the error recorded", fault, lc)
+	}
 }
