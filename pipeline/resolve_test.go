@@ -149,19 +149,6 @@ func TestResolveTornJournalLine(t *testing.T) {
 	}
 }
 
-func TestProgressLines(t *testing.T) {
-	var b strings.Builder
-	clk := &hClock{t: time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC)}
-	p := &barProgress{counter: counter{now: clk.Now}, w: &b}
-	p.Start(100)
-	clk.Add(10 * time.Second)
-	p.Add(50)
-	p.Done()
-	if !strings.Contains(b.String(), "resolve 50/100 domains  5.0/s  ETA 10s") {
-		t.Errorf("bar: %q", b.String())
-	}
-}
-
 func writeTestFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
 
 func TestLookupsCountRequestsSent(t *testing.T) {

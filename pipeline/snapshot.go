@@ -77,8 +77,9 @@ type SnapshotOptions struct {
 	Now func() time.Time
 	// Log is the stage's logger; the caller adds the date (With("date", D)).
 	Log *slog.Logger
-	// Progress, when set, is called after each batch with the rows so far.
-	Progress func(rows int64)
+	// Progress hears of each batch's rows (Start(0): the total is not
+	// known until the source ends); nil reports nothing.
+	Progress Progress
 	// Alloc allocates Arrow memory (memory.DefaultAllocator if nil).
 	Alloc memory.Allocator
 }
@@ -166,6 +167,9 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}
+	if o.Progress == nil {
+		o.Progress = NoProgress{}
+	}
 	if _, err := time.Parse(time.DateOnly, o.Date); err != nil {
 		return res, fmt.Errorf("%w: snapshot date %q: want YYYY-MM-DD", config.ErrConfig, o.Date)
 	}
@@ -235,6 +239,8 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 
 	n := newNormalizeStage(o.Alloc, o.Normalizer, o.Workers)
 	defer n.release()
+	o.Progress.Start(0)
+	defer o.Progress.Done()
 	for {
 		rec, err := src.Next(ctx)
 		if err == io.EOF {
@@ -243,6 +249,7 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 		if err != nil {
 			return res, err
 		}
+		rows := int(rec.NumRows())
 		out := n.run(rec)
 		rec.Release()
 		select {
@@ -251,9 +258,7 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 			out.Release()
 			return res, fmt.Errorf("snapshot: %w", stopWriter())
 		}
-		if o.Progress != nil {
-			o.Progress(n.rows.Read)
-		}
+		o.Progress.Add(rows)
 	}
 	if err := stopWriter(); err != nil {
 		return res, fmt.Errorf("snapshot: %w", err)

@@ -316,7 +316,7 @@ func TestSnapshotFiles(t *testing.T) {
 func TestSnapshotAtomic(t *testing.T) {
 	ctx := context.Background()
 	dataDir := t.TempDir()
-	run := func(spec string, progress func(int64)) (SnapshotResult, error) {
+	run := func(spec string, progress Progress) (SnapshotResult, error) {
 		c := config.Default()
 		c.DataDir, c.Source = dataDir, spec
 		o := SnapshotOptionsFromConfig(c, snapDate)
@@ -343,7 +343,7 @@ func TestSnapshotAtomic(t *testing.T) {
 	c := config.Default()
 	c.DataDir, c.Source = dataDir, "csv:"+writeSnapCSV(t, snapRows, "")
 	o := SnapshotOptionsFromConfig(c, snapDate)
-	o.Read.BatchSize, o.Progress = 2, func(int64) { cancel() }
+	o.Read.BatchSize, o.Progress = 2, onAdd(func() { cancel() })
 	if _, err := Snapshot(cctx, o); !errors.Is(err, context.Canceled) {
 		t.Errorf("interrupted run: %v", err)
 	}
@@ -769,3 +769,11 @@ func TestSnapshotDuplicateIDs(t *testing.T) {
 		t.Errorf("manifest rows %+v problems %+v", m.Rows, m.Problems)
 	}
 }
+
+// onAdd is a Progress calling f at each Add (a test's Ctrl-C after the
+// first batch).
+type onAdd func()
+
+func (onAdd) Start(int) {}
+func (f onAdd) Add(int) { f() }
+func (onAdd) Done()     {}

@@ -116,7 +116,7 @@ func runRun(ctx context.Context, g *globalOptions, o runOptions) error {
 		Date:         o.date,
 		Force:        o.force,
 		Log:          g.log,
-		Progress:     pipeline.NewProgress(g.stderr, g.log),
+		Progress:     newProgress(g.stderr, g.log),
 		Getenv:       func(k string) (string, bool) { return lookupEnv(g.environ, k) },
 		Version:      version,
 		AcceptShrink: o.acceptShrink,
