@@ -3,6 +3,7 @@ package status
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +105,118 @@ func TestChainCanceled(t *testing.T) {
 	}
 	if _, err := NewChain(nil, ChainOptions{}); err == nil {
 		t.Fatal("empty chain accepted")
+	}
+}
+
+// flagged answers with fixed status flags (a status API) or dates (an
+// authoritative provider), or fails with err.
+type flagged struct {
+	name  lifecycle.Source
+	state lifecycle.State
+	flags []string
+	err   error
+	calls int
+}
+
+func (f *flagged) Name() lifecycle.Source { return f.name }
+
+func (f *flagged) Lookup(_ context.Context, domain string) (lifecycle.Lifecycle, error) {
+	f.calls++
+	if f.err != nil {
+		return lifecycle.Lifecycle{}, f.err
+	}
+	lc := lifecycle.Lifecycle{Domain: domain, State: f.state, Source: f.name, Statuses: f.flags}
+	if f.name.Authoritative() {
+		reg := time.Date(2026, 10, 16, 0, 0, 0, 0, time.UTC)
+		lc.RegisteredAt = &reg
+	}
+	return lc, nil
+}
+
+// Issue 11: a Domainr-first chain asks RDAP/WHOIS when the caller wants
+// the authoritative facts (and then only them, unless they all fail), or
+// when Domainr's flags changed since the last night it was asked.
+func TestChainLookupWith(t *testing.T) {
+	const (
+		R  = lifecycle.Registered
+		A  = lifecycle.Available
+		RD = lifecycle.Redemption
+	)
+	active := []string{"active"}
+	cases := []struct {
+		name           string
+		domainr, rdap  flagged
+		whoisErr       error
+		want           Want
+		state          lifecycle.State
+		source         lifecycle.Source
+		corroborated   bool
+		domainrCalls   int
+		rdapCalls      int
+		evidence       int
+		registeredDate bool
+	}{
+		{"plain: active ends the chain", flagged{state: R, flags: active}, flagged{state: R}, nil, Want{}, R, "domainr", false, 1, 0, 1, false},
+		{"same flags: active ends the chain", flagged{state: R, flags: []string{"ACTIVE"}}, flagged{state: R}, nil, Want{PrevFlags: active}, R, "domainr", false, 1, 0, 1, false},
+		{"authoritative wanted: rdap only", flagged{state: R, flags: active}, flagged{state: R}, nil, Want{Authoritative: true}, R, "rdap", true, 0, 1, 1, true},
+		{"authoritative wanted, rdap and whois fail: domainr answers", flagged{state: R, flags: active}, flagged{err: errReset}, errReset, Want{Authoritative: true}, R, "domainr", false, 1, 1, 3, false},
+		{"authoritative wanted, all fail but domainr decisive: not asked twice", flagged{state: A, flags: []string{"inactive"}}, flagged{err: errReset}, errReset, Want{Authoritative: true}, A, "domainr", false, 1, 1, 3, false},
+		{"flags changed: rdap asked, its answer wins", flagged{state: R, flags: active}, flagged{state: R}, nil, Want{PrevFlags: []string{"undelegated", "inactive"}}, R, "rdap", true, 1, 1, 2, true},
+		{"flags changed, rdap overrules", flagged{state: R, flags: active}, flagged{state: RD}, nil, Want{PrevFlags: []string{"undelegated", "active"}}, RD, "rdap", true, 1, 1, 2, true},
+		{"flags changed, authority fails: domainr stands", flagged{state: R, flags: active}, flagged{err: errReset}, errReset, Want{PrevFlags: []string{"inactive"}}, R, "domainr", false, 1, 1, 3, false},
+		{"decisive, flags unchanged: still corroborated", flagged{state: A, flags: []string{"inactive"}}, flagged{state: A}, nil, Want{PrevFlags: []string{"inactive"}}, A, "rdap", true, 1, 1, 2, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, r := tc.domainr, tc.rdap
+			d.name, r.name = lifecycle.SourceDomainr, lifecycle.SourceRDAP
+			w := &flagged{name: lifecycle.SourceWHOIS, state: R, err: tc.whoisErr}
+			c, err := NewChain([]Provider{&d, &r, w}, ChainOptions{Now: func() time.Time { return time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lc, err := LookupWith(context.Background(), c, "zoeschmidt.com", tc.want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lc.State != tc.state || lc.Source != tc.source || lc.Corroborated != tc.corroborated {
+				t.Errorf("got %s from %s corroborated=%v, want %s from %s corroborated=%v", lc.State, lc.Source, lc.Corroborated, tc.state, tc.source, tc.corroborated)
+			}
+			if d.calls != tc.domainrCalls || r.calls != tc.rdapCalls {
+				t.Errorf("asked domainr %d, rdap %d times; want %d, %d", d.calls, r.calls, tc.domainrCalls, tc.rdapCalls)
+			}
+			if len(lc.Evidence) != tc.evidence {
+				t.Errorf("evidence %d entries, want %d: %+v", len(lc.Evidence), tc.evidence, lc.Evidence)
+			}
+			if (lc.RegisteredAt != nil) != tc.registeredDate {
+				t.Errorf("registered_at %v, want set=%v", lc.RegisteredAt, tc.registeredDate)
+			}
+		})
+	}
+	// A plain provider takes no Want: LookupWith is its Lookup.
+	p := &flagged{name: lifecycle.SourceDomainr, state: R, flags: active}
+	if lc, err := LookupWith(context.Background(), p, "a.com", Want{Authoritative: true}); err != nil || lc.Source != lifecycle.SourceDomainr || p.calls != 1 {
+		t.Errorf("plain provider: %+v %v (calls %d)", lc, err, p.calls)
+	}
+}
+
+func TestStatusFirst(t *testing.T) {
+	for _, tc := range []struct {
+		chain []lifecycle.Source
+		want  bool
+	}{
+		{[]lifecycle.Source{"domainr", "rdap", "whois"}, true},
+		{[]lifecycle.Source{"fastly", "domainr", "whois"}, true},
+		{[]lifecycle.Source{"rdap", "whois"}, false},
+		{[]lifecycle.Source{"rdap", "domainr"}, false},
+		{[]lifecycle.Source{"domainr"}, false},
+		{nil, false},
+	} {
+		if got := StatusFirst(tc.chain); got != tc.want {
+			t.Errorf("StatusFirst(%v) = %v, want %v", tc.chain, got, tc.want)
+		}
+	}
+	if got := NormalFlags([]string{"Active", " undelegated", "active", ""}); !slices.Equal(got, []string{"active", "undelegated"}) {
+		t.Errorf("NormalFlags: %q", got)
 	}
 }
