@@ -481,7 +481,7 @@ func (e *nightEnv) deps() providers.Deps {
 		t.MaxIdleConnsPerHost = max(e.opts.Config.Resolve.Concurrency, 16)
 		e.transport = t
 	}
-	return providers.Deps{Now: e.opts.Now, Log: e.opts.Log, Getenv: e.opts.Getenv, UserAgent: "lapse", Transport: e.transport}
+	return providers.Deps{Now: e.opts.Now, Log: e.opts.Log, Getenv: e.opts.Getenv, Transport: e.transport} // User-Agent: config.DefaultUserAgent
 }
 
 // Close closes what the night opened; the first error wins.
