@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,9 +11,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/providertest"
 )
 
 // checkWorld is a loopback RDAP server (404 for names starting with
@@ -48,25 +47,9 @@ func newCheckWorld(t *testing.T) *checkWorld {
 		}
 	}))
 	t.Cleanup(rdap.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				bufio.NewReader(c).ReadString('\n')
-				fmt.Fprint(c, "WHOIS LIMIT EXCEEDED - try again later\r\n")
-			}()
-		}
-	}()
+	whois := providertest.StartPort43(t, func(c net.Conn, _ string, _ int64, _ <-chan struct{}) {
+		fmt.Fprint(c, "WHOIS LIMIT EXCEEDED - try again later\r\n")
+	})
 	w.config = filepath.Join(t.TempDir(), "lapse.toml")
 	toml := fmt.Sprintf(`data_dir = %q
 [providers.rdap]
@@ -82,7 +65,7 @@ rate_per_second = 100.0
 burst = 10
 [providers.whois.servers]
 com = %q
-`, w.dataDir, rdap.URL, rdap.URL, ln.Addr().String())
+`, w.dataDir, rdap.URL, rdap.URL, whois.Addr())
 	if err := os.WriteFile(w.config, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,8 @@ type Port43Fixture struct {
 	// New builds the provider asking addr (the loopback server's
 	// host:port) about the suite's domain, each query bounded by timeout.
 	New func(t *testing.T, addr string, timeout time.Duration) status.Provider
-	// Query returns the domain a query line asks about.
+	// Query returns the domain a query (the line without its white space)
+	// asks about.
 	Query func(line string) string
 	// Found and NotFound return an answer saying domain is registered, and
 	// one saying it is not.
@@ -35,47 +36,64 @@ type Port43Fixture struct {
 	MaxBytes int
 }
 
-// tcpServer is a loopback port-43 server: it reads one query line and lets
-// the case's handler write the answer on the connection.
-type tcpServer struct {
-	ln   net.Listener
-	hits atomic.Int64
-	done chan struct{}
-	wg   sync.WaitGroup
+// Port43Server is a loopback port-43 server for tests: it reads one query
+// line per connection and lets its handler write the answer on the
+// connection. The test's cleanup closes it: done is closed (hanging
+// handlers return), then every connection, and it waits for the handlers.
+type Port43Server struct {
+	ln    net.Listener
+	hits  atomic.Int64
+	done  chan struct{}
+	wg    sync.WaitGroup
+	conns sync.Map // net.Conn → struct{}
 }
 
-func startTCP(t *testing.T, h func(c net.Conn, query string, n int64, done <-chan struct{})) *tcpServer {
+// Port43Handler answers one query (the line without its white space);
+// n counts the server's queries from 1.
+type Port43Handler func(c net.Conn, query string, n int64, done <-chan struct{})
+
+// StartPort43 starts a Port43Server on 127.0.0.1.
+func StartPort43(t *testing.T, h Port43Handler) *Port43Server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &tcpServer{ln: ln, done: make(chan struct{})}
+	s := &Port43Server{ln: ln, done: make(chan struct{})}
 	s.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			s.conns.Store(c, struct{}{})
 			s.wg.Go(func() {
+				defer s.conns.Delete(c)
 				defer c.Close()
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
 				line, err := bufio.NewReader(c).ReadString('\n')
 				if err != nil {
 					return
 				}
-				h(c, line, s.hits.Add(1), s.done)
+				c.SetReadDeadline(time.Time{})
+				h(c, strings.TrimSpace(line), s.hits.Add(1), s.done)
 			})
 		}
 	})
 	t.Cleanup(func() {
-		close(s.done) // hanging handlers return
+		close(s.done)
 		ln.Close()
+		s.conns.Range(func(c, _ any) bool { c.(net.Conn).Close(); return true })
 		s.wg.Wait()
 	})
 	return s
 }
 
-func (s *tcpServer) addr() string { return s.ln.Addr().String() }
+// Addr is the server's host:port.
+func (s *Port43Server) Addr() string { return s.ln.Addr().String() }
+
+// Hits is how many queries the server has read.
+func (s *Port43Server) Hits() int64 { return s.hits.Load() }
 
 // reset closes c with an RST instead of a FIN.
 func reset(c net.Conn) {
@@ -98,13 +116,13 @@ func RunPort43(t *testing.T, f Port43Fixture) {
 	found := func(c net.Conn, q string, _ int64, _ <-chan struct{}) {
 		io.WriteString(c, f.Found(f.Query(q)))
 	}
-	lookup := func(t *testing.T, s *tcpServer, timeout time.Duration) (lifecycle.Lifecycle, error) {
-		return f.New(t, s.addr(), timeout).Lookup(ctx, domain)
+	lookup := func(t *testing.T, s *Port43Server, timeout time.Duration) (lifecycle.Lifecycle, error) {
+		return f.New(t, s.Addr(), timeout).Lookup(ctx, domain)
 	}
 
 	t.Run("Found", func(t *testing.T) {
 		var asked atomic.Value
-		s := startTCP(t, func(c net.Conn, q string, n int64, done <-chan struct{}) {
+		s := StartPort43(t, func(c net.Conn, q string, n int64, done <-chan struct{}) {
 			asked.Store(f.Query(q))
 			found(c, q, n, done)
 		})
@@ -123,7 +141,7 @@ func RunPort43(t *testing.T, f Port43Fixture) {
 		}
 	})
 	t.Run("NotFound", func(t *testing.T) {
-		s := startTCP(t, func(c net.Conn, q string, _ int64, _ <-chan struct{}) { io.WriteString(c, f.NotFound(f.Query(q))) })
+		s := StartPort43(t, func(c net.Conn, q string, _ int64, _ <-chan struct{}) { io.WriteString(c, f.NotFound(f.Query(q))) })
 		lc, err := lookup(t, s, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -133,14 +151,14 @@ func RunPort43(t *testing.T, f Port43Fixture) {
 		}
 	})
 	t.Run("Throttled", func(t *testing.T) {
-		s := startTCP(t, func(c net.Conn, q string, n int64, done <-chan struct{}) {
+		s := StartPort43(t, func(c net.Conn, q string, n int64, done <-chan struct{}) {
 			if n == 1 {
 				io.WriteString(c, f.Throttled)
 				return
 			}
 			found(c, q, n, done)
 		})
-		p := f.New(t, s.addr(), 5*time.Second)
+		p := f.New(t, s.Addr(), 5*time.Second)
 		lc, err := p.Lookup(ctx, domain)
 		notAvailable(t, lc, err)
 		var te *status.ThrottledError
@@ -156,7 +174,7 @@ func RunPort43(t *testing.T, f Port43Fixture) {
 	})
 	t.Run("ThrottledThenReset", func(t *testing.T) {
 		// Some servers give their reason and reset the connection.
-		s := startTCP(t, func(c net.Conn, _ string, _ int64, _ <-chan struct{}) {
+		s := StartPort43(t, func(c net.Conn, _ string, _ int64, _ <-chan struct{}) {
 			io.WriteString(c, f.Throttled)
 			reset(c)
 		})
@@ -168,7 +186,7 @@ func RunPort43(t *testing.T, f Port43Fixture) {
 		}
 	})
 	t.Run("Timeout", func(t *testing.T) {
-		s := startTCP(t, func(_ net.Conn, _ string, _ int64, done <-chan struct{}) { <-done })
+		s := StartPort43(t, func(_ net.Conn, _ string, _ int64, done <-chan struct{}) { <-done })
 		lc, err := lookup(t, s, 150*time.Millisecond)
 		notAvailable(t, lc, err)
 		if !status.Retryable(err) || !errors.Is(err, context.DeadlineExceeded) {
@@ -177,14 +195,14 @@ func RunPort43(t *testing.T, f Port43Fixture) {
 		// The caller's deadline ends a hanging lookup too.
 		cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		defer cancel()
-		lc, err = f.New(t, s.addr(), time.Minute).Lookup(cctx, domain)
+		lc, err = f.New(t, s.Addr(), time.Minute).Lookup(cctx, domain)
 		notAvailable(t, lc, err)
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("caller deadline: %v, want DeadlineExceeded", err)
 		}
 	})
 	t.Run("ResetMidAnswer", func(t *testing.T) {
-		s := startTCP(t, func(c net.Conn, q string, _ int64, _ <-chan struct{}) {
+		s := StartPort43(t, func(c net.Conn, q string, _ int64, _ <-chan struct{}) {
 			a := f.Found(f.Query(q))
 			io.WriteString(c, a[:len(a)/2])
 			reset(c)
@@ -202,7 +220,7 @@ func RunPort43(t *testing.T, f Port43Fixture) {
 		"HTML":          "<html><body>502 Bad Gateway</body></html>\r\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := startTCP(t, func(c net.Conn, _ string, _ int64, _ <-chan struct{}) { io.WriteString(c, answer) })
+			s := StartPort43(t, func(c net.Conn, _ string, _ int64, _ <-chan struct{}) { io.WriteString(c, answer) })
 			lc, err := lookup(t, s, 5*time.Second)
 			notAvailable(t, lc, err)
 			if !status.Retryable(err) {
@@ -211,7 +229,7 @@ func RunPort43(t *testing.T, f Port43Fixture) {
 		})
 	}
 	t.Run("HugeAnswerCapped", func(t *testing.T) {
-		s := startTCP(t, func(c net.Conn, q string, _ int64, _ <-chan struct{}) {
+		s := StartPort43(t, func(c net.Conn, q string, _ int64, _ <-chan struct{}) {
 			// A not-found line, then terms of use until past the cap: a
 			// cut answer must not pass for the not-found it starts with.
 			io.WriteString(c, f.NotFound(f.Query(q)))
@@ -226,7 +244,7 @@ func RunPort43(t *testing.T, f Port43Fixture) {
 		notAvailable(t, lc, err)
 	})
 	t.Run("SlowServer", func(t *testing.T) {
-		s := startTCP(t, func(c net.Conn, q string, n int64, done <-chan struct{}) {
+		s := StartPort43(t, func(c net.Conn, q string, n int64, done <-chan struct{}) {
 			// Latency before the answer: the server is slow, not broken.
 			select {
 			case <-time.After(200 * time.Millisecond):
@@ -248,7 +266,7 @@ func RunPort43(t *testing.T, f Port43Fixture) {
 			func(c net.Conn, _ string, _ int64, _ <-chan struct{}) {},
 		}
 		for i, h := range faults {
-			unknownThroughChain(t, f.New(t, startTCP(t, h).addr(), 5*time.Second), i)
+			unknownThroughChain(t, f.New(t, StartPort43(t, h).Addr(), 5*time.Second), i)
 		}
 	})
 }

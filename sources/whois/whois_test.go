@@ -1,7 +1,6 @@
 package whois
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,68 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/providertest"
 	"github.com/lapse-dev/lapse/sources/status"
 )
 
 var testNow = time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)
-
-// tcpServer is a real port-43 server on 127.0.0.1: it reads one query
-// line and lets handle write the answer on the raw connection.
-type tcpServer struct {
-	ln      net.Listener
-	queries atomic.Int32
-	mu      sync.Mutex
-	seen    []string
-	done    chan struct{}
-	wg      sync.WaitGroup
-}
-
-func newTCPServer(t *testing.T, handle func(q string, c net.Conn, done <-chan struct{})) *tcpServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &tcpServer{ln: ln, done: make(chan struct{})}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer c.Close()
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err != nil {
-					return
-				}
-				q := strings.TrimSpace(line)
-				s.queries.Add(1)
-				s.mu.Lock()
-				s.seen = append(s.seen, q)
-				s.mu.Unlock()
-				handle(q, c, s.done)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		close(s.done)
-		ln.Close()
-		s.wg.Wait()
-	})
-	return s
-}
-
-func (s *tcpServer) addr() string { return s.ln.Addr().String() }
 
 func record(domain, expires string, statuses ...string) string {
 	var b strings.Builder
@@ -87,8 +33,8 @@ func record(domain, expires string, statuses ...string) string {
 	return b.String()
 }
 
-func registry(t *testing.T, registrarAddr string) *tcpServer {
-	return newTCPServer(t, func(q string, c net.Conn, done <-chan struct{}) {
+func registry(t *testing.T, registrarAddr string) *providertest.Port43Server {
+	return providertest.StartPort43(t, func(c net.Conn, q string, _ int64, _ <-chan struct{}) {
 		name, _, _ := strings.Cut(q, ".")
 		name = strings.TrimRight(name, "0123456789")
 		switch name {
@@ -127,8 +73,8 @@ func registry(t *testing.T, registrarAddr string) *tcpServer {
 	})
 }
 
-func iana(t *testing.T, registryAddr string) *tcpServer {
-	return newTCPServer(t, func(q string, c net.Conn, _ <-chan struct{}) {
+func iana(t *testing.T, registryAddr string) *providertest.Port43Server {
+	return providertest.StartPort43(t, func(c net.Conn, q string, _ int64, _ <-chan struct{}) {
 		switch q {
 		case "test":
 			fmt.Fprintf(c, "%% IANA WHOIS server\r\n\r\nrefer:        %s\r\n\r\ndomain:       TEST\r\n\r\nwhois:        %s\r\n\r\nstatus:       ACTIVE\r\n", registryAddr, registryAddr)
@@ -143,18 +89,18 @@ func iana(t *testing.T, registryAddr string) *tcpServer {
 }
 
 type fixture struct {
-	iana, registry, registrar *tcpServer
+	iana, registry, registrar *providertest.Port43Server
 	p                         *Provider
 }
 
 func setup(t *testing.T, mod func(*Config)) *fixture {
 	f := &fixture{}
-	f.registrar = newTCPServer(t, func(q string, c net.Conn, _ <-chan struct{}) {
+	f.registrar = providertest.StartPort43(t, func(c net.Conn, q string, _ int64, _ <-chan struct{}) {
 		fmt.Fprint(c, record(q, "2031-01-01T00:00:00Z", "clientTransferProhibited"))
 	})
-	f.registry = registry(t, f.registrar.addr())
-	f.iana = iana(t, f.registry.addr())
-	cfg := Config{IANAServer: f.iana.addr(), Timeout: 10 * time.Second, MaxBytes: 256 << 10, Now: func() time.Time { return testNow }}
+	f.registry = registry(t, f.registrar.Addr())
+	f.iana = iana(t, f.registry.Addr())
+	cfg := Config{IANAServer: f.iana.Addr(), Timeout: 10 * time.Second, MaxBytes: 256 << 10, Now: func() time.Time { return testNow }}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -198,7 +144,7 @@ func TestLookupStates(t *testing.T) {
 			}
 		}
 	}
-	if n := f.iana.queries.Load(); n != 1 {
+	if n := f.iana.Hits(); n != 1 {
 		t.Errorf("IANA asked %d times for one TLD, want 1", n)
 	}
 	// A thin registry: dates come from the registrar it names.
@@ -206,12 +152,12 @@ func TestLookupStates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.ExpiresAt == nil || !l.ExpiresAt.Equal(time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)) || f.registrar.queries.Load() != 1 {
-		t.Errorf("thin: expires %v after %d registrar queries", l.ExpiresAt, f.registrar.queries.Load())
+	if l.ExpiresAt == nil || !l.ExpiresAt.Equal(time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)) || f.registrar.Hits() != 1 {
+		t.Errorf("thin: expires %v after %d registrar queries", l.ExpiresAt, f.registrar.Hits())
 	}
 	// A thick answer does not send us to the registrar.
 	f.p.Lookup(ctx, "found.test")
-	if n := f.registrar.queries.Load(); n != 1 {
+	if n := f.registrar.Hits(); n != 1 {
 		t.Errorf("registrar asked %d times, want 1", n)
 	}
 }
@@ -288,7 +234,7 @@ func TestReferrals(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := f.iana.queries.Load(); n != 4 {
+	if n := f.iana.Hits(); n != 4 {
 		t.Errorf("IANA asked %d times for 4 TLDs, want 4", n)
 	}
 	// The referral cache holds TLDs and servers: 0640.
@@ -298,12 +244,12 @@ func TestReferrals(t *testing.T) {
 		t.Errorf("whois-servers.json mode %04o, want 0640", m)
 	}
 	// A new process reads the referral from disk.
-	p2, err := New(Config{IANAServer: f.iana.addr(), CacheDir: dir, Timeout: time.Second})
+	p2, err := New(Config{IANAServer: f.iana.Addr(), CacheDir: dir, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if srv, err := p2.Server(ctx, "x.test"); err != nil || srv != f.registry.addr() || f.iana.queries.Load() != 4 {
-		t.Errorf("cached referral: %q %v after %d IANA queries", srv, err, f.iana.queries.Load())
+	if srv, err := p2.Server(ctx, "x.test"); err != nil || srv != f.registry.Addr() || f.iana.Hits() != 4 {
+		t.Errorf("cached referral: %q %v after %d IANA queries", srv, err, f.iana.Hits())
 	}
 	// An override wins over IANA, longest suffix first.
 	p3, err := New(Config{IANAServer: "127.0.0.1:1", Servers: map[string]string{"test": "a:43", "co.test": "b:4343"}})

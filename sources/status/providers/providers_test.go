@@ -1,7 +1,6 @@
 package providers
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/providertest"
 	"github.com/lapse-dev/lapse/sources/status"
 )
 
@@ -122,27 +122,10 @@ func newWorld(t *testing.T) *world {
 		}
 	}))
 	t.Cleanup(w.rdap.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	w.whoisAddr = ln.Addr().String()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				q, _ := bufio.NewReader(c).ReadString('\n')
-				w.whoisHits.Add(1)
-				fmt.Fprint(c, w.whoisText(strings.TrimSpace(q)))
-			}()
-		}
-	}()
+	w.whoisAddr = providertest.StartPort43(t, func(c net.Conn, q string, _ int64, _ <-chan struct{}) {
+		w.whoisHits.Add(1)
+		fmt.Fprint(c, w.whoisText(q))
+	}).Addr()
 	return w
 }
 
