@@ -12,10 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sinks/changeset"
+	"slices"
 )
 
 // The files classify writes into DATA/decisions/date=D/.
@@ -64,7 +66,7 @@ type ClassifyOptions struct {
 	// snapshot (hive-partitioned date=D folders) for first-seen history.
 	Snapshot     string
 	SnapshotGlob string
-	// States is the domains' states (StateSchema): the night's link to the
+	// States is the domains' states (cache.StateSchema): the night's link to the
 	// cache's states copy (StatesPath). Domains outside the snapshot are
 	// ignored.
 	States string
@@ -240,14 +242,11 @@ func ReadClassifyCounts(decisions, date string) (ClassifyResult, error) {
 	return c.ClassifyResult, nil
 }
 
-// stateColumns are the cache-export columns classify reads, with their
-// types; a column missing from the file reads as NULL.
-var stateColumns = [][2]string{
-	{"state", "VARCHAR"}, {"source", "VARCHAR"}, {"statuses", "VARCHAR[]"},
-	{"registered_at", "TIMESTAMPTZ"}, {"expires_at", "TIMESTAMPTZ"}, {"checked_at", "TIMESTAMPTZ"},
-	{"corroborated", "BOOLEAN"}, {"evidence_json", "VARCHAR"}, {"decisive_nights", "INTEGER"},
-	{"previous_registered_at", "TIMESTAMPTZ"}, {"registered_at_changed_at", "TIMESTAMPTZ"},
-	{"error", "VARCHAR"},
+// stateColumns are the states file's columns (cache.StateColumns) but the
+// domain, which statesSelect reads as it is; a column missing from the
+// file reads as NULL.
+func stateColumns() []cache.StateColumn {
+	return slices.DeleteFunc(slices.Clone(cache.StateColumns), func(c cache.StateColumn) bool { return c.Name == cache.ColDomain })
 }
 
 // statesSelect reads the states file, or an empty relation of the same
@@ -258,8 +257,8 @@ func statesSelect(ctx context.Context, db *sql.DB, path string) (string, error) 
 	var b strings.Builder
 	if _, err := os.Stat(path); err != nil {
 		b.WriteString("SELECT CAST(NULL AS BIGINT) AS st_id, CAST(NULL AS VARCHAR) AS domain")
-		for _, c := range stateColumns {
-			fmt.Fprintf(&b, ", %s AS %s", duck.Null(c[1]), c[0])
+		for _, c := range stateColumns() {
+			fmt.Fprintf(&b, ", %s AS %s", duck.Null(c.SQL), c.Name)
 		}
 		b.WriteString(" WHERE false")
 		return b.String(), nil
@@ -272,8 +271,8 @@ func statesSelect(ctx context.Context, db *sql.DB, path string) (string, error) 
 		return "", fmt.Errorf("domain states %s have no domain column", path)
 	}
 	b.WriteString("SELECT file_row_number AS st_id, domain")
-	for _, c := range stateColumns {
-		fmt.Fprintf(&b, ", %s AS %s", cols.Or(c[0], c[1]), c[0])
+	for _, c := range stateColumns() {
+		fmt.Fprintf(&b, ", %s AS %s", cols.Or(c.Name, c.SQL), c.Name)
 	}
 	fmt.Fprintf(&b, " FROM read_parquet(%s, file_row_number = true)", duck.String(path))
 	return b.String(), nil

@@ -362,7 +362,7 @@ func TestClassifyOverRealCacheExport(t *testing.T) {
 		{name: "fine", domain: "fine.com", unchecked: true, created: gT("2015-01-01")},
 	}
 	paths := gWriteFixtures(t, dir, cases) // the hand-made states file is replaced below
-	if _, _, err := ExportStates(ctx, c, paths.States()); err != nil {
+	if _, _, err := cache.ExportStates(ctx, c, paths.States()); err != nil {
 		t.Fatal(err)
 	}
 	o := ClassifyOptionsFor(paths, lifecycle.DefaultPolicy, clk.Now())

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sources/status"
 )
@@ -99,15 +100,15 @@ func TestResolveRecordsAndResumes(t *testing.T) {
 	}
 
 	// Tonight's answers and states as Parquet, read back by DuckDB.
-	var rows []StateRow
+	var rows []cache.StateRow
 	for _, lc := range res.Answers {
 		e, _, _ := c.Get(ctx, lc.Domain)
-		r := RowFromEntry(e)
+		r := cache.RowFromEntry(e)
 		r.Lifecycle = lc
 		rows = append(rows, r)
 	}
 	out := filepath.Join(t.TempDir(), "domains.parquet")
-	if err := WriteStates(out, rows); err != nil {
+	if err := cache.WriteStates(out, rows); err != nil {
 		t.Fatal(err)
 	}
 	db, err := sql.Open("duckdb", "")

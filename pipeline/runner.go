@@ -597,13 +597,13 @@ func stageResolve(ctx context.Context, n *nightRun) (int64, int64, error) {
 	// set for them; those of an earlier run of the night (before a forced
 	// re-run's plan) that this plan did not ask again are kept.
 	all := r.NightAnswers()
-	rows := make([]StateRow, 0, len(all))
+	rows := make([]cache.StateRow, 0, len(all))
 	for _, lc := range all {
-		row := RowFromEntry(r.Entries[lc.Domain])
+		row := cache.RowFromEntry(r.Entries[lc.Domain])
 		row.Lifecycle = lc
 		rows = append(rows, row)
 	}
-	if err := WriteStates(n.paths.Domains(), rows); err != nil {
+	if err := cache.WriteStates(n.paths.Domains(), rows); err != nil {
 		return 0, 0, err
 	}
 	// Tonight's states: the cache's states copy, rewritten when tonight's

@@ -9,16 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
-	"github.com/lapse-dev/lapse/lifecycle"
 )
 
 // The cache's states as Parquet (DATA/states/states.parquet): every entry of
@@ -85,7 +77,7 @@ func rewriteStates(ctx context.Context, c StatesCache, path string) (StatesCopy,
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return out, fmt.Errorf("states: %w", err)
 	}
-	n, read, err := ExportStates(ctx, c, path)
+	n, read, err := cache.ExportStates(ctx, c, path)
 	if err != nil {
 		return out, fmt.Errorf("states: %w", err)
 	}
@@ -98,19 +90,6 @@ func rewriteStates(ctx context.Context, c StatesCache, path string) (StatesCopy,
 	}
 	out.Rows = n
 	return out, nil
-}
-
-// ExportStates writes every entry of the cache, in domain order and from
-// one consistent view, to path as Parquet (StateSchema), atomically. It
-// returns the rows written and the cache's change token of that view. It
-// writes the states copy and `lapse cache export`'s file alike.
-func ExportStates(ctx context.Context, c StatesCache, path string) (rows int, token string, err error) {
-	rows, err = writeStates(path, func(add func(StateRow) error) error {
-		var err error
-		token, err = c.ScanToken(ctx, func(e cache.Entry) error { return add(RowFromEntry(e)) })
-		return err
-	})
-	return rows, token, err
 }
 
 func readStatesMeta(path string) (statesMeta, bool) {
@@ -150,188 +129,4 @@ func linkStates(src, dst string) error {
 		return fmt.Errorf("states: copy %s: %w", src, err)
 	}
 	return nil
-}
-
-// StateRow is one row of states.parquet and domains.parquet: a domain's
-// lifecycle with its cache schedule and history. The column names are the
-// contract with classify (pipeline/classify.go) and `lapse cache export`.
-type StateRow struct {
-	Lifecycle             lifecycle.Lifecycle
-	LastError             string
-	ConsecutiveErrors     int
-	FirstCheckedAt        time.Time
-	LastCheckedAt         time.Time
-	NextCheck             time.Time
-	PreviousRegisteredAt  *time.Time
-	RegisteredAtChangedAt *time.Time
-	DecisiveSince         *time.Time
-	DecisiveNights        int
-	Unverified            bool
-}
-
-// RowFromEntry is a cache entry as a state row.
-func RowFromEntry(e cache.Entry) StateRow {
-	lc := e.Lifecycle
-	if lc.Domain == "" {
-		lc.Domain = e.Domain
-	}
-	if lc.State == "" {
-		lc.State = lifecycle.Unknown
-	}
-	return StateRow{
-		Lifecycle: lc, LastError: e.LastError, ConsecutiveErrors: e.ConsecutiveErrors,
-		FirstCheckedAt: e.FirstCheckedAt, LastCheckedAt: e.LastCheckedAt, NextCheck: e.NextCheck,
-		PreviousRegisteredAt: e.PreviousRegisteredAt, RegisteredAtChangedAt: e.RegisteredAtChangedAt,
-		DecisiveSince: e.DecisiveSince, DecisiveNights: e.DecisiveNights, Unverified: e.Unverified,
-	}
-}
-
-var tsUS = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
-
-// StateSchema is the Arrow schema of states.parquet and domains.parquet.
-var StateSchema = arrow.NewSchema([]arrow.Field{
-	{Name: "domain", Type: arrow.BinaryTypes.String},
-	{Name: "state", Type: arrow.BinaryTypes.String},
-	{Name: "statuses", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
-	{Name: "registered_at", Type: tsUS, Nullable: true},
-	{Name: "expires_at", Type: tsUS, Nullable: true},
-	{Name: "last_changed", Type: tsUS, Nullable: true},
-	{Name: "delegated", Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
-	{Name: "source", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "checked_at", Type: tsUS, Nullable: true},
-	{Name: "as_of", Type: tsUS, Nullable: true},
-	{Name: "error", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "corroborated", Type: arrow.FixedWidthTypes.Boolean},
-	{Name: "evidence_json", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "next_check", Type: tsUS, Nullable: true},
-	{Name: "consecutive_errors", Type: arrow.PrimitiveTypes.Int64},
-	{Name: "unverified", Type: arrow.FixedWidthTypes.Boolean},
-	{Name: "previous_registered_at", Type: tsUS, Nullable: true},
-	{Name: "registered_at_changed_at", Type: tsUS, Nullable: true},
-	{Name: "decisive_since", Type: tsUS, Nullable: true},
-	{Name: "decisive_nights", Type: arrow.PrimitiveTypes.Int64},
-	{Name: "last_error", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: "first_checked_at", Type: tsUS, Nullable: true},
-	{Name: "last_checked_at", Type: tsUS, Nullable: true},
-}, nil)
-
-// noClose hides Close from pqarrow, which would close the atomic file
-// before it is committed.
-type noClose struct{ io.Writer }
-
-// WriteStates writes rows (sorted by domain by the caller) to path as
-// Parquet, atomically. The file holds no addresses.
-func WriteStates(path string, rows []StateRow) error {
-	_, err := writeStates(path, func(add func(StateRow) error) error {
-		for _, r := range rows {
-			if err := add(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	return err
-}
-
-// writeStates writes the rows that each calls add with, in batches, to
-// path as Parquet, atomically, and returns how many there were.
-func writeStates(path string, each func(add func(StateRow) error) error) (int, error) {
-	n := 0
-	err := atomicfile.WriteFrom(path, 0o640, func(w io.Writer) error {
-		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithMaxRowGroupLength(256<<10))
-		fw, err := pqarrow.NewFileWriter(StateSchema, noClose{w}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-		if err != nil {
-			return fmt.Errorf("parquet %s: %w", path, err)
-		}
-		b := array.NewRecordBuilder(memory.DefaultAllocator, StateSchema)
-		defer b.Release()
-		flush := func() error {
-			rec := b.NewRecordBatch()
-			defer rec.Release()
-			return fw.WriteBuffered(rec)
-		}
-		err = each(func(r StateRow) error {
-			appendRow(b, r)
-			n++
-			if n%(64<<10) == 0 {
-				if err := flush(); err != nil {
-					return fmt.Errorf("parquet %s: %w", path, err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if err := flush(); err != nil {
-			return fmt.Errorf("parquet %s: %w", path, err)
-		}
-		if err := fw.Close(); err != nil {
-			return fmt.Errorf("parquet %s: %w", path, err)
-		}
-		return nil
-	})
-	return n, err
-}
-
-func appendRow(b *array.RecordBuilder, r StateRow) {
-	lc := r.Lifecycle
-	str := func(i int, s string, nullEmpty bool) {
-		f := b.Field(i).(*array.StringBuilder)
-		if nullEmpty && s == "" {
-			f.AppendNull()
-			return
-		}
-		f.Append(s)
-	}
-	ts := func(i int, t *time.Time) {
-		f := b.Field(i).(*array.TimestampBuilder)
-		if t == nil || t.IsZero() {
-			f.AppendNull()
-			return
-		}
-		f.Append(arrow.Timestamp(t.UTC().UnixMicro()))
-	}
-	val := func(t time.Time) *time.Time { return &t }
-	str(0, lc.Domain, false)
-	str(1, string(lc.State), false)
-	lb := b.Field(2).(*array.ListBuilder)
-	if lc.Statuses == nil {
-		lb.AppendNull()
-	} else {
-		lb.Append(true)
-		vb := lb.ValueBuilder().(*array.StringBuilder)
-		for _, s := range lc.Statuses {
-			vb.Append(s)
-		}
-	}
-	ts(3, lc.RegisteredAt)
-	ts(4, lc.ExpiresAt)
-	ts(5, lc.LastChanged)
-	if lc.Delegated == nil {
-		b.Field(6).AppendNull()
-	} else {
-		b.Field(6).(*array.BooleanBuilder).Append(*lc.Delegated)
-	}
-	str(7, string(lc.Source), true)
-	ts(8, val(lc.CheckedAt))
-	ts(9, val(lc.AsOf))
-	str(10, lc.Error, true)
-	b.Field(11).(*array.BooleanBuilder).Append(lc.Corroborated)
-	if len(lc.Evidence) == 0 {
-		b.Field(12).AppendNull()
-	} else {
-		ev, _ := json.Marshal(lc.Evidence)
-		str(12, string(ev), false)
-	}
-	ts(13, val(r.NextCheck))
-	b.Field(14).(*array.Int64Builder).Append(int64(r.ConsecutiveErrors))
-	b.Field(15).(*array.BooleanBuilder).Append(r.Unverified)
-	ts(16, r.PreviousRegisteredAt)
-	ts(17, r.RegisteredAtChangedAt)
-	ts(18, r.DecisiveSince)
-	b.Field(19).(*array.Int64Builder).Append(int64(r.DecisiveNights))
-	str(20, r.LastError, true)
-	ts(21, val(r.FirstCheckedAt))
-	ts(22, val(r.LastCheckedAt))
 }

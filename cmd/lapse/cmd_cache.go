@@ -159,7 +159,7 @@ func runCacheGet(ctx context.Context, c *cache.Cache, w io.Writer, domain string
 
 func runCacheExport(ctx context.Context, g *globalOptions, c *cache.Cache, path string) error {
 	start := time.Now()
-	rows, _, err := pipeline.ExportStates(ctx, c, path)
+	rows, _, err := cache.ExportStates(ctx, c, path)
 	if err != nil {
 		return fmt.Errorf("cache export to %s: %w", path, err)
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/internal/night"
 )
@@ -315,14 +316,48 @@ func (d *DB) AppendObservations(ctx context.Context, date, parquetPath string) (
 	if !cols.Has("domain") {
 		return 0, fmt.Errorf("append observations %s: %s has no domain column", date, parquetPath)
 	}
-	sel := strings.Join([]string{
-		"CAST(? AS DATE)", `"domain"`, `regexp_extract("domain", '[^.]+$')`,
-		cols.Or("state", "VARCHAR"), cols.Or("source", "VARCHAR"), cols.Or("statuses", "VARCHAR[]"),
-		cols.Or("registered_at", "TIMESTAMPTZ"), cols.Or("expires_at", "TIMESTAMPTZ"), cols.Or("checked_at", "TIMESTAMPTZ"),
-		cols.Or("corroborated", "BOOLEAN"), redact(cols.Or("error", "VARCHAR")), redact(cols.Or("evidence_json", "VARCHAR")),
-	}, ", ")
+	names, exprs, err := d.observationColumns(ctx, cols)
+	if err != nil {
+		return 0, fmt.Errorf("append observations %s: %w", date, err)
+	}
 	return d.replaceNight(ctx, "domain_observations", date,
-		`INSERT INTO domain_observations SELECT `+sel+` FROM read_parquet(?)`, date, parquetPath)
+		`INSERT INTO domain_observations (date, domain, tld, `+strings.Join(names, ", ")+`)
+		SELECT CAST(? AS DATE), "domain", regexp_extract("domain", '[^.]+$'), `+strings.Join(exprs, ", ")+` FROM read_parquet(?)`,
+		date, parquetPath)
+}
+
+// observationColumns are the columns of the states files (cache.StateColumns)
+// that domain_observations keeps, and for each the expression reading it
+// from a file with columns cols (NULL where the file lacks it); provider
+// text is redacted.
+func (d *DB) observationColumns(ctx context.Context, cols duck.Cols) (names, exprs []string, err error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT column_name FROM information_schema.columns WHERE table_name = 'domain_observations'`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("columns of domain_observations: %w", err)
+	}
+	defer rows.Close()
+	kept := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, nil, fmt.Errorf("columns of domain_observations: %w", err)
+		}
+		kept[n] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("columns of domain_observations: %w", err)
+	}
+	for _, c := range cache.StateColumns {
+		if c.Name == cache.ColDomain || !kept[c.Name] {
+			continue
+		}
+		e := cols.Or(c.Name, c.SQL)
+		if c.SQL == "VARCHAR" {
+			e = redact(e)
+		}
+		names, exprs = append(names, duck.Ident(c.Name)), append(exprs, e)
+	}
+	return names, exprs, nil
 }
 
 // AppendDecisions loads the night's decisions (classify's Parquet output)
