@@ -500,28 +500,6 @@ func (e *nightEnv) Close() error {
 	return errors.Join(errs...)
 }
 
-// planBudget is tonight's lookup cap: resolve.budget, and the night budget
-// of the chain's first provider (every planned domain costs one lookup
-// there; the providers enforce their own budgets on top). 0 means no cap.
-func planBudget(c config.Config, first string) int {
-	b := c.Resolve.Budget
-	var pb int
-	switch first {
-	case "domainr":
-		pb = c.Providers.Domainr.BudgetPerNight
-	case "fastly":
-		pb = c.Providers.Fastly.BudgetPerNight
-	case "rdap":
-		pb = c.Providers.RDAP.BudgetPerNight
-	case "whois":
-		pb = c.Providers.WHOIS.BudgetPerNight
-	}
-	if pb > 0 && (b == 0 || pb < b) {
-		b = pb
-	}
-	return b
-}
-
 // journalPath is tonight's lookup journal (resume of resolve).
 func journalPath(p NightPaths) string {
 	return filepath.Join(p.DataDir, "observations", "date="+p.Date, "lookups.jsonl")
@@ -532,17 +510,14 @@ func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	first := ""
-	if order, err := providers.Order(n.opts.Config, n.env.deps()); err == nil && len(order) > 0 {
-		first = order[0]
-	}
+	budget := providers.NightBudget(n.opts.Config, n.env.deps())
 	force, err := reverified(ctx, n)
 	if err != nil {
 		return 0, 0, err
 	}
 	p, err := MakePlan(ctx, PlanOptions{
 		Date: n.opts.Date, SnapshotPath: n.paths.Snapshot(), Cache: c, Now: n.opts.Now(), Force: force,
-		Budget: planBudget(n.opts.Config, first), WatchWindow: n.opts.Config.Policy.WatchWindow.Std(),
+		Budget: budget, WatchWindow: n.opts.Config.Policy.WatchWindow.Std(),
 		CheckAll: n.opts.CheckAll, States: StatesPath(n.opts.Config.DataDir),
 	})
 	if err != nil {
