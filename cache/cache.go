@@ -18,6 +18,7 @@ import (
 
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sources/address"
+	"github.com/lapse-dev/lapse/sources/status"
 )
 
 // ErrLocked is returned (wrapped, with the folder in the message) by Open
@@ -81,6 +82,29 @@ type Entry struct {
 	// available domain is re-checked weekly instead of nightly. Cleared when
 	// the name is registered again.
 	Unverified bool `json:"unverified"`
+
+	// The authoritative facts (issue 11), kept beside the latest state: a
+	// status-API-first chain ends on the status API's "active", which
+	// carries no dates, so the latest answer of RDAP or WHOIS is kept
+	// apart with its own schedule (Refresh). AuthCheckedAt is when it
+	// answered (nil: never), AuthSource and AuthState what it said, and
+	// AuthRegisteredAt and AuthExpiresAt the dates it gave (nil when it
+	// gave none). AuthFailures counts the consecutive lookups that asked
+	// RDAP/WHOIS and got no answer from them; AuthRetryAt is when the
+	// refresh may be tried again after them (1, 2, 4, then 7 nights).
+	AuthCheckedAt    *time.Time       `json:"auth_checked_at"`
+	AuthSource       lifecycle.Source `json:"auth_source"`
+	AuthState        lifecycle.State  `json:"auth_state"`
+	AuthRegisteredAt *time.Time       `json:"auth_registered_at"`
+	AuthExpiresAt    *time.Time       `json:"auth_expires_at"`
+	AuthFailures     int              `json:"auth_failures"`
+	AuthRetryAt      *time.Time       `json:"auth_retry_at"`
+	// The status API's latest answer (Domainr, Fastly): its source, its
+	// flags (status.NormalFlags: lowercase, sorted) and when. The chain
+	// compares tonight's flags with them (status.Want.PrevFlags).
+	StatusSource    lifecycle.Source `json:"status_source"`
+	StatusFlags     []string         `json:"status_flags"`
+	StatusCheckedAt *time.Time       `json:"status_checked_at"`
 }
 
 // Cache is the Badger-backed cache of domain lifecycles. It is safe for
@@ -102,9 +126,9 @@ type Cache struct {
 const keyPrefix = "d/"
 
 // encodingV1 is the first byte of a value holding the JSON encoding of
-// Entry, lapse's first. Values are now written in encodingV2 (codec.go);
-// decode reads both, and a writable Open rewrites V1 values once
-// (migrate).
+// Entry, lapse's first. Values are now written in encodingV3 (codec.go);
+// decode reads V1, V2 and V3, and a writable Open rewrites older values
+// once (migrate).
 const encodingV1 byte = 1
 
 // Open opens (creating when writable) the cache in dir. A second writer, or
@@ -288,9 +312,10 @@ func NormalizeDomain(d string) string { return address.Fold(d) }
 
 func key(domain string) []byte { return []byte(keyPrefix + domain) }
 
-// encode writes the current encoding (encodingV2); encodeV1 is kept for
-// the tests that hold the two to the same entries and for migration tests.
-func encode(e Entry) ([]byte, error) { return encodeV2(e), nil }
+// encode writes the current encoding (encodingV3); encodeV1 and encodeV2
+// are kept for the tests that hold them to the same entries and for
+// migration tests.
+func encode(e Entry) ([]byte, error) { return encodeV3(e), nil }
 
 func encodeV1(e Entry) ([]byte, error) {
 	b, err := json.Marshal(e)
@@ -319,9 +344,16 @@ func decodeInto(k, v []byte, e *Entry) error {
 		if err := json.Unmarshal(v[1:], e); err != nil {
 			return fmt.Errorf("cache entry %s: %w", k, err)
 		}
+		deriveFacts(e)
 		return nil
 	case encodingV2:
 		if err := decodeV2Into(v[1:], e); err != nil {
+			return fmt.Errorf("cache entry %s: %w", k, err)
+		}
+		deriveFacts(e)
+		return nil
+	case encodingV3:
+		if err := decodeV3Into(v[1:], e); err != nil {
 			return fmt.Errorf("cache entry %s: %w", k, err)
 		}
 		return nil
@@ -455,6 +487,7 @@ func merge(prev Entry, found bool, domain string, lc lifecycle.Lifecycle, now ti
 	prevChecked := e.LastCheckedAt
 	e.LastCheckedAt = checked
 
+	e.noteFacts(lc, checked, true)
 	if lc.State == lifecycle.Unknown || lc.State == "" {
 		e.ConsecutiveErrors++
 		e.LastError = lc.Error
@@ -470,7 +503,6 @@ func merge(prev Entry, found bool, domain string, lc lifecycle.Lifecycle, now ti
 
 	e.ConsecutiveErrors = 0
 	e.LastError = ""
-	e.Lifecycle = lc
 	if r := lc.RegisteredAt; r != nil {
 		if k := e.KnownRegisteredAt; k != nil && r.Sub(*k) > reregistrationTolerance {
 			prevReg, at := *k, checked
@@ -479,6 +511,7 @@ func merge(prev Entry, found bool, domain string, lc lifecycle.Lifecycle, now ti
 		reg := r.UTC()
 		e.KnownRegisteredAt = &reg
 	}
+	e.Lifecycle = keepFacts(e, lc)
 	if lc.State.Decisive() {
 		switch {
 		case e.DecisiveSince == nil:
@@ -499,6 +532,98 @@ func merge(prev Entry, found bool, domain string, lc lifecycle.Lifecycle, now ti
 }
 
 func known(s lifecycle.State) bool { return s != "" && s != lifecycle.Unknown }
+
+// noteFacts keeps the authoritative and status API answers among lc's
+// evidence (lc itself when it has none) in e: the first authoritative
+// answer that told a state sets the Auth fields (its dates as given, nil
+// included: an authoritative answer may erase); an authoritative provider
+// asked without such an answer counts a failure when countFailures (the
+// refresh backs off); the last status API answer that told a state sets
+// the Status fields.
+func (e *Entry) noteFacts(lc lifecycle.Lifecycle, checked time.Time, countFailures bool) {
+	ev := lc.Evidence
+	if len(ev) == 0 {
+		ev = []lifecycle.Evidence{lc.AsEvidence()}
+	}
+	var auth, st *lifecycle.Evidence
+	authFailed := false
+	for i := range ev {
+		x := &ev[i]
+		ok := x.Error == "" && known(x.State)
+		switch {
+		case x.Source.Authoritative():
+			if ok && auth == nil {
+				auth = x
+			} else if !ok {
+				authFailed = true
+			}
+		case x.Source.BestEffort():
+			if ok {
+				st = x
+			}
+		}
+	}
+	at := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			t = checked
+		}
+		t = t.UTC()
+		return &t
+	}
+	switch {
+	case auth != nil:
+		e.AuthCheckedAt, e.AuthSource, e.AuthState = at(auth.CheckedAt), auth.Source, auth.State
+		e.AuthRegisteredAt, e.AuthExpiresAt = utcPtr(auth.RegisteredAt), utcPtr(auth.ExpiresAt)
+		e.AuthFailures, e.AuthRetryAt = 0, nil
+	case authFailed && countFailures:
+		e.AuthFailures++
+		retry := days(checked, backoffNights(e.AuthFailures))
+		e.AuthRetryAt = &retry
+	}
+	if st != nil {
+		e.StatusSource, e.StatusFlags, e.StatusCheckedAt = st.Source, status.NormalFlags(st.Statuses), at(st.CheckedAt)
+	}
+}
+
+// keepFacts is a known answer as the entry keeps it: a status API's answer
+// that the name is held (its "active" carries no dates) never erases the
+// dates the latest authoritative answer gave, and never turns an expiring
+// or grace state the authority saw into plain registered (a status API
+// cannot tell them apart: the authoritative refresh decides).
+func keepFacts(e Entry, lc lifecycle.Lifecycle) lifecycle.Lifecycle {
+	if lc.Source.Authoritative() || !lc.State.RegisteredFamily() || e.AuthCheckedAt == nil {
+		return lc
+	}
+	if lc.RegisteredAt == nil {
+		lc.RegisteredAt = utcPtr(e.AuthRegisteredAt)
+	}
+	if lc.ExpiresAt == nil {
+		lc.ExpiresAt = utcPtr(e.AuthExpiresAt)
+	}
+	if lc.State == lifecycle.Registered && (e.AuthState == lifecycle.Expiring || e.AuthState == lifecycle.Grace) {
+		lc.State = e.AuthState
+	}
+	return lc
+}
+
+// deriveFacts fills the Auth and Status fields of an entry an older lapse
+// wrote (encodings 1 and 2 had none) from its kept answer's evidence.
+func deriveFacts(e *Entry) {
+	if e.AuthCheckedAt != nil || e.StatusCheckedAt != nil || e.AuthFailures != 0 {
+		return // a V1 value written by this lapse (tests): already there
+	}
+	if known(e.Lifecycle.State) {
+		e.noteFacts(e.Lifecycle, e.Lifecycle.CheckedAt, false)
+	}
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
 
 // MarkUnverified notes that the addresses on these domains were
 // un-verified, so available domains among them are re-checked weekly.
@@ -595,6 +720,10 @@ type Stats struct {
 	Errors int `json:"errors"`
 	// Reregistered counts entries whose registered_at changed.
 	Reregistered int `json:"reregistered"`
+	// NoAuthoritative counts entries without an answer of RDAP or WHOIS
+	// yet: no registration or expiry date (a status-API-first chain's
+	// refresh backlog).
+	NoAuthoritative int `json:"no_authoritative"`
 	// SizeBytes is the space the cache's files take on disk.
 	SizeBytes int64     `json:"size_bytes"`
 	At        time.Time `json:"at"`
@@ -616,6 +745,9 @@ func (c *Cache) Stats(ctx context.Context) (Stats, error) {
 		}
 		if e.PreviousRegisteredAt != nil {
 			s.Reregistered++
+		}
+		if e.AuthCheckedAt == nil {
+			s.NoAuthoritative++
 		}
 		return nil
 	})

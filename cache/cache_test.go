@@ -526,3 +526,121 @@ func TestKilledRunKeepsCommittedRecords(t *testing.T) {
 		t.Errorf("%d entries after the killed run, want %d", got, n)
 	}
 }
+
+// statusAnswer is a Domainr answer (no dates), with RDAP's failure in the
+// evidence when rdapErr is set: the chain asked it and it failed.
+func statusAnswer(domain string, st lifecycle.State, flags []string, at time.Time, rdapErr string) lifecycle.Lifecycle {
+	lc := lifecycle.Lifecycle{Domain: domain, State: st, Statuses: flags, Source: lifecycle.SourceDomainr, CheckedAt: at, AsOf: at,
+		Evidence: []lifecycle.Evidence{{Source: lifecycle.SourceDomainr, State: st, Statuses: flags, CheckedAt: at}}}
+	if rdapErr != "" {
+		lc.Evidence = append(lc.Evidence, lifecycle.Evidence{Source: lifecycle.SourceRDAP, State: lifecycle.Unknown, CheckedAt: at, Error: rdapErr})
+	}
+	return lc
+}
+
+// Issue 11: a status API's answer never erases the dates an
+// authoritative one gave, and the entry keeps both answers' facts apart.
+func TestStatusAnswerKeepsAuthoritativeFacts(t *testing.T) {
+	clk := &clock{t: ts("2026-03-10T02:00:00Z")}
+	c := openTest(t, t.TempDir(), clk)
+	ctx := context.Background()
+	first := clk.Now()
+	if _, err := c.Record(ctx, answer("ex.com", lifecycle.Registered, first)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(first.Add(30 * Day))
+	e, err := c.Record(ctx, statusAnswer("ex.com", lifecycle.Registered, []string{"Active"}, clk.Now(), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := e.Lifecycle
+	if lc.Source != lifecycle.SourceDomainr || lc.RegisteredAt == nil || !lc.RegisteredAt.Equal(ts("2015-06-01T10:00:00Z")) ||
+		lc.ExpiresAt == nil || !lc.ExpiresAt.Equal(ts("2027-06-01T10:00:00Z")) {
+		t.Fatalf("status answer lost the dates: %+v", lc)
+	}
+	if e.AuthCheckedAt == nil || !e.AuthCheckedAt.Equal(first) || e.AuthSource != lifecycle.SourceRDAP || e.AuthState != lifecycle.Registered {
+		t.Errorf("authoritative facts: checked %v source %s state %s", e.AuthCheckedAt, e.AuthSource, e.AuthState)
+	}
+	if e.StatusSource != lifecycle.SourceDomainr || !reflect.DeepEqual(e.StatusFlags, []string{"active"}) || e.StatusCheckedAt == nil || !e.StatusCheckedAt.Equal(clk.Now()) {
+		t.Errorf("status facts: %s %q %v", e.StatusSource, e.StatusFlags, e.StatusCheckedAt)
+	}
+	if e.PreviousRegisteredAt != nil {
+		t.Error("kept dates read as a re-registration")
+	}
+	// The schedule reads the kept expiry: 14 days before it when that
+	// comes before the 30 days.
+	soon := answer("soon.com", lifecycle.Registered, first)
+	soon.ExpiresAt, soon.Evidence[0].ExpiresAt = tp("2026-05-10T00:00:00Z"), tp("2026-05-10T00:00:00Z")
+	if _, err := c.Record(ctx, soon); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := c.Record(ctx, statusAnswer("soon.com", lifecycle.Registered, []string{"active"}, clk.Now(), "")); !s.NextCheck.Equal(ts("2026-05-10T00:00:00Z").Add(-ExpiryLead)) {
+		t.Errorf("next check %s, want 14 days before the kept expiry", s.NextCheck)
+	}
+	// A stored expiry is not lost when a later status answer has none,
+	// night after night.
+	clk.Set(clk.Now().Add(30 * Day))
+	if e, _ = c.Record(ctx, statusAnswer("ex.com", lifecycle.Registered, []string{"active"}, clk.Now(), "")); e.Lifecycle.ExpiresAt == nil {
+		t.Fatal("expiry lost on the second status answer")
+	}
+	// A later authoritative registration date is a re-registration.
+	clk.Set(clk.Now().Add(Day))
+	again := answer("ex.com", lifecycle.Registered, clk.Now())
+	again.RegisteredAt, again.Evidence[0].RegisteredAt = tp("2026-05-01T00:00:00Z"), tp("2026-05-01T00:00:00Z")
+	e, _ = c.Record(ctx, again)
+	if e.PreviousRegisteredAt == nil || !e.PreviousRegisteredAt.Equal(ts("2015-06-01T10:00:00Z")) || !e.AuthRegisteredAt.Equal(ts("2026-05-01T00:00:00Z")) {
+		t.Fatalf("re-registration: previous %v, auth registered %v", e.PreviousRegisteredAt, e.AuthRegisteredAt)
+	}
+	// An authoritative answer may erase: WHOIS without an expiry.
+	clk.Set(clk.Now().Add(Day))
+	w := answer("ex.com", lifecycle.Registered, clk.Now())
+	w.Source, w.ExpiresAt, w.Evidence[0].Source, w.Evidence[0].ExpiresAt = lifecycle.SourceWHOIS, nil, lifecycle.SourceWHOIS, nil
+	w.RegisteredAt, w.Evidence[0].RegisteredAt = again.RegisteredAt, again.RegisteredAt
+	if e, _ = c.Record(ctx, w); e.AuthExpiresAt != nil || e.Lifecycle.ExpiresAt != nil || e.AuthSource != lifecycle.SourceWHOIS {
+		t.Errorf("WHOIS without expiry: auth %v lc %v", e.AuthExpiresAt, e.Lifecycle.ExpiresAt)
+	}
+}
+
+// A status API says "active" through grace: after RDAP saw grace, its
+// "active" keeps the grace state (nightly re-checks) until RDAP answers
+// again; an "inactive" answer takes no dates from the old registration.
+func TestStatusAnswerKeepsLapsingState(t *testing.T) {
+	clk := &clock{t: ts("2026-03-10T02:00:00Z")}
+	c := openTest(t, t.TempDir(), clk)
+	ctx := context.Background()
+	g := answer("ex.com", lifecycle.Grace, clk.Now())
+	g.ExpiresAt, g.Evidence[0].ExpiresAt = tp("2026-03-01T00:00:00Z"), tp("2026-03-01T00:00:00Z")
+	if _, err := c.Record(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(clk.Now().Add(Day))
+	e, _ := c.Record(ctx, statusAnswer("ex.com", lifecycle.Registered, []string{"active"}, clk.Now(), "rdap ex.com: connection reset"))
+	if e.Lifecycle.State != lifecycle.Grace || !e.NextCheck.Equal(clk.Now().Add(Day-NightSlack)) {
+		t.Errorf("grace lost to a status answer: %s, next %s", e.Lifecycle.State, e.NextCheck)
+	}
+	if e.AuthFailures != 1 || e.AuthRetryAt == nil || !e.AuthRetryAt.Equal(clk.Now().Add(Day-NightSlack)) {
+		t.Errorf("failed refresh: failures %d retry %v", e.AuthFailures, e.AuthRetryAt)
+	}
+	clk.Set(clk.Now().Add(Day))
+	if e, _ = c.Record(ctx, statusAnswer("ex.com", lifecycle.Registered, []string{"active"}, clk.Now(), "rdap ex.com: timeout")); e.AuthFailures != 2 || !e.AuthRetryAt.Equal(clk.Now().Add(2*Day-NightSlack)) {
+		t.Errorf("second failed refresh: failures %d retry %v", e.AuthFailures, e.AuthRetryAt)
+	}
+	clk.Set(clk.Now().Add(2 * Day))
+	e, _ = c.Record(ctx, statusAnswer("ex.com", lifecycle.Available, []string{"undelegated", "inactive"}, clk.Now(), ""))
+	if e.Lifecycle.State != lifecycle.Available || e.Lifecycle.ExpiresAt != nil || e.Lifecycle.RegisteredAt != nil {
+		t.Errorf("inactive took the old registration's dates: %+v", e.Lifecycle)
+	}
+	if e.AuthFailures != 2 {
+		t.Errorf("a lookup that did not ask RDAP changed its failures: %d", e.AuthFailures)
+	}
+	if _, err := c.Record(ctx, statusAnswer("new.com", lifecycle.Registered, []string{"active"}, clk.Now(), "")); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.Stats(ctx); err != nil || st.NoAuthoritative != 1 {
+		t.Errorf("stats: %d entries without an authoritative answer, want 1 (err %v)", st.NoAuthoritative, err)
+	}
+	clk.Set(clk.Now().Add(Day))
+	if e, _ = c.Record(ctx, answer("ex.com", lifecycle.Registered, clk.Now())); e.AuthFailures != 0 || e.AuthRetryAt != nil {
+		t.Errorf("an authoritative answer did not reset the failures: %d %v", e.AuthFailures, e.AuthRetryAt)
+	}
+}

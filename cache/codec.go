@@ -12,6 +12,14 @@ import (
 	"github.com/lapse-dev/lapse/lifecycle"
 )
 
+// encodingV3 is encodingV2 followed by the authoritative and status API
+// facts of issue 11, in Entry order: AuthCheckedAt, AuthSource,
+// AuthState, AuthRegisteredAt, AuthExpiresAt, AuthFailures, AuthRetryAt,
+// StatusSource, StatusFlags, StatusCheckedAt. A V1 or V2 value decodes
+// with them derived from its kept answer's evidence (deriveFacts), as
+// the migration writes them.
+const encodingV3 byte = 3
+
 // encodingV2 is a compact binary encoding of Entry: a warm night reads
 // every entry of the snapshot's domains, and decoding JSON was most of
 // that (about 20 µs an entry against well under one). It holds exactly
@@ -89,9 +97,34 @@ func (w *encoder) boolPtr(v *bool) {
 	}
 }
 
+// encodeV2 writes e in encodingV2 (its facts of issue 11 left out): the
+// format of the lapse before, for the migration tests.
 func encodeV2(e Entry) []byte {
 	w := encoder{b: make([]byte, 0, 256)}
 	w.b = append(w.b, encodingV2)
+	w.v2(e)
+	return w.b
+}
+
+func encodeV3(e Entry) []byte {
+	w := encoder{b: make([]byte, 0, 320)}
+	w.b = append(w.b, encodingV3)
+	w.v2(e)
+	w.timePtr(e.AuthCheckedAt)
+	w.str(string(e.AuthSource))
+	w.str(string(e.AuthState))
+	w.timePtr(e.AuthRegisteredAt)
+	w.timePtr(e.AuthExpiresAt)
+	w.int(int64(e.AuthFailures))
+	w.timePtr(e.AuthRetryAt)
+	w.str(string(e.StatusSource))
+	w.strs(e.StatusFlags)
+	w.timePtr(e.StatusCheckedAt)
+	return w.b
+}
+
+// v2 writes the fields of encodingV2.
+func (w *encoder) v2(e Entry) {
 	w.str(e.Domain)
 	lc := e.Lifecycle
 	w.str(lc.Domain)
@@ -133,7 +166,6 @@ func encodeV2(e Entry) []byte {
 	w.timePtr(e.DecisiveSince)
 	w.int(int64(e.DecisiveNights))
 	w.bool(e.Unverified)
-	return w.b
 }
 
 // decoder reads encodingV2; the first error sticks and later reads
@@ -306,6 +338,46 @@ func decodeV2(b []byte) (Entry, error) {
 // night's read copies none of them). On error *e is partly filled.
 func decodeV2Into(b []byte, e *Entry) error {
 	r := decoder{b: b}
+	r.v2(e)
+	return r.end()
+}
+
+// decodeV3 reads an encodingV3 value without its version byte.
+func decodeV3(b []byte) (Entry, error) {
+	var e Entry
+	if err := decodeV3Into(b, &e); err != nil {
+		return Entry{}, err
+	}
+	return e, nil
+}
+
+// decodeV3Into is decodeV2Into for encodingV3.
+func decodeV3Into(b []byte, e *Entry) error {
+	r := decoder{b: b}
+	r.v2(e)
+	e.AuthCheckedAt = r.timePtr()
+	e.AuthSource = r.source()
+	e.AuthState = r.state()
+	e.AuthRegisteredAt = r.timePtr()
+	e.AuthExpiresAt = r.timePtr()
+	e.AuthFailures = int(r.int())
+	e.AuthRetryAt = r.timePtr()
+	e.StatusSource = r.source()
+	e.StatusFlags = r.strs()
+	e.StatusCheckedAt = r.timePtr()
+	return r.end()
+}
+
+// end is the error of a decode that read everything it should.
+func (r *decoder) end() error {
+	if r.err == nil && len(r.b) != 0 {
+		r.err = errors.New("trailing bytes")
+	}
+	return r.err
+}
+
+// v2 reads the fields of encodingV2 into a zeroed *e.
+func (r *decoder) v2(e *Entry) {
 	*e = Entry{}
 	e.Domain = r.str()
 	lc := &e.Lifecycle
@@ -355,22 +427,22 @@ func decodeV2Into(b []byte, e *Entry) error {
 	e.DecisiveSince = r.timePtr()
 	e.DecisiveNights = int(r.int())
 	e.Unverified = r.bool()
-	if r.err == nil && len(r.b) != 0 {
-		r.err = errors.New("trailing bytes")
-	}
-	return r.err
 }
 
-// metaEncoding records that every value is in encodingV2, so Open scans
-// for V1 values once only.
+// metaEncoding records that every value is in the current encoding
+// (encodingV3), so Open scans for older values once only.
 const metaEncoding = "m/encoding"
 
 // migrateChunk bounds a migration transaction well under Badger's limit.
 const migrateChunk = 1000
 
-// migrate rewrites the V1 (JSON) values of a cache written by an earlier
-// lapse in encodingV2, once: a warm night then never decodes JSON. Reading
-// V1 keeps working without it (a read-only Open does not migrate).
+// migrate rewrites the values of a cache written by an earlier lapse (V1
+// JSON, V2 without the facts of issue 11) in encodingV3, once: a warm night
+// then never decodes JSON, and every entry carries its authoritative and
+// status API facts (derived from its kept answer's evidence: an entry
+// whose answers all came from a status API has no authoritative answer,
+// so its refresh is due). Reading older values keeps working without it
+// (a read-only Open does not migrate).
 func (c *Cache) migrate() error {
 	done := false
 	err := c.db.View(func(txn *badger.Txn) error {
@@ -382,7 +454,7 @@ func (c *Cache) migrate() error {
 			return err
 		}
 		return item.Value(func(v []byte) error {
-			done = len(v) == 1 && v[0] >= encodingV2
+			done = len(v) == 1 && v[0] >= encodingV3
 			return nil
 		})
 	})
@@ -396,7 +468,7 @@ func (c *Cache) migrate() error {
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
 			err := item.Value(func(v []byte) error {
-				if len(v) > 0 && v[0] == encodingV1 {
+				if len(v) > 0 && v[0] < encodingV3 {
 					old = append(old, string(item.Key()[len(keyPrefix):]))
 				}
 				return nil
@@ -419,7 +491,7 @@ func (c *Cache) migrate() error {
 					return err
 				}
 				if found {
-					if err := txn.Set(key(d), encodeV2(e)); err != nil {
+					if err := txn.Set(key(d), encodeV3(e)); err != nil {
 						return err
 					}
 				}
@@ -431,9 +503,9 @@ func (c *Cache) migrate() error {
 		}
 	}
 	if len(old) > 0 {
-		c.log.Info("cache entries rewritten in the compact encoding", "component", "cache", "entries", len(old), "dir", c.dir)
+		c.log.Info("cache entries rewritten in the current encoding", "component", "cache", "entries", len(old), "version", encodingV3, "dir", c.dir)
 	}
 	return c.db.Update(func(txn *badger.Txn) error {
-		return txn.Set([]byte(metaEncoding), []byte{encodingV2})
+		return txn.Set([]byte(metaEncoding), []byte{encodingV3})
 	})
 }

@@ -48,9 +48,9 @@ func codecEntries() []Entry {
 	return append(es, Entry{})
 }
 
-// TestCodecV2ReadsAsJSON holds the binary encoding to the JSON one: every
+// TestCodecReadsAsJSON holds the binary encoding to the JSON one: every
 // entry decodes to exactly what its JSON decodes to.
-func TestCodecV2ReadsAsJSON(t *testing.T) {
+func TestCodecReadsAsJSON(t *testing.T) {
 	for _, e := range codecEntries() {
 		j, err := encodeV1(e)
 		if err != nil {
@@ -64,8 +64,8 @@ func TestCodecV2ReadsAsJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b[0] != encodingV2 {
-			t.Fatalf("encode writes version %d, want %d", b[0], encodingV2)
+		if b[0] != encodingV3 {
+			t.Fatalf("encode writes version %d, want %d", b[0], encodingV3)
 		}
 		got, err := decode([]byte("k"), b)
 		if err != nil {
@@ -80,9 +80,9 @@ func TestCodecV2ReadsAsJSON(t *testing.T) {
 	}
 }
 
-// TestCodecV2Truncated: every cut of a value is an error, never a panic
+// TestCodecTruncated: every cut of a value is an error, never a panic
 // or a silently partial entry.
-func TestCodecV2Truncated(t *testing.T) {
+func TestCodecTruncated(t *testing.T) {
 	for _, e := range codecEntries() {
 		b, _ := encode(e)
 		for n := 1; n < len(b); n++ {
@@ -96,24 +96,30 @@ func TestCodecV2Truncated(t *testing.T) {
 	}
 }
 
-// FuzzCodecV2 checks that any value decodes without panicking and that
+// FuzzCodec checks that any value decodes without panicking and that
 // what decodes re-encodes to the same entry.
-func FuzzCodecV2(f *testing.F) {
+func FuzzCodec(f *testing.F) {
 	for _, e := range codecEntries() {
 		b, _ := encode(e)
 		f.Add(b[1:])
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		e, err := decodeV2(b)
+		e, err := decodeV3(b)
 		if err != nil {
 			return
 		}
-		again, err := decodeV2(encodeV2(e)[1:])
+		again, err := decodeV3(encodeV3(e)[1:])
 		if err != nil {
 			t.Fatalf("re-encoded entry does not decode: %v", err)
 		}
-		if !reflect.DeepEqual(again, e) && !reflect.DeepEqual(encodeV2(again), encodeV2(e)) {
+		if !reflect.DeepEqual(again, e) && !reflect.DeepEqual(encodeV3(again), encodeV3(e)) {
 			t.Fatalf("round trip changed the entry:\n%+v\n%+v", e, again)
+		}
+		if _, err := decodeV2(b); err == nil && len(b) > 0 {
+			// A V2 body is a V3 body cut short: never both.
+			if _, err3 := decodeV3(b); err3 == nil {
+				t.Fatalf("a value decodes as both V2 and V3")
+			}
 		}
 	})
 }
@@ -139,33 +145,7 @@ func TestMigrateV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Turn the cache into one an earlier lapse wrote: V1 values, no marker.
-	err = c.db.Update(func(txn *badger.Txn) error {
-		for _, e := range want {
-			v, err := encodeV1(e)
-			if err != nil {
-				return err
-			}
-			if err := txn.Set(key(e.Domain), v); err != nil {
-				return err
-			}
-		}
-		return txn.Delete([]byte(metaEncoding))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	versions := func(c *Cache) map[byte]int {
-		n := map[byte]int{}
-		c.db.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(keyPrefix)})
-			defer it.Close()
-			for it.Rewind(); it.Valid(); it.Next() {
-				it.Item().Value(func(v []byte) error { n[v[0]]++; return nil })
-			}
-			return nil
-		})
-		return n
-	}
+	setValues(t, c, want, func(e Entry) []byte { v, _ := encodeV1(e); return v })
 	if n := versions(c); n[encodingV1] != len(domains) {
 		t.Fatalf("setup: versions %v", n)
 	}
@@ -188,8 +168,8 @@ func TestMigrateV1(t *testing.T) {
 	ro.Close()
 
 	c = openTest(t, dir, clk)
-	if n := versions(c); n[encodingV2] != len(domains) || len(n) != 1 {
-		t.Fatalf("after a writable Open: versions %v, want all %d", n, encodingV2)
+	if n := versions(c); n[encodingV3] != len(domains) || len(n) != 1 {
+		t.Fatalf("after a writable Open: versions %v, want all %d", n, encodingV3)
 	}
 	if got, err = c.GetMany(ctx, domains); err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("migrated entries read differently (err %v)", err)
@@ -198,4 +178,108 @@ func TestMigrateV1(t *testing.T) {
 	if err != nil || st.Entries != len(domains) {
 		t.Fatalf("stats after migration: %d entries, err %v", st.Entries, err)
 	}
+}
+
+// versions counts the cache's values by encoding version.
+func versions(c *Cache) map[byte]int {
+	n := map[byte]int{}
+	c.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(keyPrefix)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			it.Item().Value(func(v []byte) error { n[v[0]]++; return nil })
+		}
+		return nil
+	})
+	return n
+}
+
+// setValues writes entries as enc encodes them and deletes the encoding
+// marker: the cache an earlier lapse left.
+func setValues(t *testing.T, c *Cache, es []Entry, enc func(Entry) []byte) {
+	t.Helper()
+	for start := 0; start < len(es); start += 500 {
+		err := c.db.Update(func(txn *badger.Txn) error {
+			for _, e := range es[start:min(start+500, len(es))] {
+				if err := txn.Set(key(e.Domain), enc(e)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(metaEncoding)) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMigrateV2 opens a cache the lapse before issue 11 wrote (V2 values,
+// no authoritative facts): a writable Open rewrites every value in V3
+// once, with the facts derived from the kept answer's evidence: an RDAP
+// answer gives the date it answered and its dates, a Domainr-only one
+// leaves the domain without an authoritative answer (its refresh is due)
+// and keeps Domainr's flags; a read-only Open reads the same without
+// rewriting.
+func TestMigrateV2(t *testing.T) {
+	dir := t.TempDir()
+	at := ts("2026-03-10T02:00:00Z")
+	clk := &clock{t: at}
+	c := openTest(t, dir, clk)
+	ctx := context.Background()
+	rdapAnswer := answer("rdap.com", lifecycle.Registered, at)
+	domainrAnswer := lifecycle.Lifecycle{Domain: "domainr.com", State: lifecycle.Registered, Source: lifecycle.SourceDomainr,
+		Statuses: []string{"active"}, CheckedAt: at, AsOf: at,
+		Evidence: []lifecycle.Evidence{{Source: lifecycle.SourceDomainr, State: lifecycle.Registered, Statuses: []string{"active"}, CheckedAt: at}}}
+	var old []Entry
+	for _, lc := range []lifecycle.Lifecycle{rdapAnswer, domainrAnswer, failure("fail.org", at, "rdap: timeout")} {
+		e, err := c.Record(ctx, lc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What the lapse before kept: no facts of issue 11.
+		e.AuthCheckedAt, e.AuthSource, e.AuthState, e.AuthRegisteredAt, e.AuthExpiresAt, e.AuthFailures, e.AuthRetryAt = nil, "", "", nil, nil, 0, nil
+		e.StatusSource, e.StatusFlags, e.StatusCheckedAt = "", nil, nil
+		old = append(old, e)
+	}
+	setValues(t, c, old, encodeV2)
+	c.Close()
+
+	check := func(c *Cache) {
+		t.Helper()
+		got, err := c.GetMany(ctx, []string{"domainr.com", "fail.org", "rdap.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, f, r := got[0], got[1], got[2]
+		if r.AuthCheckedAt == nil || !r.AuthCheckedAt.Equal(at) || r.AuthSource != lifecycle.SourceRDAP || r.AuthState != lifecycle.Registered ||
+			r.AuthExpiresAt == nil || !r.AuthExpiresAt.Equal(ts("2027-06-01T10:00:00Z")) || r.AuthRegisteredAt == nil || !r.AuthRegisteredAt.Equal(ts("2015-06-01T10:00:00Z")) {
+			t.Errorf("rdap entry: %+v", r)
+		}
+		if d.AuthCheckedAt != nil || d.StatusSource != lifecycle.SourceDomainr || !reflect.DeepEqual(d.StatusFlags, []string{"active"}) || d.StatusCheckedAt == nil {
+			t.Errorf("domainr entry: %+v", d)
+		}
+		if !(Refresh{}).Due(d, true, at.Add(Day)) || (Refresh{}).Due(r, true, at.Add(Day)) {
+			t.Error("refresh: want due for the Domainr-only entry, not for the RDAP one")
+		}
+		if f.AuthCheckedAt != nil || f.AuthFailures != 0 || f.StatusCheckedAt != nil {
+			t.Errorf("failed entry: %+v", f)
+		}
+	}
+	ro, err := Open(dir, Options{Now: clk.Now, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(ro)
+	if n := versions(ro); n[encodingV2] != 3 {
+		t.Fatalf("read-only Open rewrote entries: versions %v", n)
+	}
+	ro.Close()
+	c = openTest(t, dir, clk)
+	if n := versions(c); n[encodingV3] != 3 || len(n) != 1 {
+		t.Fatalf("after a writable Open: versions %v, want all %d", n, encodingV3)
+	}
+	check(c)
 }

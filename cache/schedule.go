@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/status"
 )
 
 // The schedule of issue 3. Intervals are whole days minus NightSlack, so a
@@ -54,17 +55,22 @@ func days(now time.Time, n int) time.Time {
 func NextCheck(e Entry, now time.Time) time.Time {
 	next := knownNext(e, now)
 	if e.LastError != "" || e.Lifecycle.State == lifecycle.Unknown || e.Lifecycle.State == "" {
-		// 1, 2, 4, then 7 nights (MaxErrorBackoff).
-		nights := int(MaxErrorBackoff / Day)
-		if n := max(e.ConsecutiveErrors, 1); n <= 3 {
-			nights = min(1<<(n-1), nights)
-		}
-		backoff := days(now, nights)
+		backoff := days(now, backoffNights(e.ConsecutiveErrors))
 		if next.IsZero() || backoff.Before(next) {
 			next = backoff
 		}
 	}
 	return next
+}
+
+// backoffNights is the wait after n consecutive failures: 1, 2, 4, then
+// 7 nights (MaxErrorBackoff).
+func backoffNights(n int) int {
+	nights := int(MaxErrorBackoff / Day)
+	if n = max(n, 1); n <= 3 {
+		nights = min(1<<(n-1), nights)
+	}
+	return nights
 }
 
 // knownNext is the schedule of the last known state, or zero when there is
@@ -105,4 +111,99 @@ func knownNext(e Entry, now time.Time) time.Time {
 	default:
 		return time.Time{}
 	}
+}
+
+// AuthoritativeEvery is resolve.authoritative_every's default: a
+// status-API-first chain asks RDAP/WHOIS about a domain at least this
+// often, however long the status API keeps saying "active".
+const AuthoritativeEvery = 90 * Day
+
+// Refresh is the schedule of the authoritative facts of a
+// status-API-first chain (issue 11): when RDAP/WHOIS are asked about a
+// domain although a status API could answer. The zero value takes the
+// defaults (AuthoritativeEvery, a 30-day watch window).
+type Refresh struct {
+	// Every: the latest authoritative answer is refreshed once older
+	// (AuthoritativeEvery when 0).
+	Every time.Duration
+	// Window is the watch window: a known expiry within it, or passed,
+	// wants the authoritative answer (30 days when 0).
+	Window time.Duration
+}
+
+func (r Refresh) every() time.Duration {
+	if r.Every > 0 {
+		return r.Every
+	}
+	return AuthoritativeEvery
+}
+
+func (r Refresh) window() time.Duration {
+	if r.Window > 0 {
+		return r.Window
+	}
+	return 30 * Day
+}
+
+// backingOff reports whether a failed refresh still waits at now.
+func backingOff(e Entry, now time.Time) bool {
+	return e.AuthRetryAt != nil && now.Before(*e.AuthRetryAt)
+}
+
+// Due reports whether the domain's authoritative refresh is due at now,
+// whether or not its status lookup is: the domain has no entry or no
+// authoritative answer yet, or its latest one is Every old (less
+// NightSlack, like every interval: the night it falls on finds it due).
+// Never while a failed refresh backs off. The plan looks such a domain up
+// tonight even when the cache's NextCheck says it is fresh.
+func (r Refresh) Due(e Entry, found bool, now time.Time) bool {
+	switch {
+	case !found:
+		return true
+	case backingOff(e, now):
+		return false
+	case e.AuthCheckedAt == nil:
+		return true
+	}
+	return !now.Before(r.DueAt(e))
+}
+
+// DueAt is when the refresh of an entry with an authoritative answer falls
+// due on age (zero when it has none: now).
+func (r Refresh) DueAt(e Entry) time.Time {
+	if e.AuthCheckedAt == nil {
+		return time.Time{}
+	}
+	return e.AuthCheckedAt.Add(r.every() - NightSlack)
+}
+
+// Wanted reports whether a lookup of the domain at now should ask the
+// authoritative providers: the refresh is Due, or the latest authoritative
+// answer said the name is lapsing (expiring, grace, redemption, pending
+// delete: a status API says "active" through grace), or its expiry date is
+// within the watch window or passed. Never while a failed refresh backs
+// off.
+func (r Refresh) Wanted(e Entry, found bool, now time.Time) bool {
+	if r.Due(e, found, now) {
+		return true
+	}
+	if backingOff(e, now) {
+		return false
+	}
+	switch e.AuthState {
+	case lifecycle.Expiring, lifecycle.Grace, lifecycle.Redemption, lifecycle.PendingDelete:
+		return true
+	}
+	return e.AuthExpiresAt != nil && !e.AuthExpiresAt.After(now.Add(r.window()))
+}
+
+// Want is what the chain needs of the entry for a lookup at now:
+// Authoritative as Wanted, and the status API's flags the last night it
+// was asked (nil when never).
+func (r Refresh) Want(e Entry, found bool, now time.Time) status.Want {
+	w := status.Want{Authoritative: r.Wanted(e, found, now)}
+	if found && e.StatusCheckedAt != nil {
+		w.PrevFlags = e.StatusFlags
+	}
+	return w
 }

@@ -106,3 +106,67 @@ func TestNextNightIsDueTomorrow(t *testing.T) {
 		t.Error("an entry without a next check must be due")
 	}
 }
+
+// Issue 11: the authoritative refresh's own schedule.
+func TestRefresh(t *testing.T) {
+	checked := ts("2026-01-01T03:00:00Z")
+	r := Refresh{}
+	base := func() Entry {
+		return Entry{Domain: "ex.com", AuthCheckedAt: &checked, AuthState: lifecycle.Registered, AuthExpiresAt: tp("2027-06-01T00:00:00Z"),
+			StatusFlags: []string{"active"}, StatusCheckedAt: &checked, Lifecycle: lifecycle.Lifecycle{State: lifecycle.Registered}}
+	}
+	// The 90th night after the answer finds it due, the 89th does not,
+	// even when it runs a few hours earlier.
+	if r.Due(base(), true, ts("2026-03-31T03:00:00Z")) {
+		t.Error("due on night 89")
+	}
+	for _, run := range []string{"2026-04-01T03:00:00Z", "2026-04-01T00:00:00Z"} {
+		if !r.Due(base(), true, ts(run)) {
+			t.Errorf("not due at %s (90 days)", run)
+		}
+	}
+	if !(Refresh{Every: 30 * Day}).Due(base(), true, ts("2026-01-31T03:00:00Z")) {
+		t.Error("resolve.authoritative_every = 30d not honoured")
+	}
+	if !r.Due(Entry{}, false, checked) {
+		t.Error("a domain never checked: refresh not due")
+	}
+	noAuth := base()
+	noAuth.AuthCheckedAt = nil
+	if !r.Due(noAuth, true, checked) || !r.Wanted(noAuth, true, checked) {
+		t.Error("no authoritative answer yet: refresh not due")
+	}
+	now := ts("2026-02-01T03:00:00Z")
+	if r.Wanted(base(), true, now) {
+		t.Error("a fresh registration far from expiry wants RDAP")
+	}
+	near := base()
+	near.AuthExpiresAt = tp("2026-02-20T00:00:00Z")
+	passed := base()
+	passed.AuthExpiresAt = tp("2026-01-20T00:00:00Z")
+	grace := base()
+	grace.AuthState, grace.AuthExpiresAt = lifecycle.Grace, tp("2027-01-20T00:00:00Z") // auto-renew grace shows next year's expiry
+	for name, e := range map[string]Entry{"expiry near": near, "expiry passed": passed, "grace": grace} {
+		if r.Due(e, true, now) {
+			t.Errorf("%s: planned on its own (the status schedule plans it)", name)
+		}
+		if !r.Wanted(e, true, now) {
+			t.Errorf("%s: RDAP not wanted", name)
+		}
+		backoff := e
+		backoff.AuthRetryAt = tp("2026-02-02T23:00:00Z")
+		if r.Wanted(backoff, true, now) {
+			t.Errorf("%s: wanted while a failed refresh backs off", name)
+		}
+	}
+	if !(Refresh{Window: 60 * Day}).Wanted(func() Entry { e := base(); e.AuthExpiresAt = tp("2026-03-20T00:00:00Z"); return e }(), true, now) {
+		t.Error("the watch window is not honoured")
+	}
+	w := r.Want(base(), true, now)
+	if w.Authoritative || len(w.PrevFlags) != 1 || w.PrevFlags[0] != "active" {
+		t.Errorf("Want: %+v", w)
+	}
+	if w := r.Want(Entry{}, false, now); !w.Authoritative || w.PrevFlags != nil {
+		t.Errorf("Want of a new domain: %+v", w)
+	}
+}
