@@ -161,6 +161,14 @@ type ResolveConfig struct {
 	// with state unknown (no source could tell) is above it is degraded:
 	// its changeset is written, `lapse run` exits 4. 0 disables.
 	MaxUnknownFraction float64 `toml:"max_unknown_fraction"`
+	// AuthoritativeEvery: a chain that asks a status API (Domainr,
+	// Fastly) before RDAP/WHOIS asks RDAP/WHOIS about a domain at least
+	// this often, even while the status API says "active", so every
+	// domain's registration and expiry dates stay known (re-registrations,
+	// the expiry schedule). Also asked: a domain with no authoritative
+	// answer yet, one whose known expiry is near or passed, one whose
+	// status flags changed. 0 takes the default (90 days).
+	AuthoritativeEvery Duration `toml:"authoritative_every"`
 }
 
 // CacheConfig configures the Badger cache of domain lifecycles.
@@ -270,7 +278,7 @@ func Default() Config {
 				Limits:     Limits{RatePerSecond: 0.5, Burst: 1, Concurrency: 4, Timeout: Duration(20 * time.Second), Retries: 2, BreakerThreshold: 5, BreakerCooldown: Duration(time.Minute)},
 			},
 		},
-		Resolve: ResolveConfig{Concurrency: 16, MaxUnknownFraction: 0.2},
+		Resolve: ResolveConfig{Concurrency: 16, MaxUnknownFraction: 0.2, AuthoritativeEvery: Duration(90 * 24 * time.Hour)},
 		Cache:   CacheConfig{DropAfter: Duration(180 * 24 * time.Hour)},
 		Policy:  PolicyConfig{Name: "corroborated", WatchWindow: Duration(30 * 24 * time.Hour), ConfirmNights: 2},
 		Brake:   BrakeConfig{MaxFraction: 0.005},
@@ -305,6 +313,9 @@ func (c Config) Validate() error {
 	}
 	if f := c.Run.MinVerifiedFraction; f < 0 || f > 1 {
 		errs = append(errs, fmt.Errorf("run.min_verified_fraction %v is outside 0..1 (0 disables the check)", f))
+	}
+	if c.Resolve.AuthoritativeEvery < 0 {
+		errs = append(errs, fmt.Errorf("resolve.authoritative_every %v is negative: use a duration like \"90d\" (0 takes the default, 90 days)", c.Resolve.AuthoritativeEvery.Std()))
 	}
 	if c.Run.MinFreeBytes < 0 {
 		errs = append(errs, fmt.Errorf("run.min_free_bytes %d is negative: use 0 to disable the check, or the bytes the data dir must have free", c.Run.MinFreeBytes))

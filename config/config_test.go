@@ -89,3 +89,24 @@ func TestSecretsNeverPrint(t *testing.T) {
 		}
 	}
 }
+
+// resolve.authoritative_every: 90 days by default, set in days from the
+// file or LAPSE_RESOLVE_AUTHORITATIVE_EVERY, never negative.
+func TestAuthoritativeEvery(t *testing.T) {
+	if got := Default().Resolve.AuthoritativeEvery.Std(); got != 90*24*time.Hour {
+		t.Errorf("default %v, want 90 days", got)
+	}
+	c, err := Load("", false, []string{"LAPSE_RESOLVE_AUTHORITATIVE_EVERY=30d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Resolve.AuthoritativeEvery.Std(); got != 30*24*time.Hour {
+		t.Errorf("from the environment: %v, want 30 days", got)
+	}
+	c = Default()
+	c.DataDir = "x"
+	c.Resolve.AuthoritativeEvery = Duration(-time.Hour)
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "resolve.authoritative_every") {
+		t.Errorf("negative: %v", err)
+	}
+}
