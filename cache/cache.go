@@ -606,6 +606,14 @@ func keepFacts(e Entry, lc lifecycle.Lifecycle) lifecycle.Lifecycle {
 	return lc
 }
 
+// FactsOf is what an entry keeps of one answer alone: the Auth and
+// Status fields its evidence gives (lapse check --no-cache shows them).
+func FactsOf(lc lifecycle.Lifecycle) Entry {
+	var e Entry
+	e.noteFacts(lc, lc.CheckedAt, false)
+	return e
+}
+
 // deriveFacts fills the Auth and Status fields of an entry an older lapse
 // wrote (encodings 1 and 2 had none) from its kept answer's evidence.
 func deriveFacts(e *Entry) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -11,9 +12,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lapse-dev/lapse/cache"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/lifecycle"
-	"github.com/lapse-dev/lapse/pipeline"
 	"github.com/lapse-dev/lapse/sources/address"
+	"github.com/lapse-dev/lapse/sources/status"
 	"github.com/lapse-dev/lapse/sources/status/providers"
 )
 
@@ -48,7 +50,14 @@ With --source chain (the default) a fresh cache entry answers without a
 lookup, and new answers are stored in the cache; --no-cache skips both.
 A single --source never reads or writes the cache.
 
-A failed lookup is state "unknown" with the error recorded, never "available".`,
+A failed lookup is state "unknown" with the error recorded, never "available".
+
+Each line also holds "status_api" (the status API's latest flags: source,
+flags, checked_at, age_days) and "authoritative" (the latest RDAP/WHOIS
+answer: source, state, registered_at, expires_at, checked_at, age_days),
+from the cache entry (kept across nights) or, with --no-cache, from this
+lookup; null when never asked. A chain that starts with a status API asks
+RDAP/WHOIS too, so a lookup shows both.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCheck(cmd.Context(), g, o, args)
@@ -92,10 +101,14 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, args []stri
 	if err != nil {
 		return usageError{err}
 	}
+	// A status API's "active" would end the chain without dates: the
+	// authoritative providers are asked too.
+	p = wanting{p, status.Want{Corroborate: true}}
+	var c *cache.Cache
 	if o.source == "chain" && !o.noCache {
 		copts := cacheOptions(cfg, g)
 		copts.Now = now
-		c, err := cache.Open(pipeline.CacheDir(cfg), copts)
+		c, err = cache.Open(night.CacheDir(cfg), copts)
 		if err != nil {
 			return fmt.Errorf("check: %w (or use --no-cache)", err)
 		}
@@ -117,15 +130,73 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, args []stri
 	}
 	wg.Wait()
 	enc := json.NewEncoder(g.stdout)
-	for i := range domains {
+	at := now().UTC()
+	for i, d := range domains {
 		if errs[i] != nil {
 			return fmt.Errorf("check %w", errs[i])
 		}
-		if err := enc.Encode(results[i]); err != nil {
+		facts := cache.FactsOf(results[i])
+		if c != nil {
+			e, found, err := c.Get(ctx, d)
+			if err != nil {
+				return fmt.Errorf("check %s: cache: %w", d, err)
+			}
+			if found {
+				facts = e
+			}
+		}
+		if err := enc.Encode(newCheckLine(results[i], facts, at)); err != nil {
 			return fmt.Errorf("check: write: %w", err)
 		}
 	}
 	return ctx.Err()
+}
+
+// wanting asks its provider with a Want (a plain provider ignores it).
+type wanting struct {
+	status.Provider
+	want status.Want
+}
+
+func (w wanting) Lookup(ctx context.Context, domain string) (lifecycle.Lifecycle, error) {
+	return status.LookupWith(ctx, w.Provider, domain, w.want)
+}
+
+// checkLine is one line of lapse check: the Lifecycle, and the status
+// API's and the authoritative providers' latest answers with their ages.
+type checkLine struct {
+	lifecycle.Lifecycle
+	StatusAPI     *statusFacts `json:"status_api"`
+	Authoritative *authFacts   `json:"authoritative"`
+}
+
+type statusFacts struct {
+	Source    lifecycle.Source `json:"source"`
+	Flags     []string         `json:"flags"`
+	CheckedAt time.Time        `json:"checked_at"`
+	AgeDays   float64          `json:"age_days"`
+}
+
+type authFacts struct {
+	Source       lifecycle.Source `json:"source"`
+	State        lifecycle.State  `json:"state"`
+	RegisteredAt *time.Time       `json:"registered_at"`
+	ExpiresAt    *time.Time       `json:"expires_at"`
+	CheckedAt    time.Time        `json:"checked_at"`
+	AgeDays      float64          `json:"age_days"`
+}
+
+func newCheckLine(lc lifecycle.Lifecycle, e cache.Entry, now time.Time) checkLine {
+	age := func(t time.Time) float64 { return math.Round(now.Sub(t).Hours()/24*10) / 10 }
+	l := checkLine{Lifecycle: lc}
+	if t := e.StatusCheckedAt; t != nil {
+		l.StatusAPI = &statusFacts{Source: e.StatusSource, Flags: e.StatusFlags, CheckedAt: *t, AgeDays: age(*t)}
+	}
+	if t := e.AuthCheckedAt; t != nil {
+		l.Authoritative = &authFacts{Source: e.AuthSource, State: e.AuthState, RegisteredAt: e.AuthRegisteredAt,
+			ExpiresAt: e.AuthExpiresAt, CheckedAt: *t, AgeDays: age(*t)}
+	}
+	return l
 }
 
 // registrable reduces a domain, host or address to its registrable domain.

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sources/providertest"
 )
@@ -159,5 +161,62 @@ func TestCheckUsage(t *testing.T) {
 	lcs := decodeLines(t, out)
 	if lcs[0].State != lifecycle.Unknown || strings.Contains(out, "abc") {
 		t.Errorf("domainr unreachable: %s", out)
+	}
+}
+
+// Issue 11: with Domainr first in the chain, lapse check asks RDAP too and
+// shows both answers: Domainr's flags and RDAP's dates, with their ages;
+// the cache keeps them, and a fresh entry shows them without a lookup.
+func TestCheckStatusFirstShowsBoth(t *testing.T) {
+	w := newCheckWorld(t)
+	var domainrHits atomic.Int64
+	dr := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		domainrHits.Add(1)
+		fmt.Fprintf(rw, `{"status":[{"domain":%q,"zone":"com","status":"active","summary":"active"}]}`, r.URL.Query().Get("domain"))
+	}))
+	t.Cleanup(dr.Close)
+	env := []string{"LAPSE_PROVIDERS_CHAIN=domainr,rdap,whois", "LAPSE_PROVIDERS_DOMAINR_BASE_URL=" + dr.URL,
+		"LAPSE_DOMAINR_CLIENT_ID=k", "LAPSE_PROVIDERS_DOMAINR_RETRIES=0"}
+	for i, args := range [][]string{{"check", "--no-cache", "held.com"}, {"check", "held.com"}, {"check", "held.com"}} {
+		code, out, errs := runLapse(t, "", env, append([]string{"--config", w.config}, args...)...)
+		if code != exitOK {
+			t.Fatalf("%v: exit %d: %s", args, code, errs)
+		}
+		var l checkLine
+		if err := json.Unmarshal([]byte(out), &l); err != nil {
+			t.Fatalf("%v: %v: %s", args, err, out)
+		}
+		if l.Source != lifecycle.SourceRDAP || l.State != lifecycle.Registered || !l.Corroborated {
+			t.Errorf("%v: %s from %s corroborated=%v, want registered from rdap", args, l.State, l.Source, l.Corroborated)
+		}
+		if s := l.StatusAPI; s == nil || s.Source != lifecycle.SourceDomainr || len(s.Flags) != 1 || s.Flags[0] != "active" || s.AgeDays < 0 || s.AgeDays > 0.1 {
+			t.Errorf("%v: status_api %+v", args, s)
+		}
+		a := l.Authoritative
+		if a == nil || a.Source != lifecycle.SourceRDAP || a.RegisteredAt == nil || !a.RegisteredAt.Equal(time.Date(2015, 3, 1, 0, 0, 0, 0, time.UTC)) ||
+			a.ExpiresAt == nil || !a.ExpiresAt.Equal(time.Date(2031, 3, 1, 0, 0, 0, 0, time.UTC)) || a.AgeDays < 0 || a.AgeDays > 0.1 {
+			t.Errorf("%v: authoritative %+v", args, a)
+		}
+		if i == 2 && !strings.Contains(errs, "answered from the cache") {
+			t.Errorf("third run did not answer from the cache: %s", errs)
+		}
+	}
+	if d, r := domainrHits.Load(), w.rdapHits.Load(); d != 2 || r != 2 {
+		t.Errorf("asked Domainr %d and RDAP %d times, want 2 each (the third from the cache)", d, r)
+	}
+}
+
+// The ages are days since each answer, to a tenth; an answer never given
+// is null.
+func TestCheckLineAges(t *testing.T) {
+	now := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+	st, auth := now.Add(-36*time.Hour), now.Add(-100*24*time.Hour)
+	l := newCheckLine(lifecycle.Lifecycle{Domain: "a.com"}, cache.Entry{StatusCheckedAt: &st, StatusFlags: []string{"active"}, AuthCheckedAt: &auth}, now)
+	if l.StatusAPI == nil || l.StatusAPI.AgeDays != 1.5 || l.Authoritative == nil || l.Authoritative.AgeDays != 100 {
+		t.Errorf("ages: %+v %+v", l.StatusAPI, l.Authoritative)
+	}
+	b, _ := json.Marshal(newCheckLine(lifecycle.Lifecycle{Domain: "a.com"}, cache.Entry{}, now))
+	if !strings.Contains(string(b), `"status_api":null`) || !strings.Contains(string(b), `"authoritative":null`) || !strings.Contains(string(b), `"domain":"a.com"`) {
+		t.Errorf("never asked: %s", b)
 	}
 }

@@ -100,6 +100,10 @@ type Want struct {
 	// differ (as sets, case aside) is checked with the authoritative
 	// providers, whose answer wins, as for a decisive one.
 	PrevFlags []string
+	// Corroborate checks every status answer with the authoritative
+	// providers, decisive or not: both are asked, the authoritative answer
+	// wins (lapse check shows the status API's flags and the dates).
+	Corroborate bool
 }
 
 // WantLookuper is a Provider that takes a Want with a lookup (the Chain).
@@ -241,11 +245,14 @@ func (c *Chain) LookupWith(ctx context.Context, domain string, w Want) (lifecycl
 			return l.finish(lc, true), nil
 		}
 		if !lc.State.Decisive() {
-			if w.PrevFlags == nil || sameFlags(lc.Statuses, w.PrevFlags) || !l.authoritativeLeft() {
+			changed := w.PrevFlags != nil && !sameFlags(lc.Statuses, w.PrevFlags)
+			if !(changed || w.Corroborate) || !l.authoritativeLeft() {
 				return l.finish(lc, false), nil
 			}
-			c.log.Debug("status flags changed: asking the authoritative providers", "source", src, "domain", domain,
-				"flags", strings.Join(lc.Statuses, " "), "previous", strings.Join(w.PrevFlags, " "))
+			if changed {
+				c.log.Debug("status flags changed: asking the authoritative providers", "source", src, "domain", domain,
+					"flags", strings.Join(lc.Statuses, " "), "previous", strings.Join(w.PrevFlags, " "))
+			}
 		}
 		if pending == nil {
 			pending = &lc

@@ -164,6 +164,7 @@ func TestChainLookupWith(t *testing.T) {
 		{"flags changed: rdap asked, its answer wins", flagged{state: R, flags: active}, flagged{state: R}, nil, Want{PrevFlags: []string{"undelegated", "inactive"}}, R, "rdap", true, 1, 1, 2, true},
 		{"flags changed, rdap overrules", flagged{state: R, flags: active}, flagged{state: RD}, nil, Want{PrevFlags: []string{"undelegated", "active"}}, RD, "rdap", true, 1, 1, 2, true},
 		{"flags changed, authority fails: domainr stands", flagged{state: R, flags: active}, flagged{err: errReset}, errReset, Want{PrevFlags: []string{"inactive"}}, R, "domainr", false, 1, 1, 3, false},
+		{"corroborate: both asked, rdap wins", flagged{state: R, flags: active}, flagged{state: R}, nil, Want{Corroborate: true}, R, "rdap", true, 1, 1, 2, true},
 		{"decisive, flags unchanged: still corroborated", flagged{state: A, flags: []string{"inactive"}}, flagged{state: A}, nil, Want{PrevFlags: []string{"inactive"}}, A, "rdap", true, 1, 1, 2, true},
 	}
 	for _, tc := range cases {
