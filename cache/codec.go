@@ -506,6 +506,13 @@ func (c *Cache) migrate() error {
 		c.log.Info("cache entries rewritten in the current encoding", "component", "cache", "entries", len(old), "version", encodingV3, "dir", c.dir)
 	}
 	return c.db.Update(func(txn *badger.Txn) error {
+		if len(old) > 0 {
+			// The entries now carry more (their facts): a states copy
+			// written before is no longer current.
+			if err := setToken(txn); err != nil {
+				return err
+			}
+		}
 		return txn.Set([]byte(metaEncoding), []byte{encodingV3})
 	})
 }

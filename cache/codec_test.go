@@ -245,6 +245,10 @@ func TestMigrateV2(t *testing.T) {
 		old = append(old, e)
 	}
 	setValues(t, c, old, encodeV2)
+	before, err := c.ChangeToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.Close()
 
 	check := func(c *Cache) {
@@ -282,4 +286,9 @@ func TestMigrateV2(t *testing.T) {
 		t.Fatalf("after a writable Open: versions %v, want all %d", n, encodingV3)
 	}
 	check(c)
+	// A states copy written before the migration lacks the facts: the
+	// change token says the cache changed.
+	if after, err := c.ChangeToken(ctx); err != nil || after == before {
+		t.Errorf("change token %q after the migration, %q before (err %v)", after, before, err)
+	}
 }
