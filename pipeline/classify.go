@@ -15,45 +15,11 @@ import (
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/internal/duck"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sinks/changeset"
 	"slices"
 )
-
-// The files classify writes into DATA/decisions/date=D/.
-const (
-	decisionsName = "decisions.parquet"
-	firstSeenName = "first_seen.parquet"
-	countsName    = "counts.json"
-)
-
-// DecisionsFile is classify's decisions: one row per address of the
-// snapshot whose action is not keep (unverify, watch, unknown), with the
-// evidence a reviewer reads. It holds addresses (mode 0600). Keep rows are
-// only counted (CountsFile): writing a million healthy addresses every
-// night was most of a warm night's classify and publish.
-func DecisionsFile(dataDir, date string) string {
-	return filepath.Join(dataDir, "decisions", "date="+date, decisionsName)
-}
-
-// FirstSeenFile holds (email_id, first_seen) of every address of the
-// night's snapshot: the first-seen history the next night reads.
-func FirstSeenFile(dataDir, date string) string {
-	return filepath.Join(dataDir, "decisions", "date="+date, firstSeenName)
-}
-
-// ReverifiedFile holds (email_id, reverified_at) of every address its
-// owner verified again after an applied changeset un-verified it, as the
-// lifecycle database knew them when the night was planned.
-func ReverifiedFile(dataDir, date string) string {
-	return filepath.Join(dataDir, "observations", "date="+date, "reverified.parquet")
-}
-
-// CountsFile holds classify's counts over every address (ClassifyResult),
-// so a resumed night publishes without reading every row again.
-func CountsFile(dataDir, date string) string {
-	return filepath.Join(dataDir, "decisions", "date="+date, countsName)
-}
 
 // decisionsMarker is the Parquet key-value metadata that tells a
 // decisions file holding only non-keep rows from one written by an older
@@ -67,16 +33,24 @@ type ClassifyOptions struct {
 	Snapshot     string
 	SnapshotGlob string
 	// States is the domains' states (cache.StateSchema): the night's link to the
-	// cache's states copy (StatesPath). Domains outside the snapshot are
-	// ignored.
+	// cache's states copy (night.Paths.States). Domains outside the
+	// snapshot are ignored.
 	States string
-	// Out is where the decisions go (DecisionsFile); first_seen.parquet
-	// and counts.json go beside it, and the folders of earlier nights
-	// beside its folder hold the first-seen history.
-	Out string
+	// Out is where the decisions go (night.Paths.Decisions): one row per
+	// address whose action is not keep (unverify, watch, unknown), with
+	// the evidence a reviewer reads (0600). Keep rows are only counted:
+	// writing a million healthy addresses every night was most of a warm
+	// night's classify and publish. FirstSeen (night.Paths.FirstSeen)
+	// receives every address's first sighting, Counts (night.Paths.Counts)
+	// the counts over every address; both go in Out's folder.
+	Out, FirstSeen, Counts string
+	// History is the data dir whose earlier nights' decisions folders hold
+	// the first-seen history ("": none but the snapshots).
+	History night.Dir
 	// Reverified is a Parquet file of (email_id, reverified_at): the
 	// addresses their owners verified again after an applied changeset
-	// un-verified them (ReverifiedFile); "" or a missing file means none.
+	// un-verified them (night.Paths.Reverified); "" or a missing file means
+	// none.
 	Reverified string
 	// Date is the night (YYYY-MM-DD): snapshots of later dates are ignored.
 	Date   string
@@ -86,11 +60,11 @@ type ClassifyOptions struct {
 }
 
 // ClassifyOptionsFor fills the paths of a night under its data dir.
-func ClassifyOptionsFor(p NightPaths, policy lifecycle.Policy, asOf time.Time) ClassifyOptions {
+func ClassifyOptionsFor(p night.Paths, policy lifecycle.Policy, asOf time.Time) ClassifyOptions {
 	return ClassifyOptions{
 		Snapshot: p.Snapshot(), SnapshotGlob: p.SnapshotGlob(), States: p.States(),
-		Out: DecisionsFile(p.DataDir, p.Date), Date: p.Date, Policy: policy, AsOf: asOf,
-		Reverified: ReverifiedFile(p.DataDir, p.Date),
+		Out: p.Decisions(), FirstSeen: p.FirstSeen(), Counts: p.Counts(), History: night.Dir(p.DataDir),
+		Date: p.Date, Policy: policy, AsOf: asOf, Reverified: p.Reverified(),
 	}
 }
 
@@ -147,7 +121,7 @@ func Classify(ctx context.Context, o ClassifyOptions) (ClassifyResult, error) {
 	if err := o.Policy.Validate(); err != nil {
 		return res, err
 	}
-	if _, err := ParseDate(o.Date); err != nil {
+	if _, err := night.Parse(o.Date); err != nil {
 		return res, err
 	}
 	if _, err := os.Stat(o.Snapshot); err != nil {
@@ -180,7 +154,7 @@ func Classify(ctx context.Context, o ClassifyOptions) (ClassifyResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("classify: %w", err)
 	}
-	if err := duck.CopyTo(ctx, db, fsq, filepath.Join(dir, firstSeenName),
+	if err := duck.CopyTo(ctx, db, fsq, o.FirstSeen,
 		"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1", 0o600); err != nil {
 		return res, fmt.Errorf("classify: %w", err)
 	}
@@ -205,18 +179,17 @@ func Classify(ctx context.Context, o ClassifyOptions) (ClassifyResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("classify: %w", err)
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, countsName), append(b, '\n'), 0o640); err != nil {
+	if err := atomicfile.WriteFile(o.Counts, append(b, '\n'), 0o640); err != nil {
 		return res, fmt.Errorf("classify: %w", err)
 	}
 	return res, nil
 }
 
-// ReadClassifyCounts reads the counts.json beside a night's decisions file
-// (a resumed night's publish) and checks that they were counted with that
-// file. A missing or mismatched counts file means classify did not finish
+// ReadClassifyCounts reads a night's counts (night.Paths.Counts: a
+// resumed night's publish) and checks that they were counted with its
+// decisions file. A missing or mismatched counts file means classify did not finish
 // with this lapse: the error says to run the night again with --force.
-func ReadClassifyCounts(decisions, date string) (ClassifyResult, error) {
-	path := filepath.Join(filepath.Dir(decisions), countsName)
+func ReadClassifyCounts(path, decisions, date string) (ClassifyResult, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return ClassifyResult{}, fmt.Errorf("classify counts %s are missing (the night was classified by an older lapse or classify did not finish): run the night again with --force", path)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/duck"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 )
@@ -24,7 +25,7 @@ import (
 //	go test ./pipeline/ -run '^$' -bench 'ClassifyWarmNight' -benchtime 3x
 //	go test ./pipeline/ -run '^$' -bench 'HandQueryWarmNight' -benchtime 3x
 
-func gBenchFixtures(b *testing.B) NightPaths {
+func gBenchFixtures(b *testing.B) night.Paths {
 	b.Helper()
 	rows := 1_000_000
 	if s := os.Getenv("LAPSE_BENCH_ROWS"); s != "" {
@@ -39,7 +40,7 @@ func gBenchFixtures(b *testing.B) NightPaths {
 		dir = b.TempDir()
 	}
 	dir = filepath.Join(dir, fmt.Sprintf("rows-%d", rows))
-	p := NightPaths{DataDir: dir, Date: gNight}
+	p := night.Paths{DataDir: dir, Date: gNight}
 	if _, err := os.Stat(p.States()); err == nil {
 		return p
 	}
@@ -50,7 +51,7 @@ func gBenchFixtures(b *testing.B) NightPaths {
 	}
 	defer db.Close()
 	domains := rows / 5
-	snap := func(night string, n int) {
+	snap := func(date string, n int) {
 		q := fmt.Sprintf(`SELECT i::BIGINT AS email_id, 'u' || (i // 2) AS user_id,
 			'user' || i || '@d' || (i %% %[1]d) || '.example' AS email, i %% 50 <> 0 AS verified, i %% 2 = 0 AS "primary",
 			TIMESTAMPTZ '2020-01-01 00:00:00+00' + to_seconds(i) AS created, NULL::TIMESTAMPTZ AS verified_at,
@@ -58,7 +59,7 @@ func gBenchFixtures(b *testing.B) NightPaths {
 			CASE WHEN i %% 997 = 0 THEN NULL ELSE 'd' || (i %% %[1]d) || '.example' END AS domain,
 			CASE WHEN i %% 997 = 0 THEN 'no_at' END AS invalid_reason
 			FROM range(%[2]d) t(i)`, domains, n)
-		if err := duck.CopyParquet(ctx, db, q, NightPaths{DataDir: dir, Date: night}.Snapshot(), 0o600); err != nil {
+		if err := duck.CopyParquet(ctx, db, q, night.Paths{DataDir: dir, Date: date}.Snapshot(), 0o600); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -164,7 +165,7 @@ func BenchmarkPublishWarmNight(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	po := PublishOptions{DataDir: p.DataDir, Date: p.Date, Policy: "corroborated",
+	po := PublishOptions{Paths: night.Paths{DataDir: p.DataDir, Date: p.Date}, Policy: "corroborated",
 		Brake: config.BrakeConfig{MaxFraction: 1}, DB: db}
 	start := gRusage()
 	b.ResetTimer()

@@ -3,16 +3,14 @@ package pipeline
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/lapse-dev/lapse/internal/duck"
+	"github.com/lapse-dev/lapse/internal/night"
 )
 
 // historySelect is the first-seen history: per email_id, the earliest
@@ -25,8 +23,8 @@ import (
 func historySelect(ctx context.Context, db *sql.DB, o ClassifyOptions) (string, error) {
 	date := duck.String(o.Date)
 	prevDate, prev := "", ""
-	if o.Out != "" {
-		d, p, err := previousHistory(ctx, db, filepath.Dir(filepath.Dir(o.Out)), o.Date)
+	if o.History != "" {
+		d, p, err := previousHistory(ctx, db, o.History, o.Date)
 		if err != nil {
 			return "", err
 		}
@@ -84,50 +82,38 @@ WHERE h.email_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM decided d WHERE d.ema
 // snapshotDate is the night of a snapshot path (its date=D folder), ""
 // when the folder does not name a valid date.
 func snapshotDate(path string) string {
-	d, ok := strings.CutPrefix(filepath.Base(filepath.Dir(path)), "date=")
-	if _, err := time.Parse(time.DateOnly, d); !ok || err != nil {
-		return ""
-	}
-	return d
+	return night.FolderDate(filepath.Base(filepath.Dir(path)), night.Hive)
 }
 
 // previousHistory finds the first-seen history of the latest night before
-// date under root (DATA/decisions) that has one, "" when none has: the
+// date in data's decisions folders that has one, "" when none has: the
 // night's first_seen.parquet or, for a night classified by an older lapse,
 // its decisions.parquet, which then held every address with a first_seen
 // column. A decisions file of the current layout (marked, non-keep rows
 // only) is never read as history: without its first_seen.parquet the
 // night is skipped and an earlier one, plus the snapshots after it, is used.
-func previousHistory(ctx context.Context, db *sql.DB, root, date string) (night, path string, err error) {
-	ents, err := os.ReadDir(root)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", "", nil
-	}
+func previousHistory(ctx context.Context, db *sql.DB, data night.Dir, date string) (string, string, error) {
+	nights, err := night.Folders(data.Decisions(), night.Hive)
 	if err != nil {
-		return "", "", fmt.Errorf("list %s: %w", root, err)
+		return "", "", fmt.Errorf("list %s: %w", data.Decisions(), err)
 	}
-	for i := len(ents) - 1; i >= 0; i-- { // ReadDir sorts by name
-		d, ok := strings.CutPrefix(ents[i].Name(), "date=")
-		if !ok || d >= date {
+	for _, d := range slices.Backward(nights) {
+		if d >= date {
 			continue
 		}
-		if _, err := time.Parse(time.DateOnly, d); err != nil {
+		p := data.Night(d)
+		if fileExists(p.FirstSeen()) {
+			return d, p.FirstSeen(), nil
+		}
+		if !fileExists(p.Decisions()) {
 			continue
 		}
-		dir := filepath.Join(root, ents[i].Name())
-		if p := filepath.Join(dir, firstSeenName); fileExists(p) {
-			return d, p, nil
-		}
-		p := filepath.Join(dir, decisionsName)
-		if !fileExists(p) {
-			continue
-		}
-		old, err := oldLayoutDecisions(ctx, db, p)
+		old, err := oldLayoutDecisions(ctx, db, p.Decisions())
 		if err != nil {
 			return "", "", err
 		}
 		if old {
-			return d, p, nil
+			return d, p.Decisions(), nil
 		}
 	}
 	return "", "", nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lapse-dev/lapse/internal/duck"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/lifecycle"
 )
 
@@ -113,7 +114,7 @@ func (c gCase) checked() *time.Time {
 
 // gWriteFixtures writes the snapshots (tonight's and the history) and the
 // domain states of cases into dataDir, through DuckDB COPY.
-func gWriteFixtures(t testing.TB, dataDir string, cases []gCase) NightPaths {
+func gWriteFixtures(t testing.TB, dataDir string, cases []gCase) night.Paths {
 	t.Helper()
 	ctx := context.Background()
 	db, err := duck.OpenMemory()
@@ -184,9 +185,9 @@ func gWriteFixtures(t testing.TB, dataDir string, cases []gCase) NightPaths {
 			d, string(c.state), string(st), c.registeredAt, c.expiresAt, src, *c.checked(), gAsOf, c.corroborated, ev,
 			c.prevRegAt, c.regChangedAt, int32(c.decisiveNights))
 	}
-	p := NightPaths{DataDir: dataDir, Date: gNight}
+	p := night.Paths{DataDir: dataDir, Date: gNight}
 	for n := range nights {
-		out := NightPaths{DataDir: dataDir, Date: n}.Snapshot()
+		out := night.Paths{DataDir: dataDir, Date: n}.Snapshot()
 		q := fmt.Sprintf(`SELECT * EXCLUDE (night) FROM snap WHERE night = %s ORDER BY email_id`, duck.String(n))
 		if err := duck.CopyParquet(ctx, db, q, out, 0o600); err != nil {
 			t.Fatal(err)
@@ -200,7 +201,7 @@ func gWriteFixtures(t testing.TB, dataDir string, cases []gCase) NightPaths {
 		t.Fatal(err)
 	}
 	if rv > 0 {
-		if err := duck.CopyParquet(ctx, db, `SELECT * FROM rv`, ReverifiedFile(dataDir, gNight), 0o640); err != nil {
+		if err := duck.CopyParquet(ctx, db, `SELECT * FROM rv`, night.Paths{DataDir: dataDir, Date: gNight}.Reverified(), 0o640); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -378,13 +379,13 @@ func gRunRules(t *testing.T, p lifecycle.Policy, cases []gCase) (ClassifyResult,
 	if len(file) != notKeep {
 		t.Errorf("decisions file holds %d rows, want the %d non-keep ones", len(file), notKeep)
 	}
-	if fs := gFirstSeen(t, FirstSeenFile(dir, gNight)); len(fs) != len(cases) {
+	if fs := gFirstSeen(t, night.Paths{DataDir: dir, Date: gNight}.FirstSeen()); len(fs) != len(cases) {
 		t.Errorf("first_seen.parquet holds %d addresses, want %d", len(fs), len(cases))
 	}
 	if fmt.Sprint(res.ByAction) != fmt.Sprint(byAction) {
 		t.Errorf("counts by action %v, decisions %v", res.ByAction, byAction)
 	}
-	onDisk, err := ReadClassifyCounts(res.Path, gNight)
+	onDisk, err := ReadClassifyCounts(night.Paths{DataDir: dir, Date: gNight}.Counts(), res.Path, gNight)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -560,7 +561,7 @@ func TestClassifyWritesAtomically0600(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := map[string]os.FileMode{
-		DecisionsFile(dir, gNight): 0o600, FirstSeenFile(dir, gNight): 0o600, CountsFile(dir, gNight): 0o640,
+		night.Paths{DataDir: dir, Date: gNight}.Decisions(): 0o600, night.Paths{DataDir: dir, Date: gNight}.FirstSeen(): 0o600, night.Paths{DataDir: dir, Date: gNight}.Counts(): 0o640,
 	}
 	before := map[string]string{}
 	for p, mode := range files {
@@ -615,12 +616,12 @@ func TestClassifyWithoutStatesFile(t *testing.T) {
 // on a domain registered at noon on the 9th, first in the snapshot of the
 // 8th (so first seen by the end of the 8th: re-registered), and again in
 // those of the 9th and tonight (the 10th).
-func gHistoryNights(t *testing.T, dir string) NightPaths {
+func gHistoryNights(t *testing.T, dir string) night.Paths {
 	t.Helper()
 	cases := []gCase{{name: "rereg", state: lifecycle.Registered, source: gRDAP,
 		registeredAt: hTP(time.Date(2026, 6, 9, 12, 0, 0, 0, time.UTC)), firstNight: "2026-06-08"}}
 	paths := gWriteFixtures(t, dir, cases)
-	mid := NightPaths{DataDir: dir, Date: "2026-06-09"}
+	mid := night.Paths{DataDir: dir, Date: "2026-06-09"}
 	b, err := os.ReadFile(paths.Snapshot())
 	if err != nil {
 		t.Fatal(err)
@@ -636,19 +637,19 @@ func gHistoryNights(t *testing.T, dir string) NightPaths {
 
 // gClassifyNight classifies night in dir over tonight's states and
 // returns the address's decision (keep included).
-func gClassifyNight(t *testing.T, dir string, states string, night string) lifecycle.Decision {
+func gClassifyNight(t *testing.T, dir string, states string, date string) lifecycle.Decision {
 	t.Helper()
-	o := ClassifyOptionsFor(NightPaths{DataDir: dir, Date: night}, lifecycle.DefaultPolicy, gAsOf)
+	o := ClassifyOptionsFor(night.Paths{DataDir: dir, Date: date}, lifecycle.DefaultPolicy, gAsOf)
 	o.States = states
 	if _, err := Classify(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	d, ok := gAllDecisions(t, o)[0]
 	if !ok {
-		t.Fatalf("night %s: no decision for the address", night)
+		t.Fatalf("night %s: no decision for the address", date)
 	}
 	if _, inFile := gDecisions(t, o.Out)[0]; inFile != (d.Action != lifecycle.ActionKeep) {
-		t.Errorf("night %s: decision %v, in the decisions file: %v", night, d, inFile)
+		t.Errorf("night %s: decision %v, in the decisions file: %v", date, d, inFile)
 	}
 	return d
 }
@@ -671,11 +672,11 @@ func TestClassifyFirstSeenCarriedByHistoryFile(t *testing.T) {
 	}
 	gClassifyNight(t, dir, states, "2026-06-08")
 	gClassifyNight(t, dir, states, "2026-06-09")
-	if fs := gFirstSeen(t, FirstSeenFile(dir, "2026-06-09"))[0]; !fs.Equal(time.Date(2026, 6, 9, 0, 0, 0, 0, time.UTC)) {
+	if fs := gFirstSeen(t, night.Paths{DataDir: dir, Date: "2026-06-09"}.FirstSeen())[0]; !fs.Equal(time.Date(2026, 6, 9, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("first_seen of the 9th: %v, want the end of the 8th", fs)
 	}
 	// The first snapshot is gone: first_seen.parquet of the 9th remembers it.
-	if err := os.RemoveAll(filepath.Dir(NightPaths{DataDir: dir, Date: "2026-06-08"}.Snapshot())); err != nil {
+	if err := os.RemoveAll(filepath.Dir(night.Paths{DataDir: dir, Date: "2026-06-08"}.Snapshot())); err != nil {
 		t.Fatal(err)
 	}
 	if d := gClassifyNight(t, dir, states, gNight); d != gRereg {
@@ -683,7 +684,7 @@ func TestClassifyFirstSeenCarriedByHistoryFile(t *testing.T) {
 	}
 	// Without first_seen.parquet of the 9th, its decisions (non-keep rows
 	// only) are not history: the 8th's file and the snapshots after it are.
-	if err := os.Remove(FirstSeenFile(dir, "2026-06-09")); err != nil {
+	if err := os.Remove(night.Paths{DataDir: dir, Date: "2026-06-09"}.FirstSeen()); err != nil {
 		t.Fatal(err)
 	}
 	if d := gClassifyNight(t, dir, states, gNight); d != gRereg {
@@ -692,7 +693,7 @@ func TestClassifyFirstSeenCarriedByHistoryFile(t *testing.T) {
 	// Without earlier history files either, the history starts on the 9th
 	// and the registration no longer looks later than the address.
 	for _, n := range []string{"2026-06-08", "2026-06-09"} {
-		if err := os.RemoveAll(filepath.Dir(DecisionsFile(dir, n))); err != nil {
+		if err := os.RemoveAll(filepath.Dir(night.Paths{DataDir: dir, Date: n}.Decisions())); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -711,7 +712,7 @@ func TestClassifyHistoryFromOldLayoutDecisions(t *testing.T) {
 	paths := gHistoryNights(t, dir)
 	// The 8th's snapshot is gone (pruned): only the old decisions of the
 	// 9th know the address was there on the 8th.
-	if err := os.RemoveAll(filepath.Dir(NightPaths{DataDir: dir, Date: "2026-06-08"}.Snapshot())); err != nil {
+	if err := os.RemoveAll(filepath.Dir(night.Paths{DataDir: dir, Date: "2026-06-08"}.Snapshot())); err != nil {
 		t.Fatal(err)
 	}
 	db, err := duck.OpenMemory()
@@ -719,7 +720,7 @@ func TestClassifyHistoryFromOldLayoutDecisions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	old := DecisionsFile(dir, "2026-06-09")
+	old := night.Paths{DataDir: dir, Date: "2026-06-09"}.Decisions()
 	writeOld := func(options string) {
 		t.Helper()
 		q := `SELECT 0::BIGINT AS email_id, 'u0' AS user_id, 'user0@case0.test' AS email, true AS verified, true AS "primary",
@@ -734,7 +735,7 @@ func TestClassifyHistoryFromOldLayoutDecisions(t *testing.T) {
 	if d := gClassifyNight(t, dir, paths.States(), gNight); d != gRereg {
 		t.Fatalf("from the old-layout decisions of the 9th: %v, want %v", d, gRereg)
 	}
-	if fs := gFirstSeen(t, FirstSeenFile(dir, gNight))[0]; !fs.Equal(time.Date(2026, 6, 9, 0, 0, 0, 0, time.UTC)) {
+	if fs := gFirstSeen(t, night.Paths{DataDir: dir, Date: gNight}.FirstSeen())[0]; !fs.Equal(time.Date(2026, 6, 9, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("tonight's first_seen %v, want the end of the 8th carried from the old decisions", fs)
 	}
 	// The same file marked as holding non-keep rows only is not history.

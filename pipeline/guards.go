@@ -12,7 +12,9 @@ import (
 	"syscall"
 
 	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/sinks/changeset"
+	"slices"
 )
 
 // ErrNoSpace is wrapped by the error of a night stopped because its data
@@ -86,20 +88,12 @@ func isStaleTemp(name string) bool {
 }
 
 // removeStaleTemps deletes the temp files a killed run left in tonight's
-// folders, the states copy's folder and the data dir itself, and returns
-// how many it deleted. The caller holds the data dir's lock, so no other
-// run is writing them. It never walks further than those folders.
-func removeStaleTemps(dataDir, date string) (int, error) {
-	dirs := []string{
-		dataDir,
-		filepath.Join(dataDir, "states"),
-		SnapshotDir(dataDir, date),
-		filepath.Join(dataDir, "observations", "date="+date),
-		filepath.Join(dataDir, "decisions", "date="+date),
-		filepath.Join(dataDir, "changesets", date),
-		filepath.Join(dataDir, "reports", date),
-		filepath.Join(dataDir, "runs", "date="+date),
-	}
+// folders, the states copy's folder and the data dir itself
+// (night.Paths.Folders), and returns how many it deleted. The caller holds
+// the data dir's lock, so no other run is writing them. It never walks
+// further than those folders.
+func removeStaleTemps(p night.Paths) (int, error) {
+	dirs := p.Folders()
 	n := 0
 	var errs []error
 	for _, d := range dirs {
@@ -128,32 +122,28 @@ func removeStaleTemps(dataDir, date string) (int, error) {
 // hasHistory reports whether the data dir holds earlier nights: a run
 // manifest of any night, or a snapshot of a night other than tonight's
 // (`lapse snapshot` may have taken tonight's before the first run).
-func hasHistory(dataDir, date string) bool {
-	for _, sub := range []string{"runs", "snapshots"} {
-		ents, _ := os.ReadDir(filepath.Join(dataDir, sub))
-		for _, e := range ents {
-			d, ok := strings.CutPrefix(e.Name(), "date=")
-			if ok && e.IsDir() && (sub == "runs" || d != date) {
-				return true
-			}
-		}
+func hasHistory(data night.Dir, date string) bool {
+	if runs, _ := night.Folders(data.Runs(), night.Hive); len(runs) > 0 {
+		return true
 	}
-	return false
+	snaps, _ := night.Folders(data.Snapshots(), night.Hive)
+	return slices.ContainsFunc(snaps, func(d string) bool { return d != date })
 }
 
 // warnMissingState says, loudly, when the lifecycle database or the cache
 // is missing from a data dir that has earlier nights: both are rebuilt
 // empty, and what they held is lost. It runs before either is opened.
 func warnMissingState(log *slog.Logger, c config.Config, date string) {
-	if !hasHistory(c.DataDir, date) {
+	data := night.Dir(c.DataDir)
+	if !hasHistory(data, date) {
 		return
 	}
-	if _, err := os.Stat(DBPath(c.DataDir)); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(data.DB()); errors.Is(err, fs.ErrNotExist) {
 		log.Warn("lapse.duckdb was missing: the lifecycle history starts anew (earlier nights' runs, observations, "+
 			"decisions, metrics and changeset records are not in it; their files under the data dir are kept)",
-			"path", DBPath(c.DataDir))
+			"path", data.DB())
 	}
-	dir := CacheDir(c)
+	dir := night.CacheDir(c)
 	if ents, err := os.ReadDir(dir); errors.Is(err, fs.ErrNotExist) || (err == nil && len(ents) == 0) {
 		log.Warn("the domain cache was missing: every domain of the snapshot is looked up again tonight, and the earlier "+
 			"answers, re-check schedules, registration-date history and confirmation nights are lost", "dir", dir)
@@ -162,12 +152,12 @@ func warnMissingState(log *slog.Logger, c config.Config, date string) {
 
 // verifySnapshot checks that tonight's snapshot is the file its manifest
 // describes (sha256 and size): a resumed night reads it in every stage.
-func verifySnapshot(dataDir, date string) error {
-	m, err := ReadSnapshotManifest(dataDir, date)
+func verifySnapshot(paths night.Paths) error {
+	m, err := ReadSnapshotManifest(paths.SnapshotManifest())
 	if err != nil {
 		return err
 	}
-	p := NightPaths{DataDir: dataDir, Date: date}.Snapshot()
+	p := paths.Snapshot()
 	sum, err := changeset.HashFile(p)
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", p, err)

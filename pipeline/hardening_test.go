@@ -38,7 +38,7 @@ func kMetrics(t *testing.T, dataDir string) string {
 // kCount runs a count query over the lifecycle database.
 func kCount(t *testing.T, dataDir, q string, args ...any) int {
 	t.Helper()
-	db, err := lifecycledb.Open(DBPath(dataDir))
+	db, err := lifecycledb.Open(night.Dir(dataDir).DB())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,13 +73,13 @@ func TestForcedRerunKeepsTheNightsLookups(t *testing.T) {
 	ctx := context.Background()
 	h := newHNight(t, hEmails...)
 	date := "2026-03-01"
-	p := NightPaths{DataDir: h.cfg.DataDir, Date: date}
+	p := night.Paths{DataDir: h.cfg.DataDir, Date: date}
 	res, err := RunNight(ctx, h.opts(date))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := res.Figures()
-	journal1, err := os.ReadFile(journalPath(p))
+	journal1, err := os.ReadFile(p.Journal())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestForcedRerunKeepsTheNightsLookups(t *testing.T) {
 		if f.LookedUp != 8 || f.TotalLookups() != want.TotalLookups() {
 			t.Errorf("%s: figures say %d looked up, %d lookups; want 8 and %d", when, f.LookedUp, f.TotalLookups(), want.TotalLookups())
 		}
-		j, err := os.ReadFile(journalPath(p))
+		j, err := os.ReadFile(p.Journal())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,8 +203,8 @@ func TestEmptyExportStopsAndHistoryCarriesForward(t *testing.T) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
 	}
-	p2 := NightPaths{DataDir: h.cfg.DataDir, Date: "2026-03-02"}
-	for _, f := range []string{p2.Plan(), p2.Changesets()} {
+	p2 := night.Paths{DataDir: h.cfg.DataDir, Date: "2026-03-02"}
+	for _, f := range []string{p2.Plan(), p2.Changeset()} {
 		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("a stopped night wrote %s (%v)", f, err)
 		}
@@ -218,7 +218,7 @@ func TestEmptyExportStopsAndHistoryCarriesForward(t *testing.T) {
 	if res, err := RunNight(ctx, o); err != nil || res.Resumed != "" || res.Figures().Verified != 0 {
 		t.Fatalf("accepted shrink: %v %+v", err, res)
 	}
-	if n := kParquetCount(t, FirstSeenFile(h.cfg.DataDir, "2026-03-02")); n != len(hEmails) {
+	if n := kParquetCount(t, night.Paths{DataDir: h.cfg.DataDir, Date: "2026-03-02"}.FirstSeen()); n != len(hEmails) {
 		t.Errorf("first_seen.parquet of the empty night holds %d rows, want the %d of the history", n, len(hEmails))
 	}
 
@@ -236,7 +236,7 @@ func TestEmptyExportStopsAndHistoryCarriesForward(t *testing.T) {
 	var n int
 	var first, last time.Time
 	if err := db.QueryRow(`SELECT count(*), min(first_seen), max(first_seen) FROM read_parquet(?)`,
-		FirstSeenFile(h.cfg.DataDir, "2026-03-03")).Scan(&n, &first, &last); err != nil {
+		night.Paths{DataDir: h.cfg.DataDir, Date: "2026-03-03"}.FirstSeen()).Scan(&n, &first, &last); err != nil {
 		t.Fatal(err)
 	}
 	if want := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC); n != len(hEmails) || !first.Equal(want) || !last.Equal(want) {
@@ -264,7 +264,7 @@ func TestFutureNightNeverPrunesRealNights(t *testing.T) {
 		}
 	}
 	exists := func(d string) bool {
-		_, err := os.Stat(SnapshotDir(h.cfg.DataDir, d))
+		_, err := os.Stat(night.Paths{DataDir: h.cfg.DataDir, Date: d}.SnapshotDir())
 		return err == nil
 	}
 	for _, d := range []string{"2026-03-01", "2026-03-02"} {
@@ -297,13 +297,13 @@ func TestFailedNightAlwaysRewritesMetrics(t *testing.T) {
 		damage func(t *testing.T, h *hNight) func()
 	}{
 		{"corrupt lapse.duckdb", func(t *testing.T, h *hNight) func() {
-			if err := os.WriteFile(DBPath(h.cfg.DataDir), bytes.Repeat([]byte("not a database "), 1000), 0o640); err != nil {
+			if err := os.WriteFile(night.Dir(h.cfg.DataDir).DB(), bytes.Repeat([]byte("not a database "), 1000), 0o640); err != nil {
 				t.Fatal(err)
 			}
 			return func() {}
 		}},
 		{"cache unusable", func(t *testing.T, h *hNight) func() {
-			dir := CacheDir(h.cfg)
+			dir := night.CacheDir(h.cfg)
 			if err := os.RemoveAll(dir); err != nil {
 				t.Fatal(err)
 			}
@@ -364,8 +364,8 @@ func TestMostlyUnknownNightIsDegraded(t *testing.T) {
 	if !strings.Contains(err.Error(), "4 of 6 domains (66.7%) are unknown") {
 		t.Errorf("error: %v", err)
 	}
-	p := NightPaths{DataDir: h.cfg.DataDir, Date: date}
-	sum, err := os.ReadFile(filepath.Join(p.Changesets(), "summary.md"))
+	p := night.Paths{DataDir: h.cfg.DataDir, Date: date}
+	sum, err := os.ReadFile(filepath.Join(p.Changeset(), "summary.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +423,7 @@ func TestLowFreeSpaceStopsCleanly(t *testing.T) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
 	}
-	if _, err := os.Stat(SnapshotDir(h.cfg.DataDir, "2026-03-01")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(night.Paths{DataDir: h.cfg.DataDir, Date: "2026-03-01"}.SnapshotDir()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the night wrote its snapshot regardless (%v)", err)
 	}
 
@@ -487,7 +487,7 @@ func TestDamagedSnapshotIsTakenAgain(t *testing.T) {
 			if _, err := RunNight(ctx, o); err == nil || !strings.Contains(err.Error(), "killed") {
 				t.Fatalf("killed after snapshot: %v", err)
 			}
-			p := NightPaths{DataDir: h.cfg.DataDir, Date: date}
+			p := night.Paths{DataDir: h.cfg.DataDir, Date: date}
 			if err := damage(p.Snapshot()); err != nil {
 				t.Fatal(err)
 			}
@@ -500,7 +500,7 @@ func TestDamagedSnapshotIsTakenAgain(t *testing.T) {
 			if !strings.Contains(logs.String(), "snapshot damaged: taking it again from the source, the night starts over") {
 				t.Errorf("no word of the damaged snapshot:\n%s", logs)
 			}
-			got, _ := os.ReadFile(filepath.Join(p.Changesets(), "changeset.csv"))
+			got, _ := os.ReadFile(filepath.Join(p.Changeset(), "changeset.csv"))
 			if !bytes.Equal(got, want) {
 				t.Errorf("changeset differs from the undamaged night's:\n%s\n---\n%s", got, want)
 			}
@@ -517,16 +517,16 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 	date := "2026-03-01"
 	data := h.cfg.DataDir
 	stale := []string{
-		filepath.Join(SnapshotDir(data, date), ".emails.parquet.tmp-123456"),
+		filepath.Join(night.Paths{DataDir: data, Date: date}.SnapshotDir(), ".emails.parquet.tmp-123456"),
 		filepath.Join(data, "states", ".states.parquet.tmp-42"),
 		filepath.Join(data, ".metrics.prom.tmp-7"),
 		filepath.Join(data, "decisions", "date="+date, ".classify-spill", "spill.tmp"),
 		filepath.Join(data, "decisions", "date="+date, ".decisions.parquet.tmp-99", "decisions.parquet"),
 	}
 	kept := []string{
-		filepath.Join(SnapshotDir(data, "2026-02-01"), ".emails.parquet.tmp-1"), // not tonight's
-		filepath.Join(SnapshotDir(data, date), "notes.tmp-1"),                   // not a temp name
-		filepath.Join(SnapshotDir(data, date), ".emails.parquet.tmp-x1"),
+		filepath.Join(night.Paths{DataDir: data, Date: "2026-02-01"}.SnapshotDir(), ".emails.parquet.tmp-1"), // not tonight's
+		filepath.Join(night.Paths{DataDir: data, Date: date}.SnapshotDir(), "notes.tmp-1"),                   // not a temp name
+		filepath.Join(night.Paths{DataDir: data, Date: date}.SnapshotDir(), ".emails.parquet.tmp-x1"),
 	}
 	for _, p := range append(append([]string{}, stale...), kept...) {
 		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
@@ -570,8 +570,8 @@ func TestMissingDatabaseAndCacheWarn(t *testing.T) {
 	if strings.Contains(logs.String(), "missing") {
 		t.Errorf("first night warned:\n%s", logs)
 	}
-	os.Remove(DBPath(h.cfg.DataDir))
-	os.RemoveAll(CacheDir(h.cfg))
+	os.Remove(night.Dir(h.cfg.DataDir).DB())
+	os.RemoveAll(night.CacheDir(h.cfg))
 	for i, d := range []string{"2026-03-02", "2026-03-03"} {
 		h.clk.Add(24 * time.Hour)
 		o := h.opts(d)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/duck"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/sinks/changeset"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 	"github.com/lapse-dev/lapse/sinks/report"
@@ -26,22 +27,14 @@ var ErrBlocked = errors.New("blocked by the safety brake")
 // resolve.max_unknown_fraction: the CLI exits 4.
 var ErrDegraded = errors.New("night degraded")
 
-// ReportFile is the night's HTML report.
-func ReportFile(dataDir, date string) string {
-	return filepath.Join(dataDir, "reports", date, "index.html")
-}
-
 // PublishOptions configure the publish stage.
 type PublishOptions struct {
-	DataDir string
-	Date    string
-	// Decisions is classify's output (DecisionsFile when empty).
-	Decisions string
-	// Snapshot is the night's snapshot, for notify.csv's other verified
-	// addresses (NightPaths.Snapshot when empty).
-	Snapshot string
-	Policy   string
-	Brake    config.BrakeConfig
+	// Paths are the night's files: publish reads its decisions, counts and
+	// snapshot (notify.csv's other verified addresses), the changesets of
+	// the nights before it, and writes its changeset folder and report.
+	Paths  night.Paths
+	Policy string
+	Brake  config.BrakeConfig
 	// DB, when set, receives the night's decisions, metrics and changeset
 	// record, and the report is written from it.
 	DB *lifecycledb.DB
@@ -51,8 +44,8 @@ type PublishOptions struct {
 	// Now stamps the report; nil means time.Now.
 	Now func() time.Time
 	// Counts are classify's counts when the caller has them (its result in
-	// the same run); nil reads them from the counts.json beside Decisions
-	// (a resumed night). Publish never reads every address again.
+	// the same run); nil reads them from the night's counts.json (a
+	// resumed night). Publish never reads every address again.
 	Counts *ClassifyResult
 	// Unknowns is what the night could not tell, for summary.md.
 	Unknowns changeset.Unknowns
@@ -76,19 +69,14 @@ type PublishResult struct {
 // Re-publishing a night replaces its files and rows with the same content.
 func Publish(ctx context.Context, o PublishOptions) (PublishResult, error) {
 	var res PublishResult
-	if _, err := ParseDate(o.Date); err != nil {
+	p, date := o.Paths, o.Paths.Date
+	if _, err := night.Parse(date); err != nil {
 		return res, err
 	}
-	if o.Decisions == "" {
-		o.Decisions = DecisionsFile(o.DataDir, o.Date)
-	}
-	if _, err := os.Stat(o.Decisions); err != nil {
+	if _, err := os.Stat(p.Decisions()); err != nil {
 		return res, fmt.Errorf("publish: decisions: %w", err)
 	}
-	if o.Snapshot == "" {
-		o.Snapshot = NightPaths{DataDir: o.DataDir, Date: o.Date}.Snapshot()
-	}
-	if _, err := os.Stat(o.Snapshot); err != nil {
+	if _, err := os.Stat(p.Snapshot()); err != nil {
 		return res, fmt.Errorf("publish: snapshot: %w", err)
 	}
 	if o.Now == nil {
@@ -98,24 +86,24 @@ func Publish(ctx context.Context, o PublishOptions) (PublishResult, error) {
 	if o.Counts != nil {
 		cr = *o.Counts
 	} else {
-		c, err := ReadClassifyCounts(o.Decisions, o.Date)
+		c, err := ReadClassifyCounts(p.Counts(), p.Decisions(), date)
 		if err != nil {
 			return res, fmt.Errorf("publish: %w", err)
 		}
 		cr = c
 	}
-	res.Dir = filepath.Join(o.DataDir, "changesets", o.Date)
+	res.Dir = p.Changeset()
 	db, err := duck.OpenMemory()
 	if err != nil {
 		return res, fmt.Errorf("publish: %w", err)
 	}
 	defer db.Close()
-	prev, err := previousChangeset(o.DataDir, o.Date)
+	prev, err := previousChangeset(night.Dir(p.DataDir), date)
 	if err != nil {
 		return res, fmt.Errorf("publish: %w", err)
 	}
 	cs, err := changeset.Write(ctx, db, changeset.Spec{
-		Dir: res.Dir, Date: o.Date, Decisions: o.Decisions, Snapshot: o.Snapshot, Verified: cr.Verified,
+		Dir: res.Dir, Date: date, Decisions: p.Decisions(), Snapshot: p.Snapshot(), Verified: cr.Verified,
 		Previous: prev, Policy: o.Policy, Brake: o.Brake, Unknowns: o.Unknowns,
 	})
 	if err != nil {
@@ -123,23 +111,23 @@ func Publish(ctx context.Context, o PublishOptions) (PublishResult, error) {
 	}
 	res.Manifest = cs.Manifest
 	if o.DB != nil {
-		if _, err := o.DB.AppendDecisions(ctx, o.Date, o.Decisions, o.Policy); err != nil {
+		if _, err := o.DB.AppendDecisions(ctx, date, p.Decisions(), o.Policy); err != nil {
 			return res, fmt.Errorf("publish: %w", err)
 		}
 		m := o.Metrics
 		m.AddressesScanned, m.AddressesVerified, m.AddressesInvalid, m.Domains = cr.Rows, cr.Verified, cr.Invalid, cr.Domains
-		if err := o.DB.RecordMetrics(ctx, o.Date, m); err != nil {
+		if err := o.DB.RecordMetrics(ctx, date, m); err != nil {
 			return res, fmt.Errorf("publish: %w", err)
 		}
 		if err := o.DB.RecordChangeset(ctx, lifecycledb.Changeset{
-			Date: o.Date, Status: cs.Manifest.Status, Policy: o.Policy,
+			Date: date, Status: cs.Manifest.Status, Policy: o.Policy,
 			Flagged: cs.Manifest.Counts.Flagged, Verified: cs.Manifest.Counts.Verified,
 			BlockReasons: cs.Manifest.BlockReasons, Dir: res.Dir, ManifestSHA256: cs.ManifestSHA256,
 		}); err != nil {
 			return res, fmt.Errorf("publish: %w", err)
 		}
-		res.Report = ReportFile(o.DataDir, o.Date)
-		if err := report.Write(ctx, o.DB.SQL(), report.Spec{Date: o.Date, Path: res.Report, GeneratedAt: o.Now()}); err != nil {
+		res.Report = p.Report()
+		if err := report.Write(ctx, o.DB.SQL(), report.Spec{Date: date, Path: res.Report, GeneratedAt: o.Now()}); err != nil {
 			return res, fmt.Errorf("publish: %w", err)
 		}
 	}
@@ -151,24 +139,16 @@ func Publish(ctx context.Context, o PublishOptions) (PublishResult, error) {
 
 // previousChangeset finds the latest changeset.parquet of a night before
 // date, "" when there is none.
-func previousChangeset(dataDir, date string) (string, error) {
-	dir := filepath.Join(dataDir, "changesets")
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
-	}
+func previousChangeset(data night.Dir, date string) (string, error) {
+	nights, err := night.Folders(data.Changesets(), "")
 	if err != nil {
 		return "", fmt.Errorf("list changesets: %w", err)
 	}
-	var nights []string
-	for _, e := range ents {
-		if _, err := time.Parse(time.DateOnly, e.Name()); err == nil && e.IsDir() && e.Name() < date {
-			nights = append(nights, e.Name())
+	for _, d := range slices.Backward(nights) {
+		if d >= date {
+			continue
 		}
-	}
-	slices.Sort(nights)
-	for i := len(nights) - 1; i >= 0; i-- {
-		p := filepath.Join(dir, nights[i], changeset.FileParquet)
+		p := filepath.Join(data.Night(d).Changeset(), changeset.FileParquet)
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}

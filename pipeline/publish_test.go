@@ -17,6 +17,7 @@ import (
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/duck"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sinks/changeset"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
@@ -46,7 +47,7 @@ func gPublished(t *testing.T, dataDir string, cases []gCase, brake config.BrakeC
 	if _, err := Classify(context.Background(), ClassifyOptionsFor(paths, lifecycle.DefaultPolicy, gAsOf)); err != nil {
 		t.Fatal(err)
 	}
-	return PublishOptions{DataDir: dataDir, Date: gNight, Policy: lifecycle.PolicyCorroborated, Brake: brake, DB: db,
+	return PublishOptions{Paths: night.Paths{DataDir: dataDir, Date: gNight}, Policy: lifecycle.PolicyCorroborated, Brake: brake, DB: db,
 		Metrics: lifecycledb.Metrics{CacheHits: 2}, Now: func() time.Time { return gAsOf }}
 }
 
@@ -392,7 +393,7 @@ func TestPublishCountsFromClassify(t *testing.T) {
 		db := gOpenDB(t, dir)
 		o := gPublished(t, dir, gPublishCases(), config.BrakeConfig{MaxFraction: 1}, db)
 		if counts {
-			r, err := Classify(ctx, ClassifyOptionsFor(NightPaths{DataDir: dir, Date: gNight}, lifecycle.DefaultPolicy, gAsOf))
+			r, err := Classify(ctx, ClassifyOptionsFor(night.Paths{DataDir: dir, Date: gNight}, lifecycle.DefaultPolicy, gAsOf))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -440,7 +441,7 @@ func TestPublishResumedReadsCountsJSON(t *testing.T) {
 	if res.Manifest.Counts.Verified != 7 || res.Manifest.Counts.Flagged != 4 {
 		t.Errorf("manifest counts %+v, want 4 flagged of 7 verified", res.Manifest.Counts)
 	}
-	if n := len(gDecisions(t, DecisionsFile(dir, gNight))); n != 7 {
+	if n := len(gDecisions(t, night.Paths{DataDir: dir, Date: gNight}.Decisions())); n != 7 {
 		t.Errorf("decisions hold %d rows, want the 7 non-keep ones", n)
 	}
 	var scanned, verified, invalid float64
@@ -452,7 +453,7 @@ func TestPublishResumedReadsCountsJSON(t *testing.T) {
 		t.Errorf("metrics scanned %v verified %v invalid %v, want 8 7 1", scanned, verified, invalid)
 	}
 
-	counts := CountsFile(dir, gNight)
+	counts := night.Paths{DataDir: dir, Date: gNight}.Counts()
 	good, err := os.ReadFile(counts)
 	if err != nil {
 		t.Fatal(err)

@@ -3,55 +3,44 @@ package pipeline
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/lapse-dev/lapse/internal/night"
 )
 
-// retainedDirs are the per-night folders that hold addresses; retention
-// deletes old ones. Changesets (the reviewed record), observations and the
-// lifecycle database hold what trends need and are kept.
-var retainedDirs = []string{"snapshots", "decisions"}
-
-// Prune deletes the snapshots/date=X and decisions/date=X folders of
-// nights more than keep-1 nights before date (keep nights are left,
-// tonight's included), and returns what it deleted. keep <= 0 deletes
-// nothing. It runs after a night finished: that night's first_seen.parquet
+// Prune deletes the snapshots/date=X and decisions/date=X folders (the
+// per-night folders that hold addresses) of nights more than keep-1 nights
+// before date (keep nights are left, tonight's included), and returns what
+// it deleted. keep <= 0 deletes nothing. Changesets (the reviewed record),
+// observations and the lifecycle database hold what trends need and are
+// kept. It runs after a night finished: that night's first_seen.parquet
 // carries every address's first sighting forward, so the history lost with
 // older folders is already in it.
-func Prune(dataDir, date string, keep int) ([]string, error) {
+func Prune(data night.Dir, date string, keep int) ([]string, error) {
 	if keep <= 0 {
 		return nil, nil
 	}
-	d, err := ParseDate(date)
+	d, err := night.Parse(date)
 	if err != nil {
 		return nil, err
 	}
 	cutoff := d.AddDate(0, 0, -(keep - 1)).Format(time.DateOnly)
 	var removed []string
 	var errs []error
-	for _, sub := range retainedDirs {
-		root := filepath.Join(dataDir, sub)
-		ents, err := os.ReadDir(root)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
+	for _, root := range []string{data.Snapshots(), data.Decisions()} {
+		nights, err := night.Folders(root, night.Hive)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("retention: %w", err))
 			continue
 		}
-		for _, e := range ents {
-			night, ok := strings.CutPrefix(e.Name(), "date=")
-			if !ok || !e.IsDir() {
+		for _, n := range nights {
+			if n >= cutoff {
 				continue
 			}
-			if _, err := time.Parse(time.DateOnly, night); err != nil || night >= cutoff {
-				continue
-			}
-			p := filepath.Join(root, e.Name())
+			p := filepath.Join(root, night.Hive+n)
 			if err := os.RemoveAll(p); err != nil {
 				errs = append(errs, fmt.Errorf("retention: %w", err))
 				continue

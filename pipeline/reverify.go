@@ -13,7 +13,7 @@ import (
 
 // reverified finds the addresses their owners verified again since an
 // applied changeset un-verified them (recorded in the lifecycle database),
-// writes every known re-verification to the night's ReverifiedFile for
+// writes every known re-verification to the night's night.Paths.Reverified for
 // classify, and returns the domains re-verified tonight: plan looks them up
 // first, whatever the cache's schedule says (ARCHITECTURE.md, "After the
 // night").
@@ -26,7 +26,7 @@ func reverified(ctx context.Context, n *nightRun) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
-	out := ReverifiedFile(n.opts.Config.DataDir, n.opts.Date)
+	out := n.paths.Reverified()
 	var total int64
 	if err := n.env.db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM reverifications WHERE date <= CAST(? AS DATE)`, n.opts.Date).Scan(&total); err != nil {
 		return nil, fmt.Errorf("plan: count re-verifications: %w", err)

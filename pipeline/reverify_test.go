@@ -13,6 +13,7 @@ import (
 
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 )
@@ -77,7 +78,7 @@ func rvWriteExport(t *testing.T, path string, rows []rvAccount) {
 // rvChangesetIDs reads the email ids of a night's changeset.
 func rvChangesetIDs(t *testing.T, dataDir, date string) []string {
 	t.Helper()
-	rows := gReadCSV(t, filepath.Join(NightPaths{DataDir: dataDir, Date: date}.Changesets(), "changeset.csv"))
+	rows := gReadCSV(t, filepath.Join(night.Paths{DataDir: dataDir, Date: date}.Changeset(), "changeset.csv"))
 	var ids []string
 	for _, r := range rows {
 		ids = append(ids, r["email_id"]+":"+r["reason"])
@@ -115,7 +116,7 @@ func TestReverifiedAddressIsNotALoop(t *testing.T) {
 		accounts = append(accounts, rvAccount{i, fmt.Sprintf("keep%d@steady%d.org", i, i), true, ""})
 	}
 	rvWriteExport(t, src, accounts)
-	night := func(date string) NightResult {
+	runNight := func(date string) NightResult {
 		t.Helper()
 		res, err := RunNight(ctx, Options{Config: cfg, Date: date, Now: clk.Now, Provider: prov})
 		if err != nil {
@@ -125,14 +126,14 @@ func TestReverifiedAddressIsNotALoop(t *testing.T) {
 	}
 
 	// Night 1: both lapsed names are flagged.
-	night("2026-03-01")
+	runNight("2026-03-01")
 	if got, want := rvChangesetIDs(t, cfg.DataDir, "2026-03-01"), []string{"1:domain_available", "2:domain_available"}; !slices.Equal(got, want) {
 		t.Fatalf("night 1 changeset %v, want %v", got, want)
 	}
 	// The changeset is applied that morning: the account table shows both
 	// un-verified, the lifecycle DB and the cache know.
 	applied := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	db, err := lifecycledb.Open(DBPath(cfg.DataDir))
+	db, err := lifecycledb.Open(night.Dir(cfg.DataDir).DB())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestReverifiedAddressIsNotALoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	c, err := cache.Open(CacheDir(cfg), cache.Options{Now: clk.Now})
+	c, err := cache.Open(night.CacheDir(cfg), cache.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +158,7 @@ func TestReverifiedAddressIsNotALoop(t *testing.T) {
 	// Night 2: nothing is verified on those names; they are not due
 	// (available with un-verified addresses: weekly).
 	clk.Add(24 * time.Hour)
-	res := night("2026-03-02")
+	res := runNight("2026-03-02")
 	if res.Figures().Reverified != 0 || prov.lookup["mine.net"] != 1 {
 		t.Fatalf("night 2: reverified %d, mine.net looked up %d times", res.Figures().Reverified, prov.lookup["mine.net"])
 	}
@@ -174,11 +175,11 @@ func TestReverifiedAddressIsNotALoop(t *testing.T) {
 	// Night 3: both are re-verified; their names are looked up afresh,
 	// first, though the schedule says weekly.
 	clk.Add(24 * time.Hour)
-	res = night("2026-03-03")
+	res = runNight("2026-03-03")
 	if res.Figures().Reverified != 2 {
 		t.Errorf("night 3: reverified %d, want 2", res.Figures().Reverified)
 	}
-	p, err := ReadPlan(NightPaths{DataDir: cfg.DataDir, Date: "2026-03-03"}.Plan())
+	p, err := ReadPlan(night.Paths{DataDir: cfg.DataDir, Date: "2026-03-03"}.Plan())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestReverifiedAddressIsNotALoop(t *testing.T) {
 	if got, want := rvChangesetIDs(t, cfg.DataDir, "2026-03-03"), []string{"2:domain_available"}; !slices.Equal(got, want) {
 		t.Errorf("night 3 changeset %v, want %v", got, want)
 	}
-	db, err = lifecycledb.Open(DBPath(cfg.DataDir))
+	db, err = lifecycledb.Open(night.Dir(cfg.DataDir).DB())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +212,7 @@ func TestReverifiedAddressIsNotALoop(t *testing.T) {
 	// Night 4: the owner's address stays kept on the cached answer (the
 	// re-verification still anchors it); nothing new is re-verified.
 	clk.Add(24 * time.Hour)
-	res = night("2026-03-04")
+	res = runNight("2026-03-04")
 	if res.Figures().Reverified != 0 {
 		t.Errorf("night 4: reverified %d, want 0 (already recorded)", res.Figures().Reverified)
 	}

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -40,80 +39,26 @@ const (
 // StageNames lists the stages in the order the runner runs them.
 var StageNames = []string{StageSnapshot, StagePlan, StageResolve, StageClassify, StagePublish}
 
-// NightPaths names one night's files under the data dir (ARCHITECTURE.md,
-// "On disk").
-type NightPaths struct {
-	DataDir string
-	Date    string // YYYY-MM-DD
-}
-
-// Snapshot is tonight's snapshot of addresses.
-func (p NightPaths) Snapshot() string {
-	return filepath.Join(p.DataDir, "snapshots", "date="+p.Date, "emails.parquet")
-}
-
-// SnapshotGlob matches every night's snapshot (first-seen history).
-func (p NightPaths) SnapshotGlob() string {
-	return filepath.Join(p.DataDir, "snapshots", "date=*", "emails.parquet")
-}
-
-// Plan is tonight's lookup plan, kept so a resumed night resolves the same
-// domains.
-func (p NightPaths) Plan() string {
-	return filepath.Join(p.DataDir, "observations", "date="+p.Date, "plan.json")
-}
-
-// Domains holds tonight's lookups (one row per domain looked up).
-func (p NightPaths) Domains() string {
-	return filepath.Join(p.DataDir, "observations", "date="+p.Date, "domains.parquet")
-}
-
-// States holds the cached state of every domain of tonight's snapshot.
-func (p NightPaths) States() string {
-	return filepath.Join(p.DataDir, "observations", "date="+p.Date, "states.parquet")
-}
-
-// Changesets is the folder of tonight's changeset.
-func (p NightPaths) Changesets() string {
-	return filepath.Join(p.DataDir, "changesets", p.Date)
-}
-
-// Manifest is the night's run manifest: stages, timings and figures.
-func (p NightPaths) Manifest() string {
-	return filepath.Join(p.DataDir, "runs", "date="+p.Date, "manifest.json")
-}
-
-// CacheDir is the Badger cache (config cache.dir, else DATA_DIR/cache).
-func CacheDir(c config.Config) string {
-	if c.Cache.Dir != "" {
-		return c.Cache.Dir
-	}
-	return filepath.Join(c.DataDir, "cache")
-}
-
-// DBPath is the lifecycle database.
-func DBPath(dataDir string) string { return filepath.Join(dataDir, "lapse.duckdb") }
-
 // ReadManifest reads a night's run manifest.
-func ReadManifest(dataDir, date string) (night.Manifest, error) {
+func ReadManifest(p night.Paths) (night.Manifest, error) {
 	var m night.Manifest
-	p := NightPaths{DataDir: dataDir, Date: date}.Manifest()
-	b, err := os.ReadFile(p)
+	path := p.Manifest()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return m, err
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("run manifest %s: %w", p, err)
+		return m, fmt.Errorf("run manifest %s: %w", path, err)
 	}
 	return m, nil
 }
 
-func writeManifest(dataDir string, m night.Manifest) error {
+func writeManifest(p night.Paths, m night.Manifest) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(NightPaths{DataDir: dataDir, Date: m.Date}.Manifest(), append(b, '\n'), 0o640)
+	return atomicfile.WriteFile(p.Manifest(), append(b, '\n'), 0o640)
 }
 
 // Options configure one night.
@@ -177,7 +122,7 @@ type stageFunc func(ctx context.Context, n *nightRun) (rowsIn, rowsOut int64, er
 // nightRun is one run's state, passed to each stage.
 type nightRun struct {
 	opts     Options
-	paths    NightPaths
+	paths    night.Paths
 	log      *slog.Logger
 	manifest *night.Manifest
 	env      *nightEnv
@@ -208,7 +153,8 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 	if opts.Progress == nil {
 		opts.Progress = NoProgress{}
 	}
-	dataDir := opts.Config.DataDir
+	data := night.Dir(opts.Config.DataDir)
+	paths := data.Night(opts.Date)
 	log := opts.Log.With("date", opts.Date)
 	// m is the night's manifest as far as it got; run is its row in the
 	// lifecycle database once begun.
@@ -229,19 +175,19 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 		res.Outcome, res.Manifest = night.OutcomeFailed, m
 		bg := context.WithoutCancel(ctx)
 		if ownsDir && runID != 0 {
-			if werr := writeManifest(dataDir, m); werr != nil {
+			if werr := writeManifest(paths, m); werr != nil {
 				log.Error("write run manifest", "err", werr)
 			}
 			if rerr := env.db.FinishRun(bg, runID, night.OutcomeFailed, opts.Now()); rerr != nil {
 				log.Error("record run", "err", rerr)
 			}
 		}
-		if werr := metrics.Write(night.Dir(dataDir).Metrics(), m, opts.Now()); werr != nil {
+		if werr := metrics.Write(data.Metrics(), m, opts.Now()); werr != nil {
 			log.Error("write metrics", "err", werr)
 		}
 	}()
 
-	lock, err := flock.Acquire(night.Dir(dataDir).Lock())
+	lock, err := flock.Acquire(data.Lock())
 	if err != nil {
 		return res, err
 	}
@@ -252,7 +198,7 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 	}
 	// A run killed mid-write leaves its temp files; the lock says no other
 	// run is writing now.
-	if n, err := removeStaleTemps(dataDir, opts.Date); err != nil {
+	if n, err := removeStaleTemps(paths); err != nil {
 		log.Warn("could not remove every stale temp file", "err", err)
 	} else if n > 0 {
 		log.Info("removed temp files left by an interrupted run", "files", n)
@@ -265,12 +211,11 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 	}
 	defer env.Close()
 
-	paths := NightPaths{DataDir: dataDir, Date: opts.Date}
 	last, err := env.db.LastFinishedStage(ctx, opts.Date)
 	if err != nil {
 		return res, fmt.Errorf("night %s: read run log: %w", opts.Date, err)
 	}
-	prev, perr := ReadManifest(dataDir, opts.Date)
+	prev, perr := ReadManifest(paths)
 	if perr != nil && !errors.Is(perr, fs.ErrNotExist) {
 		log.Warn("run manifest unreadable; the night starts over", "err", perr)
 		last = ""
@@ -301,7 +246,7 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 	if last != "" && last != StagePublish {
 		// Every stage after the snapshot reads it: a resumed night checks
 		// it is the file the snapshot stage wrote.
-		if derr := verifySnapshot(dataDir, opts.Date); derr != nil {
+		if derr := verifySnapshot(paths); derr != nil {
 			log.Warn("snapshot damaged: taking it again from the source, the night starts over", "err", derr)
 			last, supersede = "", true
 			m.Attempts = prev.Attempts
@@ -363,7 +308,7 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 		m.SetStage(rec)
 		// The manifest goes first: a crash between the two leaves the stage
 		// unrecorded in the DB, so it runs again (stages are idempotent).
-		if err := writeManifest(dataDir, m); err != nil {
+		if err := writeManifest(paths, m); err != nil {
 			return res, fmt.Errorf("night %s: %s: %w", opts.Date, name, err)
 		}
 		if err := env.db.RecordStage(ctx, runID, rec); err != nil {
@@ -390,14 +335,14 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 		}
 	}
 	m.Outcome = outcome
-	if err := writeManifest(dataDir, m); err != nil {
+	if err := writeManifest(paths, m); err != nil {
 		return res, fmt.Errorf("night %s: %w", opts.Date, err)
 	}
 	if err := env.db.FinishRun(ctx, runID, outcome, opts.Now()); err != nil {
 		return res, fmt.Errorf("night %s: record run: %w", opts.Date, err)
 	}
 	runID = 0 // recorded: the failure path must not overwrite it
-	if err := metrics.Write(night.Dir(dataDir).Metrics(), m, opts.Now()); err != nil {
+	if err := metrics.Write(data.Metrics(), m, opts.Now()); err != nil {
 		return res, fmt.Errorf("night %s: %w", opts.Date, err)
 	}
 	// Retention, once the night is safely finished. A failure is logged,
@@ -407,7 +352,7 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 	if keep := opts.Config.Retention.Nights; keep > 0 && !RetentionApplies(opts.Date, opts.Now()) {
 		log.Warn("retention skipped: the night is dated after today, so no earlier night is deleted", "keep_nights", keep)
 	} else {
-		removed, err := Prune(dataDir, opts.Date, keep)
+		removed, err := Prune(data, opts.Date, keep)
 		if len(removed) > 0 {
 			log.Info("retention: deleted the address files of old nights", "folders", len(removed), "keep_nights", keep)
 		}
@@ -437,7 +382,7 @@ type nightEnv struct {
 }
 
 func openNightEnv(_ context.Context, opts Options) (*nightEnv, error) {
-	db, err := lifecycledb.Open(DBPath(opts.Config.DataDir))
+	db, err := lifecycledb.Open(night.Dir(opts.Config.DataDir).DB())
 	if err != nil {
 		return nil, err
 	}
@@ -448,7 +393,7 @@ func (e *nightEnv) Cache() (*cache.Cache, error) {
 	if e.cache != nil {
 		return e.cache, nil
 	}
-	c, err := cache.Open(CacheDir(e.opts.Config), cache.Options{Now: e.opts.Now, Logger: e.opts.Log})
+	c, err := cache.Open(night.CacheDir(e.opts.Config), cache.Options{Now: e.opts.Now, Logger: e.opts.Log})
 	if err != nil {
 		return nil, err
 	}
@@ -500,11 +445,6 @@ func (e *nightEnv) Close() error {
 	return errors.Join(errs...)
 }
 
-// journalPath is tonight's lookup journal (resume of resolve).
-func journalPath(p NightPaths) string {
-	return filepath.Join(p.DataDir, "observations", "date="+p.Date, "lookups.jsonl")
-}
-
 func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
 	c, err := n.env.Cache()
 	if err != nil {
@@ -518,7 +458,7 @@ func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
 	p, err := MakePlan(ctx, PlanOptions{
 		Date: n.opts.Date, SnapshotPath: n.paths.Snapshot(), Cache: c, Now: n.opts.Now(), Force: force,
 		Budget: budget, WatchWindow: n.opts.Config.Policy.WatchWindow.Std(),
-		CheckAll: n.opts.CheckAll, States: StatesPath(n.opts.Config.DataDir),
+		CheckAll: n.opts.CheckAll, States: night.Dir(n.opts.Config.DataDir).StatesCopy(),
 	})
 	if err != nil {
 		return 0, 0, err
@@ -526,7 +466,7 @@ func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
 	// A new plan means a new resolve. The journal keeps the lookups of an
 	// earlier one (a finished night run again with --force): they are
 	// tonight's observations too; a mark tells the new resolve's apart.
-	if err := StartJournalSegment(journalPath(n.paths), p); err != nil {
+	if err := StartJournalSegment(n.paths.Journal(), p); err != nil {
 		return 0, 0, fmt.Errorf("plan: %w", err)
 	}
 	if err := WritePlan(n.paths.Plan(), p); err != nil {
@@ -560,7 +500,7 @@ func stageResolve(ctx context.Context, n *nightRun) (int64, int64, error) {
 	conc := n.opts.Config.Resolve.Concurrency
 	r, err := Resolve(ctx, ResolveOptions{
 		Plan: p, Provider: prov, Cache: c, Concurrency: conc, Progress: n.opts.Progress,
-		Log: n.log, Journal: journalPath(n.paths), StopAfter: n.opts.StopAfterLookups, Now: n.opts.Now,
+		Log: n.log, Journal: n.paths.Journal(), StopAfter: n.opts.StopAfterLookups, Now: n.opts.Now,
 	})
 	if err != nil {
 		return int64(len(p.Lookups)), 0, err
@@ -583,7 +523,7 @@ func stageResolve(ctx context.Context, n *nightRun) (int64, int64, error) {
 	}
 	// Tonight's states: the cache's states copy, rewritten when tonight's
 	// lookups (or anything since the last copy) changed the cache.
-	sc, err := CurrentStates(ctx, c, StatesPath(n.opts.Config.DataDir))
+	sc, err := CurrentStates(ctx, c, night.Dir(n.opts.Config.DataDir).StatesCopy())
 	if err != nil {
 		return 0, 0, err
 	}
@@ -649,7 +589,7 @@ func stagePublish(ctx context.Context, n *nightRun) (int64, int64, error) {
 	maxUnknown := n.opts.Config.Resolve.MaxUnknownFraction
 	f.Degraded = maxUnknown > 0 && f.UnknownShare() > maxUnknown
 	r, err := Publish(ctx, PublishOptions{
-		DataDir: n.opts.Config.DataDir, Date: n.opts.Date, Policy: n.opts.Config.Policy.Name,
+		Paths: n.paths, Policy: n.opts.Config.Policy.Name,
 		Brake: n.opts.Config.Brake, DB: n.env.db, Now: n.opts.Now, Counts: n.classified,
 		Unknowns: changeset.Unknowns{
 			Domains: f.UnknownDomains, OfDomains: f.ClassifiedDomains, Addresses: f.UnknownAddresses,

@@ -74,9 +74,9 @@ func TestRunNightFinishesAndReRunIsNoop(t *testing.T) {
 	if res.Outcome != night.OutcomeOK || f.Addresses != 10 || f.Invalid != 1 || f.Domains != 8 || f.Planned != 8 || f.Flagged != 1 || f.ChangesetStatus != "proposed" {
 		t.Errorf("night: %+v", res)
 	}
-	p := NightPaths{DataDir: h.cfg.DataDir, Date: "2026-03-01"}
+	p := night.Paths{DataDir: h.cfg.DataDir, Date: "2026-03-01"}
 	for _, fn := range []string{p.Snapshot(), p.Plan(), p.Domains(), p.States(), p.Manifest(), night.Dir(h.cfg.DataDir).Metrics(),
-		filepath.Join(p.Changesets(), "changeset.csv"), ReportFile(h.cfg.DataDir, "2026-03-01")} {
+		filepath.Join(p.Changeset(), "changeset.csv"), night.Paths{DataDir: h.cfg.DataDir, Date: "2026-03-01"}.Report()} {
 		if _, err := os.Stat(fn); err != nil {
 			t.Errorf("missing %v", err)
 		}
@@ -88,7 +88,7 @@ func TestRunNightFinishesAndReRunIsNoop(t *testing.T) {
 		}
 	}
 	before := h.calls()
-	csv1, _ := os.ReadFile(filepath.Join(p.Changesets(), "changeset.csv"))
+	csv1, _ := os.ReadFile(filepath.Join(p.Changeset(), "changeset.csv"))
 
 	res, err = RunNight(ctx, h.opts("2026-03-01"))
 	if err != nil || !res.Skipped || h.calls() != before {
@@ -100,7 +100,7 @@ func TestRunNightFinishesAndReRunIsNoop(t *testing.T) {
 	if err != nil || res.Skipped || res.Outcome != night.OutcomeOK {
 		t.Errorf("forced re-run: %+v %v", res, err)
 	}
-	csv2, _ := os.ReadFile(filepath.Join(p.Changesets(), "changeset.csv"))
+	csv2, _ := os.ReadFile(filepath.Join(p.Changeset(), "changeset.csv"))
 	if !bytes.Equal(csv1, csv2) {
 		t.Errorf("forced re-run changed the changeset:\n%s\n---\n%s", csv1, csv2)
 	}
@@ -159,8 +159,8 @@ func TestKilledNightResumesToTheSameFiles(t *testing.T) {
 			t.Errorf("%s asked %d times", d, n)
 		}
 	}
-	sp := NightPaths{DataDir: straight.cfg.DataDir, Date: "2026-03-01"}
-	rp := NightPaths{DataDir: h.cfg.DataDir, Date: "2026-03-01"}
+	sp := night.Paths{DataDir: straight.cfg.DataDir, Date: "2026-03-01"}
+	rp := night.Paths{DataDir: h.cfg.DataDir, Date: "2026-03-01"}
 	for _, q := range []string{
 		"SELECT * FROM read_parquet(%s) ORDER BY domain",
 	} {
@@ -172,13 +172,13 @@ func TestKilledNightResumesToTheSameFiles(t *testing.T) {
 		}
 	}
 	for _, fn := range []string{"changeset.csv", "notify.csv", "summary.md"} {
-		a, _ := os.ReadFile(filepath.Join(sp.Changesets(), fn))
-		b, _ := os.ReadFile(filepath.Join(rp.Changesets(), fn))
+		a, _ := os.ReadFile(filepath.Join(sp.Changeset(), fn))
+		b, _ := os.ReadFile(filepath.Join(rp.Changeset(), fn))
 		if !bytes.Equal(a, b) {
 			t.Errorf("%s differs from the uninterrupted night", fn)
 		}
 	}
-	m, err := ReadManifest(h.cfg.DataDir, "2026-03-01")
+	m, err := ReadManifest(night.Paths{DataDir: h.cfg.DataDir, Date: "2026-03-01"})
 	if err != nil || m.Attempts != 3 || m.Figures.TotalLookups() != 32 {
 		t.Errorf("manifest: attempts %d lookups %d (%v)", m.Attempts, m.Figures.TotalLookups(), err)
 	}
@@ -286,7 +286,7 @@ func TestRetentionDeletesOldAddressFiles(t *testing.T) {
 	if want := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC); n != len(hEmails) || !first.Equal(want) {
 		t.Errorf("last night's first_seen: %d addresses first seen %v, want %d at %v", n, first, len(hEmails), want)
 	}
-	if rm, err := Prune(data, "2026-03-05", 0); err != nil || len(rm) != 0 {
+	if rm, err := Prune(night.Dir(data), "2026-03-05", 0); err != nil || len(rm) != 0 {
 		t.Errorf("retention 0 deleted %v (%v)", rm, err)
 	}
 }

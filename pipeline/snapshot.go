@@ -18,15 +18,10 @@ import (
 
 	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
+	"github.com/lapse-dev/lapse/internal/night"
 	pqsink "github.com/lapse-dev/lapse/sinks/parquet"
 	"github.com/lapse-dev/lapse/sources/address"
 	"github.com/lapse-dev/lapse/sources/emails"
-)
-
-// Snapshot file names inside snapshots/date=D/.
-const (
-	SnapshotFile         = "emails.parquet"
-	SnapshotManifestFile = "manifest.json"
 )
 
 // Columns the snapshot adds to the source's (emails.Schema).
@@ -60,9 +55,11 @@ const SnapshotBatchSize = 16 << 10
 
 // SnapshotOptions configure Snapshot.
 type SnapshotOptions struct {
-	DataDir string
 	// Date is the night, YYYY-MM-DD.
 	Date string
+	// Path is where the snapshot goes (night.Paths.Snapshot), ManifestPath
+	// its manifest (night.Paths.SnapshotManifest), in the same folder.
+	Path, ManifestPath string
 	// Source is postgres://…, csv:PATH or jsonl:PATH.
 	Source string
 	// Read configures the source (All, table and field mappings, batch size).
@@ -87,11 +84,11 @@ type SnapshotOptions struct {
 
 // SnapshotOptionsFromConfig fills SnapshotOptions from the configuration.
 func SnapshotOptionsFromConfig(c config.Config, date string) SnapshotOptions {
+	p := night.Dir(c.DataDir).Night(date)
 	return SnapshotOptions{
-		DataDir: c.DataDir,
-		Date:    date,
-		Source:  c.Source,
-		Read:    emails.Options{All: c.All, Postgres: c.Postgres, CSV: c.CSV, JSONL: c.JSONL},
+		Date: date, Path: p.Snapshot(), ManifestPath: p.SnapshotManifest(),
+		Source: c.Source,
+		Read:   emails.Options{All: c.All, Postgres: c.Postgres, CSV: c.CSV, JSONL: c.JSONL},
 	}
 }
 
@@ -140,14 +137,9 @@ type SnapshotResult struct {
 	Manifest     SnapshotManifest
 }
 
-// SnapshotDir is the folder of one night's snapshot.
-func SnapshotDir(dataDir, date string) string {
-	return filepath.Join(dataDir, "snapshots", "date="+date)
-}
-
-// Snapshot streams every address of the source into
-// snapshots/date=D/emails.parquet with its host, domain and invalid reason,
-// and writes manifest.json beside it. Both files appear atomically; on any
+// Snapshot streams every address of the source into o.Path
+// (snapshots/date=D/emails.parquet) with its host, domain and invalid
+// reason, and writes o.ManifestPath beside it. Both files appear atomically; on any
 // failure (or ctx cancel) the previous snapshot of that date stays as it
 // was and no temp file is left.
 func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
@@ -171,12 +163,12 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 	if o.Progress == nil {
 		o.Progress = NoProgress{}
 	}
-	if _, err := time.Parse(time.DateOnly, o.Date); err != nil {
+	if !night.Valid(o.Date) {
 		return res, fmt.Errorf("%w: snapshot date %q: want YYYY-MM-DD", config.ErrConfig, o.Date)
 	}
 	m := SnapshotManifest{
 		Date: o.Date, Source: config.RedactSource(o.Source), All: o.Read.All,
-		File: SnapshotFile, Started: o.Now().UTC(), LapseVersion: o.Version,
+		File: filepath.Base(o.Path), Started: o.Now().UTC(), LapseVersion: o.Version,
 		InvalidReasons: map[string]int64{}, Problems: []emails.Problem{},
 	}
 	src, err := emails.Open(ctx, o.Source, o.Read)
@@ -185,11 +177,10 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 	}
 	defer src.Close()
 
-	dir := SnapshotDir(o.DataDir, o.Date)
+	dir := filepath.Dir(o.Path)
 	_, statErr := os.Stat(dir)
 	newDir := errors.Is(statErr, os.ErrNotExist)
-	res.Path = filepath.Join(dir, SnapshotFile)
-	res.ManifestPath = filepath.Join(dir, SnapshotManifestFile)
+	res.Path, res.ManifestPath = o.Path, o.ManifestPath
 	committed := false
 	defer func() {
 		if !committed && newDir {
@@ -313,10 +304,10 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 	return res, nil
 }
 
-// ReadSnapshotManifest reads the manifest of one night's snapshot.
-func ReadSnapshotManifest(dataDir, date string) (SnapshotManifest, error) {
+// ReadSnapshotManifest reads the manifest of one night's snapshot
+// (night.Paths.SnapshotManifest).
+func ReadSnapshotManifest(p string) (SnapshotManifest, error) {
 	var m SnapshotManifest
-	p := filepath.Join(SnapshotDir(dataDir, date), SnapshotManifestFile)
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return m, fmt.Errorf("snapshot manifest: %w", err)

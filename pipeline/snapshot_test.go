@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/internal/pgtest"
 	"github.com/lapse-dev/lapse/sources/address"
 	"github.com/lapse-dev/lapse/sources/emails"
@@ -223,7 +224,7 @@ func checkFiles(t *testing.T, res SnapshotResult, secrets ...string) SnapshotMan
 	// No temp files left behind.
 	ents, _ := os.ReadDir(filepath.Dir(res.Path))
 	for _, e := range ents {
-		if e.Name() != SnapshotFile && e.Name() != SnapshotManifestFile {
+		if e.Name() != filepath.Base(res.Path) && e.Name() != filepath.Base(res.ManifestPath) {
 			t.Errorf("stray file %s in the snapshot folder", e.Name())
 		}
 	}
@@ -347,14 +348,16 @@ func TestSnapshotAtomic(t *testing.T) {
 	checkFiles(t, first)
 
 	// A failure on a date with no snapshot leaves no folder behind.
-	o.Date = "2026-11-29"
+	o2 := SnapshotOptionsFromConfig(c, "2026-11-29")
+	o2.Read.BatchSize, o2.Progress = o.Read.BatchSize, o.Progress
+	o = o2
 	cctx, cancel = context.WithCancel(ctx)
 	defer cancel()
 	if _, err := Snapshot(cctx, o); !errors.Is(err, context.Canceled) {
 		t.Errorf("interrupted run: %v", err)
 	}
-	if _, err := os.Stat(SnapshotDir(dataDir, "2026-11-29")); !os.IsNotExist(err) {
-		t.Errorf("failed first run left %s: %v", SnapshotDir(dataDir, "2026-11-29"), err)
+	if _, err := os.Stat(night.Paths{DataDir: dataDir, Date: "2026-11-29"}.SnapshotDir()); !os.IsNotExist(err) {
+		t.Errorf("failed first run left %s: %v", night.Paths{DataDir: dataDir, Date: "2026-11-29"}.SnapshotDir(), err)
 	}
 
 	// A good re-run replaces it.

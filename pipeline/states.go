@@ -22,9 +22,6 @@ import (
 // observations/date=D/states.parquet (a hard link: the copy is replaced by
 // rename, never written in place).
 
-// StatesPath is the cache's states copy under dataDir.
-func StatesPath(dataDir string) string { return filepath.Join(dataDir, "states", "states.parquet") }
-
 // statesMeta is states.json: what the copy beside it holds.
 type statesMeta struct {
 	// Token is the cache's change token the copy was read at.

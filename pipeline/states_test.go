@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/lifecycle"
 )
 
@@ -28,7 +29,7 @@ func TestPlanFromStatesCopyMatchesCache(t *testing.T) {
 	}
 	specs = append(specs, "y@off.com off.com false", "broken - true")
 	hWriteSnapshot(t, snap, specs...)
-	states := StatesPath(t.TempDir())
+	states := night.Dir(t.TempDir()).StatesCopy()
 	states2 := filepath.Join(t.TempDir(), "other", "states.parquet")
 	// Lookups spread over the past: different states, expiries and next checks.
 	all := []lifecycle.State{lifecycle.Registered, lifecycle.Expiring, lifecycle.Redemption, lifecycle.Available, lifecycle.Registered, lifecycle.Grace}
@@ -105,7 +106,7 @@ func TestCurrentStatesRewritesOnlyAfterAChange(t *testing.T) {
 	ctx := context.Background()
 	clk := &hClock{t: time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC)}
 	c := hOpenCache(t, clk)
-	path := StatesPath(t.TempDir())
+	path := night.Dir(t.TempDir()).StatesCopy()
 	rec := func(d string) {
 		t.Helper()
 		lc := lifecycle.Lifecycle{Domain: d, State: lifecycle.Registered, Source: lifecycle.SourceRDAP, CheckedAt: clk.Now(), AsOf: clk.Now()}
@@ -180,7 +181,7 @@ func TestPlanRewritesADamagedStatesCopy(t *testing.T) {
 	if _, err := c.Record(ctx, lifecycle.Lifecycle{Domain: "a.com", State: lifecycle.Registered, Source: lifecycle.SourceRDAP, CheckedAt: clk.Now(), AsOf: clk.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	states := StatesPath(t.TempDir())
+	states := night.Dir(t.TempDir()).StatesCopy()
 	o := PlanOptions{Date: "2026-03-01", SnapshotPath: snap, Cache: c, Now: clk.Now(), States: states}
 	want, err := MakePlan(ctx, o)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
-	"github.com/lapse-dev/lapse/pipeline"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/sinks/apply"
 )
 
@@ -223,7 +223,7 @@ func (s *applySetup) done(ctx context.Context, g *globalOptions, res apply.Resul
 		}
 		return nil
 	}
-	return apply.Record(ctx, apply.RecordOptions{DataDir: s.cfg.DataDir, CacheDir: pipeline.CacheDir(s.cfg), Cache: cacheOptions(s.cfg, g)}, res)
+	return apply.Record(ctx, apply.RecordOptions{DataDir: s.cfg.DataDir, CacheDir: night.CacheDir(s.cfg), Cache: cacheOptions(s.cfg, g)}, res)
 }
 
 func printApplyResult(w io.Writer, res apply.Result) {

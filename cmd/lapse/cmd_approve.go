@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lapse-dev/lapse/pipeline"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/sinks/changeset"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 )
@@ -97,7 +97,7 @@ func runApprove(ctx context.Context, g *globalOptions, o approveOptions) error {
 			return err
 		}
 	}
-	dbPath := pipeline.DBPath(c.DataDir)
+	dbPath := night.Dir(c.DataDir).DB()
 	if _, err := os.Stat(dbPath); errors.Is(err, fs.ErrNotExist) {
 		return usagef("no lifecycle database at %s: approvals are recorded there (is --data-dir right?)", dbPath)
 	}

@@ -14,8 +14,8 @@ import (
 
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/lifecycle"
-	"github.com/lapse-dev/lapse/pipeline"
 )
 
 func init() { register(newCacheCmd) }
@@ -93,7 +93,7 @@ func withCacheOpen(ctx context.Context, g *globalOptions, fn func(*cache.Cache) 
 	if err != nil {
 		return err
 	}
-	dir := pipeline.CacheDir(cfg)
+	dir := night.CacheDir(cfg)
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("cache at %s does not exist yet: a \"lapse run\" or \"lapse check\" creates it (or set cache.dir)", dir)
 	}

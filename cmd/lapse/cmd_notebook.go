@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/notebooks"
-	"github.com/lapse-dev/lapse/pipeline"
 )
 
 func init() { register(newNotebookCmd) }
@@ -74,7 +74,7 @@ func runNotebook(ctx context.Context, g *globalOptions, name string) error {
 	if err != nil {
 		return err
 	}
-	path := pipeline.DBPath(c.DataDir)
+	path := night.Dir(c.DataDir).DB()
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return usagef("no lifecycle database at %s: run `lapse run` first, or set --data-dir", path)
 	}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/notebooks"
-	"github.com/lapse-dev/lapse/pipeline"
 )
 
 func init() { register(newQueryCmd) }
@@ -68,7 +68,7 @@ func runQuery(ctx context.Context, g *globalOptions, o queryOptions) error {
 	if err != nil {
 		return err
 	}
-	path := pipeline.DBPath(c.DataDir)
+	path := night.Dir(c.DataDir).DB()
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return usagef("no lifecycle database at %s: run `lapse run` first, or set --data-dir", path)
 	}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/notebooks"
-	"github.com/lapse-dev/lapse/pipeline"
 	"github.com/lapse-dev/lapse/sinks/report"
 )
 
@@ -70,7 +70,7 @@ func runReport(ctx context.Context, g *globalOptions, o reportOptions) error {
 	if err != nil {
 		return err
 	}
-	path := pipeline.DBPath(c.DataDir)
+	path := night.Dir(c.DataDir).DB()
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return usagef("no lifecycle database at %s: run `lapse run` first, or set --data-dir", path)
 	}
@@ -81,7 +81,7 @@ func runReport(ctx context.Context, g *globalOptions, o reportOptions) error {
 	defer db.Close()
 	out := o.out
 	if out == "" {
-		out = filepath.Join(c.DataDir, "reports", "latest")
+		out = filepath.Join(night.Dir(c.DataDir).Reports(), "latest")
 	}
 	now := time.Now
 	if o.now != nil {
@@ -89,7 +89,7 @@ func runReport(ctx context.Context, g *globalOptions, o reportOptions) error {
 	}
 	res, err := report.Build(ctx, db, report.Options{
 		Dir: out, Date: o.date, Notebooks: nbs, GeneratedAt: now(),
-		ChangesetRoot: filepath.Join(c.DataDir, "changesets"),
+		ChangesetRoot: night.Dir(c.DataDir).Changesets(),
 	})
 	if err != nil {
 		return err

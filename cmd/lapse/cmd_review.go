@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/sinks/changeset"
 )
 
@@ -80,7 +80,7 @@ func runReview(ctx context.Context, g *globalOptions, o reviewOptions) error {
 }
 
 // changesetsDir is the data dir's folder of changesets.
-func changesetsDir(dataDir string) string { return filepath.Join(dataDir, "changesets") }
+func changesetsDir(dataDir string) string { return night.Dir(dataDir).Changesets() }
 
 // latestChangeset is the data dir's newest changeset folder.
 func latestChangeset(dataDir string) (string, error) {

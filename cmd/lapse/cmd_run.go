@@ -160,5 +160,5 @@ func printNight(g *globalOptions, dataDir string, r pipeline.NightResult) {
 		"%d domains unknown (%.1f%%), %d addresses unknown, %d to un-verify, %d on watch; changeset %s in %s\n",
 		r.Date, what, f.Addresses, f.Verified, f.Invalid, f.Domains, lookedUp, f.TotalLookups(), f.Deferred,
 		f.UnknownDomains, 100*f.UnknownShare(), f.UnknownAddresses,
-		f.Flagged, f.Watch, f.ChangesetStatus, pipeline.NightPaths{DataDir: dataDir, Date: r.Date}.Changesets())
+		f.Flagged, f.Watch, f.ChangesetStatus, night.Paths{DataDir: dataDir, Date: r.Date}.Changeset())
 }

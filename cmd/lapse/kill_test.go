@@ -93,14 +93,14 @@ func TestRunKilledNineResumes(t *testing.T) {
 	if time.Now().UTC().Format(time.DateOnly) != day {
 		t.Skip("SKIPPED: the runs straddled midnight UTC, so their evidence dates differ; run again")
 	}
-	sp := pipeline.NightPaths{DataDir: straight, Date: date}
-	kp := pipeline.NightPaths{DataDir: killed, Date: date}
+	sp := night.Paths{DataDir: straight, Date: date}
+	kp := night.Paths{DataDir: killed, Date: date}
 	for _, fn := range []string{"changeset.csv", "notify.csv", "summary.md"} {
-		a, err := os.ReadFile(filepath.Join(sp.Changesets(), fn))
+		a, err := os.ReadFile(filepath.Join(sp.Changeset(), fn))
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := os.ReadFile(filepath.Join(kp.Changesets(), fn))
+		b, err := os.ReadFile(filepath.Join(kp.Changeset(), fn))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,16 +108,16 @@ func TestRunKilledNineResumes(t *testing.T) {
 			t.Errorf("%s differs from the uninterrupted night's", fn)
 		}
 	}
-	if bytes.Count(mustRead(t, filepath.Join(sp.Changesets(), "changeset.csv")), []byte("\n")) < 2 {
+	if bytes.Count(mustRead(t, filepath.Join(sp.Changeset(), "changeset.csv")), []byte("\n")) < 2 {
 		t.Error("the night flagged nothing: the comparison proves little")
 	}
-	m, err := pipeline.ReadManifest(killed, date)
+	m, err := pipeline.ReadManifest(night.Paths{DataDir: killed, Date: date})
 	t.Logf("killed after %d of %d planned lookups", done, m.Figures.Planned)
 	if err != nil || m.Outcome != night.OutcomeOK || m.Attempts != 2 {
 		t.Errorf("manifest after the kill: outcome %q attempts %d (%v)", m.Outcome, m.Attempts, err)
 	}
 	// The cache survived the crash and holds every domain of the night.
-	ms, err := pipeline.ReadManifest(straight, date)
+	ms, err := pipeline.ReadManifest(night.Paths{DataDir: straight, Date: date})
 	if err != nil || m.Figures.Domains != ms.Figures.Domains || m.Figures.Planned != ms.Figures.Planned {
 		t.Errorf("figures after the kill %+v, uninterrupted %+v (%v)", m.Figures, ms.Figures, err)
 	}

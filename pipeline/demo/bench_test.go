@@ -15,6 +15,7 @@ import (
 
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/pipeline"
 	"github.com/lapse-dev/lapse/sim"
@@ -60,7 +61,7 @@ func newWarmFixture(b *testing.B, n int) warmFixture {
 	if err := WriteAccounts(filepath.Join(dir, "accounts.jsonl"), w.Addresses(d0)); err != nil {
 		b.Fatal(err)
 	}
-	c, err := cache.Open(pipeline.CacheDir(cfg), cache.Options{Now: func() time.Time { return now.Add(-time.Hour) }})
+	c, err := cache.Open(night.CacheDir(cfg), cache.Options{Now: func() time.Time { return now.Add(-time.Hour) }})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -90,12 +91,12 @@ func newWarmFixture(b *testing.B, n int) warmFixture {
 // writing the copy of a cache the fixture filled outside any night.
 func currentStates(b *testing.B, cfg config.Config, now time.Time) {
 	b.Helper()
-	c, err := cache.Open(pipeline.CacheDir(cfg), cache.Options{Now: func() time.Time { return now }})
+	c, err := cache.Open(night.CacheDir(cfg), cache.Options{Now: func() time.Time { return now }})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := pipeline.CurrentStates(context.Background(), c, pipeline.StatesPath(cfg.DataDir)); err != nil {
+	if _, err := pipeline.CurrentStates(context.Background(), c, night.Dir(cfg.DataDir).StatesCopy()); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -114,7 +115,7 @@ func BenchmarkWarmNight(b *testing.B) {
 	}
 	f := newWarmFixture(b, n)
 	ctx := context.Background()
-	paths := pipeline.NightPaths{DataDir: f.cfg.DataDir, Date: f.date}
+	paths := night.Paths{DataDir: f.cfg.DataDir, Date: f.date}
 	var night, query, nightCPU, queryCPU time.Duration
 	var lookups int
 	for range b.N {
@@ -175,7 +176,7 @@ func BenchmarkWarmNight(b *testing.B) {
 
 // handQuery is the baseline: one DuckDB query joining the snapshot with
 // the domain states and applying the default policy, written to Parquet.
-func handQuery(ctx context.Context, p pipeline.NightPaths, out string) error {
+func handQuery(ctx context.Context, p night.Paths, out string) error {
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		return err

@@ -30,6 +30,7 @@ import (
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/pipeline"
 	"github.com/lapse-dev/lapse/sim"
 	lapply "github.com/lapse-dev/lapse/sinks/apply"
@@ -341,7 +342,7 @@ const reviewer = "lapse-demo (simulated reviewer)"
 // may have learnt newer things since).
 func apply(ctx context.Context, cfg config.Config, target *lapply.MemoryTarget, dir, ds string, now time.Time, log *slog.Logger) ([]int64, error) {
 	marker := filepath.Join(dir, "applied", ds)
-	csDir := pipeline.NightPaths{DataDir: cfg.DataDir, Date: ds}.Changesets()
+	csDir := night.Paths{DataDir: cfg.DataDir, Date: ds}.Changeset()
 	if _, err := os.Stat(filepath.Join(csDir, changeset.FileManifest)); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -375,7 +376,7 @@ func apply(ctx context.Context, cfg config.Config, target *lapply.MemoryTarget, 
 	if _, err := os.Stat(marker); err == nil {
 		return ids, nil
 	}
-	if err := lapply.Record(ctx, lapply.RecordOptions{DataDir: cfg.DataDir, CacheDir: pipeline.CacheDir(cfg),
+	if err := lapply.Record(ctx, lapply.RecordOptions{DataDir: cfg.DataDir, CacheDir: night.CacheDir(cfg),
 		Cache: cache.Options{Now: func() time.Time { return now }, Logger: log}}, res); err != nil {
 		return nil, err
 	}

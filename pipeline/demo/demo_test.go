@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/pipeline"
 	"github.com/lapse-dev/lapse/sim"
 	lapply "github.com/lapse-dev/lapse/sinks/apply"
@@ -178,7 +179,7 @@ func TestPyPIPresetIsPyPIsRule(t *testing.T) {
 	}
 	defer db.Close()
 	for n := range o.Nights {
-		p := pipeline.NightPaths{DataDir: filepath.Join(o.Dir, PolicyPyPI), Date: start.AddDate(0, 0, n).Format(time.DateOnly)}
+		p := night.Paths{DataDir: filepath.Join(o.Dir, PolicyPyPI), Date: start.AddDate(0, 0, n).Format(time.DateOnly)}
 		var want, got, both int
 		q := `WITH rule AS (
 			SELECT s.email_id FROM read_parquet(?) s JOIN read_parquet(?) d USING (domain)
@@ -187,7 +188,7 @@ func TestPyPIPresetIsPyPIsRule(t *testing.T) {
 		cs AS (SELECT email_id FROM read_parquet(?))
 		SELECT (SELECT count(*) FROM rule), (SELECT count(*) FROM cs),
 			(SELECT count(*) FROM rule JOIN cs USING (email_id))`
-		err := db.QueryRowContext(ctx, q, p.Snapshot(), p.Domains(), filepath.Join(p.Changesets(), "changeset.parquet")).Scan(&want, &got, &both)
+		err := db.QueryRowContext(ctx, q, p.Snapshot(), p.Domains(), filepath.Join(p.Changeset(), "changeset.parquet")).Scan(&want, &got, &both)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,7 +252,7 @@ func TestDemoAppliesThroughApply(t *testing.T) {
 		dataDir := filepath.Join(o.Dir, pol)
 		applied := 0
 		for n := range o.Nights {
-			dir := pipeline.NightPaths{DataDir: dataDir, Date: start.AddDate(0, 0, n).Format(time.DateOnly)}.Changesets()
+			dir := night.Paths{DataDir: dataDir, Date: start.AddDate(0, 0, n).Format(time.DateOnly)}.Changeset()
 			m, _, err := changeset.ReadManifest(dir)
 			if err != nil {
 				t.Fatal(err)
@@ -271,7 +272,7 @@ func TestDemoAppliesThroughApply(t *testing.T) {
 			}
 			applied += int(r.Changed)
 		}
-		db, err := lifecycledb.Open(pipeline.DBPath(dataDir))
+		db, err := lifecycledb.Open(night.Dir(dataDir).DB())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/lapse-dev/lapse/cache"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 )
 
@@ -34,7 +34,7 @@ func Record(ctx context.Context, o RecordOptions, r Result) error {
 	if r.DryRun != nil {
 		return errors.New("record: a dry run changed nothing to record")
 	}
-	path := filepath.Join(o.DataDir, "lapse.duckdb")
+	path := night.Dir(o.DataDir).DB()
 	db, err := lifecycledb.Open(path)
 	if err != nil {
 		if errors.Is(err, lifecycledb.ErrInUse) {

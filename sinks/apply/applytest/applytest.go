@@ -17,6 +17,7 @@ import (
 
 	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/duck"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/sinks/apply"
 	"github.com/lapse-dev/lapse/sinks/changeset"
 )
@@ -85,7 +86,7 @@ func WriteChangeset(tb testing.TB, dataDir, date string, rows []apply.Row) strin
 		false AS "primary" FROM `+read, snap, 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	dir := filepath.Join(dataDir, "changesets", date)
+	dir := night.Dir(dataDir).Night(date).Changeset()
 	if _, err := changeset.Write(ctx, db, changeset.Spec{Dir: dir, Date: date, Decisions: dec, Snapshot: snap,
 		Verified: int64(2 * len(rows)), Policy: "corroborated", Brake: config.BrakeConfig{}}); err != nil {
 		tb.Fatal(err)
