@@ -336,7 +336,7 @@ func TestFailedNightAlwaysRewritesMetrics(t *testing.T) {
 				t.Fatal("the damaged night succeeded")
 			}
 			m := kMetrics(t, h.cfg.DataDir)
-			d, _ := ParseDate("2026-03-02")
+			d, _ := night.Parse("2026-03-02")
 			for _, want := range []string{"lapse_run_success 0\n", "lapse_night_date_seconds " + strconv.FormatFloat(float64(d.Unix()), 'g', -1, 64) + "\n"} {
 				if !strings.Contains(m, want) {
 					t.Errorf("metrics after %v lack %q:\n%s", err, want, m)

@@ -106,15 +106,6 @@ type NightResult struct {
 // Figures returns the night's figures.
 func (r NightResult) Figures() night.Figures { return r.Manifest.Figures }
 
-// ParseDate checks a YYYY-MM-DD night date.
-func ParseDate(s string) (time.Time, error) {
-	t, err := time.Parse(time.DateOnly, s)
-	if err != nil {
-		return t, fmt.Errorf("date %q: want YYYY-MM-DD", s)
-	}
-	return t, nil
-}
-
 // stageFunc runs one stage over the night's files and returns its rows in
 // and out; it may fill the night's figures.
 type stageFunc func(ctx context.Context, n *nightRun) (rowsIn, rowsOut int64, err error)
@@ -141,7 +132,7 @@ type nightRun struct {
 // Whatever else fails, metrics.prom is rewritten to say the night failed.
 func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 	res = NightResult{Date: opts.Date}
-	if _, err := ParseDate(opts.Date); err != nil {
+	if _, err := night.Parse(opts.Date); err != nil {
 		return res, err
 	}
 	if opts.Now == nil {

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/pipeline/demo"
 	"github.com/lapse-dev/lapse/sim"
 )
@@ -65,7 +65,7 @@ writes the same files.`,
 }
 
 func runDemo(ctx context.Context, g *globalOptions, o demoOptions) error {
-	start, err := time.Parse(time.DateOnly, o.start)
+	start, err := night.Parse(o.start)
 	if err != nil {
 		return usagef("--start %q: want YYYY-MM-DD", o.start)
 	}

@@ -62,7 +62,7 @@ func runReport(ctx context.Context, g *globalOptions, o reportOptions) error {
 		nbs = append(nbs, nb)
 	}
 	if o.date != "" {
-		if _, err := time.Parse(time.DateOnly, o.date); err != nil {
+		if !night.Valid(o.date) {
 			return usagef("report: --date %q: want YYYY-MM-DD", o.date)
 		}
 	}

@@ -76,7 +76,7 @@ func (e degradedError) Unwrap() []error { return []error{e.err, errDegraded} }
 // Retention and the first-seen history count nights by date, so a stray
 // future night would skew both.
 func checkNightDate(date string, now time.Time, allowFuture bool) error {
-	d, err := pipeline.ParseDate(date)
+	d, err := night.Parse(date)
 	if err != nil {
 		return usagef("--date: %v", err)
 	}

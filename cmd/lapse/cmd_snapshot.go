@@ -89,7 +89,7 @@ func runSnapshot(ctx context.Context, g *globalOptions, o snapshotOptions) error
 	if date == "" {
 		date = snapshotNow().UTC().Format(time.DateOnly)
 	}
-	if _, err := time.Parse(time.DateOnly, date); err != nil {
+	if !night.Valid(date) {
 		return usagef("--date %q: want YYYY-MM-DD, e.g. 2026-11-28", date)
 	}
 	if _, _, err := emails.ParseSpec(c.Source); err != nil {

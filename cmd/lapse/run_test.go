@@ -15,6 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/pipeline/demo"
 	"github.com/lapse-dev/lapse/sim"
 )
@@ -74,7 +75,7 @@ func (s *simSetup) configFor(dataDir, extra string) string {
 // source at it.
 func (s *simSetup) export(date string) []string {
 	s.t.Helper()
-	d, _ := time.Parse(time.DateOnly, date)
+	d, _ := night.Parse(date)
 	p := filepath.Join(s.dir, "accounts-"+date+".jsonl")
 	if err := demo.WriteAccounts(p, s.world.Addresses(d)); err != nil {
 		s.t.Fatal(err)

@@ -55,7 +55,7 @@ func newWarmFixture(b *testing.B, n int) warmFixture {
 		return f
 	}
 	os.RemoveAll(dir)
-	d0, _ := time.Parse(time.DateOnly, date)
+	d0, _ := night.Parse(date)
 	w := sim.NewWorld(sim.Params{Seed: 1, Start: d0.AddDate(0, 0, -30), Emails: n})
 	w.SetDate(d0)
 	if err := WriteAccounts(filepath.Join(dir, "accounts.jsonl"), w.Addresses(d0)); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/internal/duck"
+	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/sinks/changeset"
 )
 
@@ -26,7 +27,7 @@ var checkedRE = regexp.MustCompile(`\bchecked (\d{4}-\d{2}-\d{2})\b`)
 
 // readRows reads changeset.parquet, by email id. A row's Checked is its
 // evidence's "checked" date, else the night.
-func readRows(ctx context.Context, path string, night time.Time) ([]Row, error) {
+func readRows(ctx context.Context, path string, date time.Time) ([]Row, error) {
 	db, err := duck.OpenMemory()
 	if err != nil {
 		return nil, err
@@ -51,9 +52,9 @@ func readRows(ctx context.Context, path string, night time.Time) ([]Row, error) 
 			return nil, fmt.Errorf("read %s: email id %d has no address", path, r.EmailID)
 		}
 		r.Email = email.String
-		r.Checked = night
+		r.Checked = date
 		if m := checkedRE.FindStringSubmatch(r.Evidence); m != nil {
-			if t, err := time.Parse(time.DateOnly, m[1]); err == nil {
+			if t, err := night.Parse(m[1]); err == nil {
 				r.Checked = t
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lapse-dev/lapse/internal/atomicfile"
+	"github.com/lapse-dev/lapse/internal/night"
 )
 
 // The files review, approve, apply and revert add to a changeset folder.
@@ -247,7 +248,7 @@ func CheckApproved(dir string) (Manifest, Approval, error) {
 
 // NightDate is the changeset's night as a time (UTC midnight).
 func (m Manifest) NightDate() (time.Time, error) {
-	t, err := time.Parse(time.DateOnly, m.Date)
+	t, err := night.Parse(m.Date)
 	if err != nil {
 		return t, fmt.Errorf("changeset manifest date %q: want YYYY-MM-DD", m.Date)
 	}

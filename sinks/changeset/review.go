@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lapse-dev/lapse/internal/duck"
+	"github.com/lapse-dev/lapse/internal/night"
 )
 
 // ReviewOptions says how much a review lists; zero values take the
@@ -281,7 +282,7 @@ func Latest(changesetsDir string) (string, error) {
 func nightFolders(ents []os.DirEntry) []string {
 	var out []string
 	for _, e := range ents {
-		if _, err := time.Parse(time.DateOnly, e.Name()); err == nil && e.IsDir() {
+		if night.FolderDate(e.Name(), "") != "" && e.IsDir() {
 			out = append(out, e.Name())
 		}
 	}

@@ -192,7 +192,7 @@ func (d *DB) SchemaVersion(ctx context.Context) (int, error) {
 
 // checkDate validates a night's date, written YYYY-MM-DD everywhere.
 func checkDate(date string) error {
-	if _, err := time.Parse(time.DateOnly, date); err != nil {
+	if !night.Valid(date) {
 		return fmt.Errorf("night date %q: want YYYY-MM-DD", date)
 	}
 	return nil

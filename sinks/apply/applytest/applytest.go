@@ -26,7 +26,7 @@ import (
 // state looked up on checked.
 func Rows(n int, checked string) []apply.Row {
 	out := make([]apply.Row, n)
-	t, _ := time.Parse(time.DateOnly, checked)
+	t, _ := night.Parse(checked)
 	for i := range out {
 		id := int64(i + 1)
 		d := fmt.Sprintf("d%d.test", id%1000)
