@@ -3,17 +3,15 @@ package pipeline
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
 	"time"
 
-	_ "github.com/duckdb/duckdb-go/v2" // database/sql driver "duckdb"
-
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
+	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/lifecycle"
 )
 
@@ -85,10 +83,11 @@ type PlanOptions struct {
 	// Force domains go first tonight whether due or not (the domains of
 	// addresses re-verified by their owners since an applied changeset).
 	Force []string
-	// States is the cache's states copy (StatesPath). When set, the plan
-	// makes it current and finds the due domains with DuckDB from it,
-	// decoding only their cache entries; otherwise it reads the entry of
-	// every domain of the snapshot from the cache.
+	// States is the cache's states copy (night.Dir.StatesCopy), current
+	// (resolve owns it: CurrentStates; the plan only reads it). When set,
+	// the plan finds the due domains with DuckDB from it, decoding only
+	// their cache entries; otherwise it reads the entry of every domain of
+	// the snapshot from the cache.
 	States string
 }
 
@@ -133,28 +132,14 @@ func orderCandidates(cs []candidate) {
 // MakePlan computes tonight's plan from the snapshot and the cache.
 func MakePlan(ctx context.Context, o PlanOptions) (Plan, error) {
 	p := Plan{Date: o.Date, AsOf: o.Now.UTC(), Budget: o.Budget, ByRisk: map[string]int{}}
-	var (
-		domains []string // the candidates: every domain, or those the copy says are due
-		err     error
-	)
-	if o.States != "" && !o.CheckAll {
-		var sc StatesCopy
-		if sc, err = CurrentStates(ctx, o.Cache, o.States); err != nil {
-			return p, err
-		}
-		p.Domains, domains, err = dueDomains(ctx, o.SnapshotPath, sc.Path, o.Now)
-		if err != nil && sc.Reused && ctx.Err() == nil {
-			// The copy is derived data: one that cannot be read (damaged
-			// on disk) is written again from the cache, once.
-			if sc, err = rewriteStates(ctx, o.Cache, o.States); err != nil {
-				return p, err
-			}
-			p.Domains, domains, err = dueDomains(ctx, o.SnapshotPath, sc.Path, o.Now)
-		}
-	} else {
-		domains, err = SnapshotDomains(ctx, o.SnapshotPath)
-		p.Domains = len(domains)
+	// The candidates: every domain, or those the copy says may be due.
+	states := o.States
+	if o.CheckAll {
+		states = ""
 	}
+	var domains []string
+	var err error
+	p.Domains, domains, err = snapshotDomains(ctx, o.SnapshotPath, states, o.Now)
 	if err != nil {
 		return p, err
 	}
@@ -224,50 +209,64 @@ func forceFirst(cs []candidate, force []string, p *Plan) []candidate {
 	return cs
 }
 
-// dueDomains counts the distinct registrable domains of the snapshot's
-// verified addresses and returns, sorted, those the states copy says may be
-// due at now: not in the cache, or next check at or before now. It is a
-// superset of what cache.Due decides (next_check is stored truncated to the
-// microsecond, never later), so the caller checks each with Due.
-func dueDomains(ctx context.Context, snapshot, states string, now time.Time) (int, []string, error) {
+// statesReadError is an error reading the states copy: the runner writes
+// the copy again from the cache (it is derived data) and plans again.
+type statesReadError struct{ error }
+
+func (e statesReadError) Unwrap() error { return e.error }
+
+// snapshotDomains counts the distinct registrable domains of the
+// snapshot's verified addresses (the domains a night plans for) and
+// returns, sorted, those the states copy says may be due at now: not in
+// the cache, or next check at or before now; every one of them when states
+// is "". It is a superset of what cache.Due decides (next_check is stored
+// truncated to the microsecond, never later), so the caller checks each
+// with Due.
+func snapshotDomains(ctx context.Context, snapshot, states string, now time.Time) (int, []string, error) {
 	if _, err := os.Stat(snapshot); err != nil {
 		return 0, nil, fmt.Errorf("snapshot: %w", err)
 	}
-	db, err := sql.Open("duckdb", "")
+	db, err := duck.OpenMemory()
 	if err != nil {
-		return 0, nil, fmt.Errorf("open duckdb: %w", err)
+		return 0, nil, err
 	}
 	defer db.Close()
-	// One connection: the table of distinct domains lives in it.
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return 0, nil, fmt.Errorf("open duckdb: %w", err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `CREATE TEMP TABLE d AS `+snapshotDomainsSQL, snapshot); err != nil {
+	// One connection (OpenMemory's): the table of distinct domains lives in it.
+	if _, err := db.ExecContext(ctx, `CREATE TEMP TABLE d AS SELECT DISTINCT domain FROM read_parquet(?) WHERE domain IS NOT NULL AND verified`, snapshot); err != nil {
 		return 0, nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
 	}
 	var total int
-	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM d`).Scan(&total); err != nil {
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM d`).Scan(&total); err != nil {
 		return 0, nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
 	}
-	rows, err := conn.QueryContext(ctx, `SELECT d.domain FROM d
+	q, args, from := `SELECT domain FROM d`, []any(nil), snapshot
+	if states != "" {
+		q = `SELECT d.domain FROM d
 		LEFT JOIN (SELECT domain, next_check FROM read_parquet(?)) s USING (domain)
-		WHERE s.domain IS NULL OR s.next_check IS NULL OR epoch_us(s.next_check) <= ?`, states, now.UnixMicro())
+		WHERE s.domain IS NULL OR s.next_check IS NULL OR epoch_us(s.next_check) <= ?`
+		args, from = []any{states, now.UnixMicro()}, states
+	}
+	fail := func(err error) (int, []string, error) {
+		if states == "" {
+			return 0, nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
+		}
+		return 0, nil, statesReadError{fmt.Errorf("due domains from %s: %w", from, err)}
+	}
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return 0, nil, fmt.Errorf("due domains from %s: %w", states, err)
+		return fail(err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var d string
 		if err := rows.Scan(&d); err != nil {
-			return 0, nil, fmt.Errorf("due domains from %s: %w", states, err)
+			return fail(err)
 		}
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {
-		return 0, nil, fmt.Errorf("due domains from %s: %w", states, err)
+		return fail(err)
 	}
 	slices.Sort(out) // byte order, for GetMany's ordered walk
 	return total, out, nil
@@ -304,40 +303,4 @@ func ReadPlan(path string) (Plan, error) {
 		return p, fmt.Errorf("plan %s: %w", path, err)
 	}
 	return p, nil
-}
-
-// snapshotDomainsSQL selects the distinct registrable domains of the
-// verified addresses in the snapshot given as its parameter: the domains a
-// night plans for.
-const snapshotDomainsSQL = `SELECT DISTINCT domain FROM read_parquet(?) WHERE domain IS NOT NULL AND verified`
-
-// SnapshotDomains returns the distinct registrable domains of the verified
-// addresses in a snapshot, sorted.
-func SnapshotDomains(ctx context.Context, snapshot string) ([]string, error) {
-	if _, err := os.Stat(snapshot); err != nil {
-		return nil, fmt.Errorf("snapshot: %w", err)
-	}
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		return nil, fmt.Errorf("open duckdb: %w", err)
-	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, snapshotDomainsSQL, snapshot)
-	if err != nil {
-		return nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
-	}
-	slices.Sort(out) // byte order, for GetMany's ordered walk
-	return out, nil
 }

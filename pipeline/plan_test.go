@@ -192,7 +192,7 @@ func TestDeferredGoFirstTomorrow(t *testing.T) {
 }
 
 func TestSnapshotDomainsMissingFile(t *testing.T) {
-	_, err := SnapshotDomains(context.Background(), filepath.Join(t.TempDir(), "nope.parquet"))
+	_, _, err := snapshotDomains(context.Background(), filepath.Join(t.TempDir(), "nope.parquet"), "", time.Time{})
 	if err == nil || !strings.Contains(err.Error(), "nope.parquet") {
 		t.Errorf("missing snapshot: %v", err)
 	}

@@ -446,7 +446,7 @@ func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	p, err := MakePlan(ctx, PlanOptions{
+	p, err := planOverStates(ctx, PlanOptions{
 		Date: n.opts.Date, SnapshotPath: n.paths.Snapshot(), Cache: c, Now: n.opts.Now(), Force: force,
 		Budget: budget, WatchWindow: n.opts.Config.Policy.WatchWindow.Std(),
 		CheckAll: n.opts.CheckAll, States: night.Dir(n.opts.Config.DataDir).StatesCopy(),

@@ -53,7 +53,7 @@ func TestPlanFromStatesCopyMatchesCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		o.States = states
-		got, err := MakePlan(ctx, o)
+		got, err := planOverStates(ctx, o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +67,7 @@ func TestPlanFromStatesCopyMatchesCache(t *testing.T) {
 		// notice every change it missed.
 		if night%3 == 0 {
 			o.States = states2
-			if got, err = MakePlan(ctx, o); err != nil || !reflect.DeepEqual(got, want) {
+			if got, err = planOverStates(ctx, o); err != nil || !reflect.DeepEqual(got, want) {
 				t.Fatalf("night %d: plan from a copy several changes behind: %v\n%+v\nwant\n%+v", night, err, got, want)
 			}
 		}
@@ -183,14 +183,14 @@ func TestPlanRewritesADamagedStatesCopy(t *testing.T) {
 	}
 	states := night.Dir(t.TempDir()).StatesCopy()
 	o := PlanOptions{Date: "2026-03-01", SnapshotPath: snap, Cache: c, Now: clk.Now(), States: states}
-	want, err := MakePlan(ctx, o)
+	want, err := planOverStates(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(states, []byte("not parquet at all"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	got, err := MakePlan(ctx, o)
+	got, err := planOverStates(ctx, o)
 	if err != nil {
 		t.Fatalf("plan over a damaged copy: %v", err)
 	}
