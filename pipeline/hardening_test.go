@@ -354,7 +354,7 @@ func TestMostlyUnknownNightIsDegraded(t *testing.T) {
 	h := newHNight(t, "a@fail.io", "b@fail.net", "c@fail.org", "d@fail.dev", "e@one.com", "f@gone.net")
 	date := "2026-03-01"
 	res, err := RunNight(ctx, h.opts(date))
-	if !IsDegraded(err) || IsBlocked(err) || res.Outcome != night.OutcomeDegraded {
+	if !errors.Is(err, ErrDegraded) || errors.Is(err, ErrBlocked) || res.Outcome != night.OutcomeDegraded {
 		t.Fatalf("mostly unknown night: %v (%s)", err, res.Outcome)
 	}
 	f := res.Figures()
@@ -385,7 +385,7 @@ func TestMostlyUnknownNightIsDegraded(t *testing.T) {
 	}
 	// Finished all the same: a re-run does nothing and says degraded again.
 	res, err = RunNight(ctx, h.opts(date))
-	if !IsDegraded(err) || !res.Skipped {
+	if !errors.Is(err, ErrDegraded) || !res.Skipped {
 		t.Errorf("re-run of a degraded night: %v %+v", err, res)
 	}
 

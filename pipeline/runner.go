@@ -159,7 +159,7 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 	// failed night (lapse_run_success 0) whatever failed, and the run log
 	// must say the run ended. A Ctrl-C still records it (fresh context).
 	defer func() {
-		if err == nil || isBlocked(err) || isDegraded(err) {
+		if err == nil || errors.Is(err, ErrBlocked) || errors.Is(err, ErrDegraded) {
 			return
 		}
 		m.Outcome = night.OutcomeFailed
@@ -282,7 +282,7 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 		log.Info("stage started", "stage", name)
 		in, out, err := stages[name](ctx, n)
 		rec.FinishedAt, rec.RowsIn, rec.RowsOut, rec.Outcome = time.Now().UTC(), in, out, night.OutcomeOK
-		if isBlocked(err) {
+		if errors.Is(err, ErrBlocked) {
 			rec.Outcome, outcome, blocked, err = night.OutcomeBlocked, night.OutcomeBlocked, err, nil
 		}
 		if err != nil {
@@ -591,7 +591,7 @@ func stagePublish(ctx context.Context, n *nightRun) (int64, int64, error) {
 			{Name: "domains_deferred", Value: float64(f.Deferred)},
 		}},
 	})
-	if err != nil && !isBlocked(err) {
+	if err != nil && !errors.Is(err, ErrBlocked) {
 		return 0, 0, err
 	}
 	f.ChangesetStatus = r.Manifest.Status
@@ -599,18 +599,7 @@ func stagePublish(ctx context.Context, n *nightRun) (int64, int64, error) {
 	return f.Addresses, f.Flagged, err
 }
 
-// IsBlocked reports whether err says the safety brake held the changeset.
-func IsBlocked(err error) bool { return errors.Is(err, ErrBlocked) }
-
-func isBlocked(err error) bool { return IsBlocked(err) }
-
 func blockedError(reason string) error { return fmt.Errorf("%w: %s", ErrBlocked, reason) }
-
-// IsDegraded reports whether err says the night finished degraded: too
-// many of its domains are unknown.
-func IsDegraded(err error) bool { return errors.Is(err, ErrDegraded) }
-
-func isDegraded(err error) bool { return IsDegraded(err) }
 
 func degradedError(f night.Figures, max float64) error {
 	return fmt.Errorf("%w: %d of %d domains (%.1f%%) are unknown, over resolve.max_unknown_fraction %g; the changeset was written, "+

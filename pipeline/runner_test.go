@@ -189,12 +189,12 @@ func TestBrakeBlocksAndSecondRunIsRefused(t *testing.T) {
 	h := newHNight(t, hEmails...)
 	h.cfg.Brake.MaxFraction = 0.005
 	res, err := RunNight(ctx, h.opts("2026-03-01"))
-	if !IsBlocked(err) || res.Outcome != night.OutcomeBlocked || res.Figures().ChangesetStatus != "blocked" {
+	if !errors.Is(err, ErrBlocked) || res.Outcome != night.OutcomeBlocked || res.Figures().ChangesetStatus != "blocked" {
 		t.Fatalf("brake: %v %+v", err, res)
 	}
 	// Finished all the same: a re-run does nothing and says blocked again.
 	res, err = RunNight(ctx, h.opts("2026-03-01"))
-	if !IsBlocked(err) || !res.Skipped {
+	if !errors.Is(err, ErrBlocked) || !res.Skipped {
 		t.Errorf("re-run of a blocked night: %v %+v", err, res)
 	}
 

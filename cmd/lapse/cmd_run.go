@@ -59,18 +59,6 @@ check the providers), 130 interrupted.`,
 	return cmd
 }
 
-// blockedError is a night held by the safety brake: exit code 3.
-type blockedError struct{ err error }
-
-func (e blockedError) Error() string   { return e.err.Error() }
-func (e blockedError) Unwrap() []error { return []error{e.err, errBlocked} }
-
-// degradedError is a night that finished degraded: exit code 4.
-type degradedError struct{ err error }
-
-func (e degradedError) Error() string   { return e.err.Error() }
-func (e degradedError) Unwrap() []error { return []error{e.err, errDegraded} }
-
 // checkNightDate refuses a night date that cannot be a real night: before
 // 2000, or after today (UTC) plus one day of slack unless allowFuture.
 // Retention and the first-seen history count nights by date, so a stray
@@ -121,14 +109,14 @@ func runRun(ctx context.Context, g *globalOptions, o runOptions) error {
 		Version:      version,
 		AcceptShrink: o.acceptShrink,
 	})
-	if err == nil || pipeline.IsBlocked(err) || pipeline.IsDegraded(err) {
+	// Blocked (exit 3) and degraded (exit 4) nights are finished: their
+	// errors wrap pipeline.ErrBlocked and ErrDegraded (exitCode).
+	blocked, degraded := errors.Is(err, pipeline.ErrBlocked), errors.Is(err, pipeline.ErrDegraded)
+	if err == nil || blocked || degraded {
 		printNight(g, c.DataDir, res)
 	}
-	if pipeline.IsBlocked(err) {
-		return blockedError{err}
-	}
-	if pipeline.IsDegraded(err) {
-		return degradedError{err}
+	if blocked || degraded {
+		return err
 	}
 	// A source that does not match its settings is a configuration error.
 	var ce *emails.ConfigError

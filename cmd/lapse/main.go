@@ -14,12 +14,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lapse-dev/lapse/config"
+	"github.com/lapse-dev/lapse/pipeline"
 )
 
 // Exit codes, decided in one place (exitCode).
@@ -64,13 +64,6 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
-// errBlocked is returned (wrapped) when the safety brake held a changeset.
-var errBlocked = errors.New("blocked by the safety brake")
-
-// errDegraded is returned (wrapped) when a night finished with too many of
-// its domains unknown (resolve.max_unknown_fraction).
-var errDegraded = errors.New("night degraded")
-
 func newRootCmd(g *globalOptions) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "lapse",
@@ -101,11 +94,48 @@ than resolve.max_unknown_fraction of its domains are unknown), 130 interrupted.`
 	pf.StringVar(&g.dataDir, "data-dir", "", "data folder (overrides data_dir and LAPSE_DATA_DIR)")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	// Cobra returns its own usage errors as plain errors: a flag it cannot
+	// parse goes through the flag error func, a wrong number of arguments
+	// through each command's Args (argsAreUsage) and a first argument that
+	// names no command out of Find (unknownCommand); each is a usageError.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	for _, f := range commands {
 		root.AddCommand(f(g))
 	}
+	argsAreUsage(root)
 	return root
+}
+
+// argsAreUsage makes the errors of c's and its subcommands' argument
+// validators usage errors.
+func argsAreUsage(c *cobra.Command) {
+	if v := c.Args; v != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := v(cmd, args); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, s := range c.Commands() {
+		argsAreUsage(s)
+	}
+}
+
+// unknownCommand asks root's Find, as Execute will, which command args
+// name, with the help and completion commands Execute adds: its error (a
+// first argument that names no command) is a usage error. A shell's
+// completion request is left to Execute.
+func unknownCommand(root *cobra.Command, args []string) error {
+	if len(args) > 0 && (args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd) {
+		return nil
+	}
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd(args...)
+	if _, _, err := root.Find(args); err != nil {
+		return usageError{err}
+	}
+	return nil
 }
 
 func (g *globalOptions) setupLogging() error {
@@ -164,9 +194,9 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.Is(err, errBlocked):
+	case errors.Is(err, pipeline.ErrBlocked):
 		return exitBlocked
-	case errors.Is(err, errDegraded):
+	case errors.Is(err, pipeline.ErrDegraded):
 		return exitDegraded
 	case errors.As(err, &ue), errors.Is(err, config.ErrConfig):
 		return exitUsage
@@ -182,9 +212,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	g.log = slog.New(slog.NewTextHandler(stderr, nil))
 	root := newRootCmd(g)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
-	if err != nil && isCobraUsage(err) {
-		err = usageError{err}
+	err := unknownCommand(root, args)
+	if err == nil {
+		err = root.ExecuteContext(ctx)
 	}
 	code := exitCode(err)
 	if err != nil {
@@ -196,18 +226,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	return code
-}
-
-// isCobraUsage recognizes cobra's own argument errors (unknown command,
-// wrong number of arguments), which it returns as plain errors.
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "requires at most", "invalid argument"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
 }
 
 func main() {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lapse-dev/lapse/pipeline"
 	"github.com/lapse-dev/lapse/sim"
 )
 
@@ -47,7 +48,7 @@ func TestRunRefusesImpossibleDates(t *testing.T) {
 }
 
 func TestDegradedExitCode(t *testing.T) {
-	err := degradedError{fmt.Errorf("night 2026-01-01: %w", errors.New("degraded"))}
+	err := fmt.Errorf("night 2026-01-01: %w", pipeline.ErrDegraded)
 	if code := exitCode(err); code != exitDegraded || exitDegraded != 4 {
 		t.Errorf("degraded night: exit %d", code)
 	}

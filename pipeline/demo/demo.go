@@ -268,11 +268,11 @@ func runPolicy(ctx context.Context, o Options, policy string) (*policyRun, error
 		}
 		res, err := pipeline.RunNight(ctx, ro)
 		status := res.Figures().ChangesetStatus
-		if pipeline.IsBlocked(err) {
+		if errors.Is(err, pipeline.ErrBlocked) {
 			// The simulated reviewer reads the summary and approves.
 			r.blocked++
 			status += " (approved)"
-		} else if err != nil && !pipeline.IsDegraded(err) {
+		} else if err != nil && !errors.Is(err, pipeline.ErrDegraded) {
 			// A degraded night (many lookups failed) published all the same.
 			return nil, fmt.Errorf("demo %s: %w", policy, err)
 		}
