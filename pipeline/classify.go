@@ -72,11 +72,11 @@ func ClassifyOptionsFor(p night.Paths, policy lifecycle.Policy, asOf time.Time) 
 // snapshot (keep included). It is what counts.json holds.
 type ClassifyResult struct {
 	Path string `json:"-"`
-	// Rows is every address of the snapshot; Verified and Invalid count the
-	// verified ones and those without a registrable domain.
-	Rows     int64 `json:"rows"`
-	Verified int64 `json:"verified"`
-	Invalid  int64 `json:"invalid"`
+	// Addresses is every address of the snapshot; Verified and Invalid
+	// count the verified ones and those without a registrable domain.
+	Addresses int64 `json:"rows"`
+	Verified  int64 `json:"verified"`
+	Invalid   int64 `json:"invalid"`
 	// Domains is the distinct registrable domains of the snapshot.
 	Domains int64 `json:"domains"`
 	// ByAction counts decisions over all addresses.
@@ -274,7 +274,7 @@ func countDecided(ctx context.Context, db *sql.DB, rules []lifecycle.Rule, res *
 	if err := db.QueryRowContext(ctx, `SELECT count(DISTINCT st_id) + count(DISTINCT domain) FROM decided`).Scan(&res.Domains); err != nil {
 		return fmt.Errorf("count decisions: %w", err)
 	}
-	res.Rows, res.Verified, res.Invalid, res.Flagged, res.Watch = 0, 0, 0, 0, 0
+	res.Addresses, res.Verified, res.Invalid, res.Flagged, res.Watch = 0, 0, 0, 0, 0
 	res.ByAction = map[lifecycle.Action]int64{}
 	res.FlaggedByReason = map[lifecycle.Reason]int64{}
 	rows, err := db.QueryContext(ctx, `SELECT rule, coalesce(verified, false), count(*) FROM decided GROUP BY ALL`)
@@ -293,7 +293,7 @@ func countDecided(ctx context.Context, db *sql.DB, rules []lifecycle.Rule, res *
 			return fmt.Errorf("count decisions: rule %d out of range", rule)
 		}
 		r := rules[rule-1]
-		res.Rows += n
+		res.Addresses += n
 		res.ByAction[r.Action] += n
 		if r.Reason == lifecycle.ReasonInvalidAddr {
 			res.Invalid += n

@@ -344,8 +344,8 @@ func gRunRules(t *testing.T, p lifecycle.Policy, cases []gCase) (ClassifyResult,
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Rows != int64(len(cases)) {
-		t.Fatalf("rows = %d, want %d", res.Rows, len(cases))
+	if res.Addresses != int64(len(cases)) {
+		t.Fatalf("rows = %d, want %d", res.Addresses, len(cases))
 	}
 	all := gAllRules(t, o)
 	file := gDecisions(t, res.Path)

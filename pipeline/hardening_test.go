@@ -358,7 +358,7 @@ func TestMostlyUnknownNightIsDegraded(t *testing.T) {
 		t.Fatalf("mostly unknown night: %v (%s)", err, res.Outcome)
 	}
 	f := res.Figures()
-	if f.UnknownDomains != 4 || f.ClassifiedDomains != 6 || f.UnknownAddresses != 4 || !f.Degraded || f.ChangesetStatus != "proposed" {
+	if f.UnknownDomains != 4 || f.Domains != 6 || f.UnknownAddresses != 4 || !f.Degraded || f.ChangesetStatus != "proposed" {
 		t.Errorf("figures: %+v", f)
 	}
 	if !strings.Contains(err.Error(), "4 of 6 domains (66.7%) are unknown") {

@@ -48,9 +48,9 @@ type Plan struct {
 	// AsOf is the clock when the plan was made; a planned domain whose cache
 	// entry was checked at or after it was looked up tonight (resume).
 	AsOf time.Time `json:"as_of"`
-	// Domains is the number of distinct registrable domains of verified
-	// addresses in tonight's snapshot.
-	Domains int `json:"domains"`
+	// VerifiedDomains is the number of distinct registrable domains of
+	// verified addresses in tonight's snapshot.
+	VerifiedDomains int `json:"domains"`
 	// Fresh domains had a cache entry that is not due (cache hits).
 	Fresh int `json:"fresh"`
 	// Due domains needed a lookup; Budget is the night's cap (0: none).
@@ -139,7 +139,7 @@ func MakePlan(ctx context.Context, o PlanOptions) (Plan, error) {
 	}
 	var domains []string
 	var err error
-	p.Domains, domains, err = snapshotDomains(ctx, o.SnapshotPath, states, o.Now)
+	p.VerifiedDomains, domains, err = snapshotDomains(ctx, o.SnapshotPath, states, o.Now)
 	if err != nil {
 		return p, err
 	}
@@ -147,7 +147,7 @@ func MakePlan(ctx context.Context, o PlanOptions) (Plan, error) {
 	if err != nil {
 		return p, err
 	}
-	p.Fresh = p.Domains - len(domains)
+	p.Fresh = p.VerifiedDomains - len(domains)
 	var cs []candidate
 	for i, d := range domains {
 		e, found := entries[i], entries[i].Domain != ""

@@ -109,8 +109,8 @@ func TestPlanOrdersByRiskAndCutsToBudget(t *testing.T) {
 	if !slices.Equal(p.Lookups, want) {
 		t.Errorf("lookups %v, want %v", p.Lookups, want)
 	}
-	if p.Domains != 6 || p.Fresh != 1 || p.Due != 5 || p.Deferred != 0 {
-		t.Errorf("counts: domains %d fresh %d due %d deferred %d", p.Domains, p.Fresh, p.Due, p.Deferred)
+	if p.VerifiedDomains != 6 || p.Fresh != 1 || p.Due != 5 || p.Deferred != 0 {
+		t.Errorf("counts: domains %d fresh %d due %d deferred %d", p.VerifiedDomains, p.Fresh, p.Due, p.Deferred)
 	}
 	if p.ByRisk["never_checked"] != 2 || p.ByRisk["expiry"] != 1 || p.ByRisk["decisive"] != 1 || p.ByRisk["rest"] != 1 {
 		t.Errorf("by risk %v", p.ByRisk)

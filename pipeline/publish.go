@@ -115,7 +115,7 @@ func Publish(ctx context.Context, o PublishOptions) (PublishResult, error) {
 			return res, fmt.Errorf("publish: %w", err)
 		}
 		m := o.Metrics
-		m.AddressesScanned, m.AddressesVerified, m.AddressesInvalid, m.Domains = cr.Rows, cr.Verified, cr.Invalid, cr.Domains
+		m.Addresses, m.Verified, m.Invalid, m.Domains = cr.Addresses, cr.Verified, cr.Invalid, cr.Domains
 		if err := o.DB.RecordMetrics(ctx, date, m); err != nil {
 			return res, fmt.Errorf("publish: %w", err)
 		}

@@ -320,7 +320,7 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 	if m.Figures.Degraded {
 		degraded = degradedError(m.Figures, opts.Config.Resolve.MaxUnknownFraction)
 		log.Warn("night degraded: too many domains unknown", "unknown_domains", m.Figures.UnknownDomains,
-			"domains", m.Figures.ClassifiedDomains, "max_unknown_fraction", opts.Config.Resolve.MaxUnknownFraction)
+			"domains", m.Figures.Domains, "max_unknown_fraction", opts.Config.Resolve.MaxUnknownFraction)
 		if outcome == night.OutcomeOK {
 			outcome = night.OutcomeDegraded
 		}
@@ -464,11 +464,11 @@ func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
 		return 0, 0, err
 	}
 	f := &n.manifest.Figures
-	f.Domains, f.Planned, f.Deferred, f.Fresh = p.Domains, len(p.Lookups), p.Deferred, p.Fresh
+	f.VerifiedDomains, f.Planned, f.Deferred, f.Fresh = p.VerifiedDomains, len(p.Lookups), p.Deferred, p.Fresh
 	if p.Deferred > 0 {
 		n.log.Warn("lookup budget reached: due domains deferred to tomorrow", "deferred", p.Deferred, "budget", p.Budget, "first", p.DeferredSample)
 	}
-	return int64(p.Domains), int64(len(p.Lookups)), nil
+	return int64(p.VerifiedDomains), int64(len(p.Lookups)), nil
 }
 
 func stageResolve(ctx context.Context, n *nightRun) (int64, int64, error) {
@@ -546,14 +546,14 @@ func stageClassify(ctx context.Context, n *nightRun) (int64, int64, error) {
 	}
 	n.classified = &r
 	f := &n.manifest.Figures
-	f.Addresses, f.Verified, f.Invalid = r.Rows, r.Verified, r.Invalid
+	f.Addresses, f.Verified, f.Invalid = r.Addresses, r.Verified, r.Invalid
 	f.Flagged, f.Watch = r.Flagged, r.Watch
-	f.UnknownDomains, f.ClassifiedDomains, f.UnknownAddresses = r.UnknownDomains, r.Domains, r.ByAction[lifecycle.ActionUnknown]
+	f.UnknownDomains, f.Domains, f.UnknownAddresses = r.UnknownDomains, r.Domains, r.ByAction[lifecycle.ActionUnknown]
 	f.FlaggedByReason = map[string]int64{}
 	for k, v := range r.FlaggedByReason {
 		f.FlaggedByReason[string(k)] = v
 	}
-	return r.Rows, r.Rows, nil
+	return r.Addresses, r.Addresses, nil
 }
 
 func stageSnapshot(ctx context.Context, n *nightRun) (int64, int64, error) {
@@ -565,14 +565,14 @@ func stageSnapshot(ctx context.Context, n *nightRun) (int64, int64, error) {
 	}
 	f := &n.manifest.Figures
 	rows := r.Manifest.Rows
-	f.Addresses, f.Verified, f.Invalid = rows.Read, rows.Verified, rows.Invalid
-	in := rows.Read + rows.Malformed + rows.SkippedUnverified
+	f.Addresses, f.Verified, f.Invalid = rows.Addresses, rows.Verified, rows.Invalid
+	in := rows.Addresses + rows.Malformed + rows.SkippedUnverified
 	// An empty or partial export must not pass for a night: it would
 	// publish nothing and restart the history of the addresses it lacks.
 	if err := checkShrink(ctx, n, rows.Verified); err != nil {
-		return in, rows.Read, err
+		return in, rows.Addresses, err
 	}
-	return in, rows.Read, nil
+	return in, rows.Addresses, nil
 }
 
 func stagePublish(ctx context.Context, n *nightRun) (int64, int64, error) {
@@ -583,7 +583,7 @@ func stagePublish(ctx context.Context, n *nightRun) (int64, int64, error) {
 		Paths: n.paths, Policy: n.opts.Config.Policy.Name,
 		Brake: n.opts.Config.Brake, DB: n.env.db, Now: n.opts.Now, Counts: n.classified,
 		Unknowns: changeset.Unknowns{
-			Domains: f.UnknownDomains, OfDomains: f.ClassifiedDomains, Addresses: f.UnknownAddresses,
+			Domains: f.UnknownDomains, OfDomains: f.Domains, Addresses: f.UnknownAddresses,
 			MaxFraction: maxUnknown, Degraded: f.Degraded,
 		},
 		Metrics: lifecycledb.Metrics{CacheHits: int64(f.Fresh), Extra: []lifecycledb.Metric{
@@ -604,7 +604,7 @@ func blockedError(reason string) error { return fmt.Errorf("%w: %s", ErrBlocked,
 func degradedError(f night.Figures, max float64) error {
 	return fmt.Errorf("%w: %d of %d domains (%.1f%%) are unknown, over resolve.max_unknown_fraction %g; the changeset was written, "+
 		"but it misses what the failed lookups hide: check the providers and the network (failed lookups are asked again next night)",
-		ErrDegraded, f.UnknownDomains, f.ClassifiedDomains, 100*f.UnknownShare(), max)
+		ErrDegraded, f.UnknownDomains, f.Domains, 100*f.UnknownShare(), max)
 }
 
 // allFailed fails a night whose every lookup failed: the providers are

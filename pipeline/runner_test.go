@@ -71,7 +71,7 @@ func TestRunNightFinishesAndReRunIsNoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := res.Figures()
-	if res.Outcome != night.OutcomeOK || f.Addresses != 10 || f.Invalid != 1 || f.Domains != 8 || f.Planned != 8 || f.Flagged != 1 || f.ChangesetStatus != "proposed" {
+	if res.Outcome != night.OutcomeOK || f.Addresses != 10 || f.Invalid != 1 || f.VerifiedDomains != 8 || f.Planned != 8 || f.Flagged != 1 || f.ChangesetStatus != "proposed" {
 		t.Errorf("night: %+v", res)
 	}
 	p := night.Paths{DataDir: h.cfg.DataDir, Date: "2026-03-01"}

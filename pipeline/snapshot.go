@@ -94,16 +94,17 @@ func SnapshotOptionsFromConfig(c config.Config, date string) SnapshotOptions {
 
 // SnapshotRows are the counts of a snapshot.
 type SnapshotRows struct {
-	// Read is the rows in the snapshot; Verified and Invalid count among
-	// them; Malformed counts source lines that could not be read (not in
-	// the snapshot, listed in Problems); SkippedUnverified counts rows a
-	// file source left out because they are not verified.
-	Read              int64 `json:"read"`
+	// Addresses is the rows in the snapshot; Verified and Invalid count
+	// among them; Malformed counts source lines that could not be read
+	// (not in the snapshot, listed in Problems); SkippedUnverified counts
+	// rows a file source left out because they are not verified; Domains
+	// is their distinct registrable domains.
+	Addresses         int64 `json:"read"`
 	Verified          int64 `json:"verified"`
 	Invalid           int64 `json:"invalid"`
 	Malformed         int64 `json:"malformed"`
 	SkippedUnverified int64 `json:"skipped_unverified"`
-	DistinctDomains   int64 `json:"distinct_domains"`
+	Domains           int64 `json:"distinct_domains"`
 	// NotUTF8 counts rows whose user_id or email held bytes that are not
 	// UTF-8: they are stored escaped (\xFF), and such an email is invalid
 	// (invalid_utf8).
@@ -260,8 +261,8 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 	}
 	pr := src.Problems()
 	c := n.Counts()
-	m.Rows = SnapshotRows{Read: c.Addresses, Verified: c.Verified, Invalid: c.Invalid, NotUTF8: c.NotUTF8,
-		Malformed: pr.Malformed, SkippedUnverified: pr.SkippedUnverified, DistinctDomains: n.DistinctDomains()}
+	m.Rows = SnapshotRows{Addresses: c.Addresses, Verified: c.Verified, Invalid: c.Invalid, NotUTF8: c.NotUTF8,
+		Malformed: pr.Malformed, SkippedUnverified: pr.SkippedUnverified, Domains: n.DistinctDomains()}
 	m.InvalidReasons = c.Reasons
 	if pr.First != nil {
 		m.Problems = pr.First
@@ -299,8 +300,8 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 	}
 	// No date here: the caller's logger has it (lapse run's and lapse
 	// snapshot's both say With("date", …)).
-	o.Log.Info("snapshot written", "rows", m.Rows.Read, "invalid", m.Rows.Invalid,
-		"malformed", m.Rows.Malformed, "domains", m.Rows.DistinctDomains, "path", res.Path)
+	o.Log.Info("snapshot written", "rows", m.Rows.Addresses, "invalid", m.Rows.Invalid,
+		"malformed", m.Rows.Malformed, "domains", m.Rows.Domains, "path", res.Path)
 	return res, nil
 }
 

@@ -254,7 +254,7 @@ func TestSnapshotPostgres(t *testing.T) {
 		t.Errorf("snapshot rows\n got %+v\nwant %+v", got, want)
 	}
 	m := checkFiles(t, res, "Sup3rSecretPW")
-	want := SnapshotRows{Read: 7, Verified: 7, Invalid: 3, DistinctDomains: 4}
+	want := SnapshotRows{Addresses: 7, Verified: 7, Invalid: 3, Domains: 4}
 	if m.Rows != want || !strings.Contains(m.Source, "redacted") || m.LapseVersion != "test" ||
 		!m.Started.Equal(fixedNow()) || m.InvalidReasons["no_at"] != 1 || len(m.InvalidReasons) != 3 {
 		t.Errorf("manifest %+v", m)
@@ -269,7 +269,7 @@ func TestSnapshotPostgres(t *testing.T) {
 	if got := readSnapshot(t, res.Path); !reflect.DeepEqual(got, snapRows) {
 		t.Errorf("--all rows\n got %+v\nwant %+v", got, snapRows)
 	}
-	if m := checkFiles(t, res); m.Rows.Read != 8 || m.Rows.Verified != 7 || !m.All {
+	if m := checkFiles(t, res); m.Rows.Addresses != 8 || m.Rows.Verified != 7 || !m.All {
 		t.Errorf("--all manifest rows %+v", m.Rows)
 	}
 }
@@ -298,7 +298,7 @@ func TestSnapshotFiles(t *testing.T) {
 				t.Errorf("rows\n got %+v\nwant %+v", got, want)
 			}
 			m := checkFiles(t, res, "broken@example.com")
-			if m.Rows.Read != 7 || m.Rows.Malformed != 2 || m.Rows.SkippedUnverified != 1 || len(m.Problems) != 2 ||
+			if m.Rows.Addresses != 7 || m.Rows.Malformed != 2 || m.Rows.SkippedUnverified != 1 || len(m.Problems) != 2 ||
 				m.Problems[0].Line != c.line || m.Problems[1].Line != c.line+1 {
 				t.Errorf("manifest rows %+v problems %+v", m.Rows, m.Problems)
 			}
@@ -415,7 +415,7 @@ func TestSnapshotRowGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Manifest.Rows.Read != n || res.Manifest.Rows.DistinctDomains != 5000 {
+	if res.Manifest.Rows.Addresses != n || res.Manifest.Rows.Domains != 5000 {
 		t.Errorf("rows %+v", res.Manifest.Rows)
 	}
 	db, err := sql.Open("duckdb", "")
@@ -566,7 +566,7 @@ func TestSnapshotDuplicateIDs(t *testing.T) {
 	}
 	m := checkFiles(t, res, "second@", "third@")
 	const reason = "duplicate id 1: an earlier line has the same id (the first one is kept)"
-	if m.Rows.Read != 2 || m.Rows.Malformed != 2 || !reflect.DeepEqual(m.Problems, []emails.Problem{{Line: 3, Reason: reason}, {Line: 5, Reason: reason}}) {
+	if m.Rows.Addresses != 2 || m.Rows.Malformed != 2 || !reflect.DeepEqual(m.Problems, []emails.Problem{{Line: 3, Reason: reason}, {Line: 5, Reason: reason}}) {
 		t.Errorf("manifest rows %+v problems %+v", m.Rows, m.Problems)
 	}
 }

@@ -60,7 +60,7 @@ func TestPlanFromStatesCopyMatchesCache(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("night %d: plan from the states copy\n%+v\nwant (from the cache)\n%+v", night, got, want)
 		}
-		if night == 0 && (want.Domains != 60 || want.Due == 0 || want.Fresh == 0) {
+		if night == 0 && (want.VerifiedDomains != 60 || want.Due == 0 || want.Fresh == 0) {
 			t.Fatalf("the scenario tests nothing: %+v", want)
 		}
 		// The second copy is only made current every third night: it must
@@ -194,7 +194,7 @@ func TestPlanRewritesADamagedStatesCopy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("plan over a damaged copy: %v", err)
 	}
-	if !reflect.DeepEqual(got, want) || got.Domains != 2 || got.Fresh != 1 {
+	if !reflect.DeepEqual(got, want) || got.VerifiedDomains != 2 || got.Fresh != 1 {
 		t.Errorf("plan over a damaged copy\n%+v\nwant\n%+v", got, want)
 	}
 	if n := hCountRows(t, states); n != 1 {

@@ -91,7 +91,7 @@ func profile(ctx context.Context, dsn string) error {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	fmt.Printf("in-process snapshot: %d rows in %s, heap sys %d MB, total alloc %d MB, %d GCs; profile in %s\n",
-		res.Manifest.Rows.Read, time.Since(t0).Round(time.Millisecond), ms.HeapSys>>20, ms.TotalAlloc>>20, ms.NumGC, cpuProfile)
+		res.Manifest.Rows.Addresses, time.Since(t0).Round(time.Millisecond), ms.HeapSys>>20, ms.TotalAlloc>>20, ms.NumGC, cpuProfile)
 	return nil
 }
 

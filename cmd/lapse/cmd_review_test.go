@@ -134,7 +134,7 @@ func TestReviewCommand(t *testing.T) {
 	for _, x := range r.Counts.ByReason {
 		byReason[x.Name] = x.Addresses
 	}
-	if r.Counts.Flagged != m.Counts.Flagged || r.Counts.Users != m.Counts.Users || r.Counts.Domains != m.Counts.Domains ||
+	if r.Counts.Flagged != m.Counts.Flagged || r.Counts.Users != m.Counts.Users || r.Counts.FlaggedDomains != m.Counts.FlaggedDomains ||
 		!reflect.DeepEqual(byReason, m.Counts.ByReason) || r.ManifestSHA256 != sum || r.New.Since != "2026-03-01" || r.New.New != 4 {
 		t.Errorf("json review %+v\nmanifest counts %+v", r, m.Counts)
 	}

@@ -146,7 +146,7 @@ func printNight(g *globalOptions, dataDir string, r pipeline.NightResult) {
 	}
 	fmt.Fprintf(g.stdout, "night %s %s: %d addresses (%d verified, %d invalid), %d domains, %d looked up (%d lookups, %d deferred), "+
 		"%d domains unknown (%.1f%%), %d addresses unknown, %d to un-verify, %d on watch; changeset %s in %s\n",
-		r.Date, what, f.Addresses, f.Verified, f.Invalid, f.Domains, lookedUp, f.TotalLookups(), f.Deferred,
+		r.Date, what, f.Addresses, f.Verified, f.Invalid, f.VerifiedDomains, lookedUp, f.TotalLookups(), f.Deferred,
 		f.UnknownDomains, 100*f.UnknownShare(), f.UnknownAddresses,
 		f.Flagged, f.Watch, f.ChangesetStatus, night.Paths{DataDir: dataDir, Date: r.Date}.Changeset())
 }

@@ -125,6 +125,6 @@ func runSnapshot(ctx context.Context, g *globalOptions, o snapshotOptions) error
 			append(append([]any{"count", m.Rows.Malformed}, where...), "first_reason", first.Reason, "manifest", res.ManifestPath)...)
 	}
 	_, err = fmt.Fprintf(g.stdout, "snapshot %s: %d addresses (%d verified, %d invalid), %d domains, %d malformed lines → %s\n",
-		date, m.Rows.Read, m.Rows.Verified, m.Rows.Invalid, m.Rows.DistinctDomains, m.Rows.Malformed, res.Path)
+		date, m.Rows.Addresses, m.Rows.Verified, m.Rows.Invalid, m.Rows.Domains, m.Rows.Malformed, res.Path)
 	return err
 }

@@ -1,12 +1,26 @@
 package night
 
+// A night's counts, at every level (the snapshot manifest's rows,
+// classify's counts.json, the run manifest's Figures, the lifecycle
+// database's metrics, a changeset's counts), give each meaning one Go name
+// (their JSON names are older, and kept):
+//
+//   - Addresses: every address of the snapshot (its rows);
+//   - Verified: the verified ones among them;
+//   - Invalid: those without a registrable domain;
+//   - Domains: the distinct registrable domains of the snapshot's
+//     addresses;
+//   - VerifiedDomains: the distinct registrable domains of its verified
+//     addresses, what the plan plans for;
+//   - FlaggedDomains: the distinct domains of a changeset's rows.
+
 // Figures are the night's numbers: printed by `lapse demo`, written to
 // metrics.prom and the manifest.
 type Figures struct {
-	Addresses int64 `json:"addresses"`
-	Verified  int64 `json:"verified"`
-	Invalid   int64 `json:"invalid"`
-	Domains   int   `json:"domains"`
+	Addresses       int64 `json:"addresses"`
+	Verified        int64 `json:"verified"`
+	Invalid         int64 `json:"invalid"`
+	VerifiedDomains int   `json:"domains"`
 	// Planned domains were due and fit the budget; Deferred were due and did
 	// not (they go first tomorrow); Fresh were not due (cache hits).
 	Planned  int `json:"planned"`
@@ -24,13 +38,13 @@ type Figures struct {
 	LookedUp int `json:"looked_up"`
 	// UnknownDomains is the distinct domains of tonight's snapshot whose
 	// state is unknown (every source failed or could not tell), out of
-	// ClassifiedDomains, the snapshot's distinct domains; UnknownAddresses
+	// Domains, the snapshot's distinct domains; UnknownAddresses
 	// is the addresses decided unknown. Degraded says UnknownDomains is
-	// over resolve.max_unknown_fraction of ClassifiedDomains.
-	UnknownDomains    int64 `json:"unknown_domains"`
-	ClassifiedDomains int64 `json:"classified_domains"`
-	UnknownAddresses  int64 `json:"unknown_addresses"`
-	Degraded          bool  `json:"degraded,omitempty"`
+	// over resolve.max_unknown_fraction of Domains.
+	UnknownDomains   int64 `json:"unknown_domains"`
+	Domains          int64 `json:"classified_domains"`
+	UnknownAddresses int64 `json:"unknown_addresses"`
+	Degraded         bool  `json:"degraded,omitempty"`
 	// Flagged is the changeset's size (addresses to un-verify), by reason.
 	Flagged         int64            `json:"flagged"`
 	FlaggedByReason map[string]int64 `json:"flagged_by_reason"`
@@ -51,9 +65,8 @@ func (f Figures) TotalLookups() int {
 // UnknownShare is the share of the snapshot's domains whose state is
 // unknown tonight (0 when there are none).
 func (f Figures) UnknownShare() float64 {
-	if f.ClassifiedDomains <= 0 {
+	if f.Domains <= 0 {
 		return 0
 	}
-	return float64(f.UnknownDomains) / float64(f.ClassifiedDomains)
+	return float64(f.UnknownDomains) / float64(f.Domains)
 }
-

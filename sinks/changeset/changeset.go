@@ -93,14 +93,15 @@ type Manifest struct {
 // Counts are the changeset's figures.
 type Counts struct {
 	// Flagged is the verified addresses to un-verify; Verified the
-	// verified addresses of the snapshot.
-	Flagged  int64            `json:"flagged"`
-	Verified int64            `json:"verified"`
-	Users    int64            `json:"users"`
-	Domains  int64            `json:"domains"`
-	New      int64            `json:"new_since_previous"`
-	ByReason map[string]int64 `json:"by_reason"`
-	ByTLD    map[string]int64 `json:"by_tld"`
+	// verified addresses of the snapshot; Users and FlaggedDomains the
+	// distinct users and domains of the flagged rows.
+	Flagged        int64            `json:"flagged"`
+	Verified       int64            `json:"verified"`
+	Users          int64            `json:"users"`
+	FlaggedDomains int64            `json:"domains"`
+	New            int64            `json:"new_since_previous"`
+	ByReason       map[string]int64 `json:"by_reason"`
+	ByTLD          map[string]int64 `json:"by_tld"`
 }
 
 // Result is what Write wrote.
@@ -272,7 +273,7 @@ func protectedHits(ctx context.Context, db *sql.DB, cs string, protected []strin
 
 func counts(ctx context.Context, db *sql.DB, s Spec, cs string) (Counts, error) {
 	c := Counts{Verified: s.Verified, ByReason: map[string]int64{}, ByTLD: map[string]int64{}}
-	if err := db.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*), count(DISTINCT user_id), count(DISTINCT domain) FROM (%s)`, cs)).Scan(&c.Flagged, &c.Users, &c.Domains); err != nil {
+	if err := db.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*), count(DISTINCT user_id), count(DISTINCT domain) FROM (%s)`, cs)).Scan(&c.Flagged, &c.Users, &c.FlaggedDomains); err != nil {
 		return c, fmt.Errorf("count flagged: %w", err)
 	}
 	for _, g := range []struct {

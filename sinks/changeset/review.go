@@ -118,7 +118,8 @@ type ReviewCounts struct {
 	Flagged  int64  `json:"flagged"`
 	Verified int64  `json:"verified"`
 	Users    int64  `json:"users"`
-	Domains  int64  `json:"domains"`
+	// FlaggedDomains is the distinct domains of the flagged rows.
+	FlaggedDomains int64 `json:"domains"`
 	// Fraction is Flagged / Verified (0 when nothing is verified).
 	Fraction float64 `json:"fraction"`
 	ByReason []Tally `json:"by_reason"`
@@ -394,7 +395,7 @@ func Review(ctx context.Context, dir string, o ReviewOptions) (ReviewReport, err
 func (r *ReviewReport) fromRows(ctx context.Context, db *sql.DB, m Manifest, o ReviewOptions) error {
 	c := ReviewCounts{From: FileParquet, Verified: m.Counts.Verified}
 	if err := db.QueryRowContext(ctx, `SELECT count(*), count(DISTINCT user_id), count(DISTINCT domain) FROM `+reviewRows).
-		Scan(&c.Flagged, &c.Users, &c.Domains); err != nil {
+		Scan(&c.Flagged, &c.Users, &c.FlaggedDomains); err != nil {
 		return fmt.Errorf("count rows: %w", err)
 	}
 	for _, g := range []struct {
@@ -532,7 +533,7 @@ func manifestCounts(m Manifest) ReviewCounts {
 		})
 		return out
 	}
-	return ReviewCounts{From: FileManifest, Flagged: c.Flagged, Verified: c.Verified, Users: c.Users, Domains: c.Domains,
+	return ReviewCounts{From: FileManifest, Flagged: c.Flagged, Verified: c.Verified, Users: c.Users, FlaggedDomains: c.FlaggedDomains,
 		ByReason: tallies(c.ByReason), ByState: []Tally{}, ByTLD: tallies(c.ByTLD)}
 }
 

@@ -58,7 +58,7 @@ func (r ReviewReport) headline() string {
 
 func (r ReviewReport) flaggedLine() string {
 	return fmt.Sprintf("%d of %d verified addresses (%.3f%%), %d users, %d domains",
-		r.Counts.Flagged, r.Counts.Verified, 100*r.Counts.Fraction, r.Counts.Users, r.Counts.Domains)
+		r.Counts.Flagged, r.Counts.Verified, 100*r.Counts.Fraction, r.Counts.Users, r.Counts.FlaggedDomains)
 }
 
 func (r ReviewReport) newLine() string {

@@ -133,7 +133,7 @@ func TestReviewCountsAndNewSinceApplied(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := m.Counts
-	if r.Counts.Flagged != c.Flagged || r.Counts.Users != c.Users || r.Counts.Domains != c.Domains || r.Counts.Verified != c.Verified ||
+	if r.Counts.Flagged != c.Flagged || r.Counts.Users != c.Users || r.Counts.FlaggedDomains != c.FlaggedDomains || r.Counts.Verified != c.Verified ||
 		!reflect.DeepEqual(tallyMap(r.Counts.ByReason), c.ByReason) || !reflect.DeepEqual(tallyMap(r.Counts.ByTLD), c.ByTLD) {
 		t.Errorf("review counts %+v, manifest %+v", r.Counts, c)
 	}

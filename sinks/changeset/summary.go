@@ -46,7 +46,7 @@ func summaryMarkdown(ctx context.Context, db *sql.DB, s Spec, m Manifest, rel st
 		pct = 100 * float64(c.Flagged) / float64(c.Verified)
 	}
 	fmt.Fprintf(&b, "Policy `%s`: **%d** verified addresses to un-verify (%.3f%% of %d verified), %d users, %d domains; %d new since the previous changeset.\n\n",
-		m.Policy, c.Flagged, pct, c.Verified, c.Users, c.Domains, c.New)
+		m.Policy, c.Flagged, pct, c.Verified, c.Users, c.FlaggedDomains, c.New)
 	if m.Status == StatusBlocked {
 		b.WriteString("**Blocked by the safety brake.** Review before anything is applied:\n\n")
 		for _, r := range m.BlockReasons {

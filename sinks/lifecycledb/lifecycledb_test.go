@@ -247,7 +247,7 @@ func seedNight(t *testing.T, d *DB, night string, flagged []int, status string) 
 	if err := d.RecordChangeset(ctx, Changeset{Date: night, Status: status, Policy: "corroborated", Flagged: int64(len(flagged)), Verified: 100}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.RecordMetrics(ctx, night, Metrics{AddressesScanned: 100, AddressesVerified: 100, Domains: 3, CacheHits: 1,
+	if err := d.RecordMetrics(ctx, night, Metrics{Addresses: 100, Verified: 100, Domains: 3, CacheHits: 1,
 		Extra: []Metric{{Name: "domains_deferred", Value: 2}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -17,11 +17,12 @@ type Metric struct {
 // Metrics are the night's figures the caller knows; RecordMetrics derives
 // the rest from the night's observations and decisions.
 type Metrics struct {
-	AddressesScanned  int64
-	AddressesVerified int64
-	AddressesInvalid  int64
-	// Domains is the distinct registrable domains of the snapshot.
-	Domains int64
+	// Addresses is every address of the snapshot (metric
+	// addresses_scanned); Verified and Invalid count among them the
+	// verified ones and those without a registrable domain; Domains is the
+	// distinct registrable domains of the snapshot.
+	Addresses, Verified, Invalid int64
+	Domains                      int64
 	// CacheHits is the domains answered from the cache (not looked up).
 	CacheHits int64
 	// Extra are further figures (deferred domains, throttles, …).
@@ -46,9 +47,9 @@ func (d *DB) RecordMetrics(ctx context.Context, date string, m Metrics) error {
 		return fmt.Errorf("record metrics %s: %w", date, err)
 	}
 	given := append([]Metric{
-		{Name: "addresses_scanned", Value: float64(m.AddressesScanned)},
-		{Name: "addresses_verified", Value: float64(m.AddressesVerified)},
-		{Name: "addresses_invalid", Value: float64(m.AddressesInvalid)},
+		{Name: "addresses_scanned", Value: float64(m.Addresses)},
+		{Name: "addresses_verified", Value: float64(m.Verified)},
+		{Name: "addresses_invalid", Value: float64(m.Invalid)},
 		{Name: "domains", Value: float64(m.Domains)},
 		{Name: "cache_hits", Value: float64(m.CacheHits)},
 	}, m.Extra...)

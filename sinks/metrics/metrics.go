@@ -50,7 +50,7 @@ func Write(path string, m night.Manifest, now time.Time) error {
 	gauge("lapse_addresses", "Addresses in tonight's snapshot.", float64(f.Addresses))
 	gauge("lapse_addresses_verified", "Verified addresses in tonight's snapshot.", float64(f.Verified))
 	gauge("lapse_addresses_invalid", "Addresses without a registrable domain.", float64(f.Invalid))
-	gauge("lapse_domains", "Distinct registrable domains in tonight's snapshot.", float64(f.Domains))
+	gauge("lapse_domains", "Distinct registrable domains in tonight's snapshot.", float64(f.VerifiedDomains))
 	gauge("lapse_domains_planned", "Domains due and looked up tonight.", float64(f.Planned))
 	gauge("lapse_domains_deferred", "Domains due but over tonight's lookup budget.", float64(f.Deferred))
 	gauge("lapse_cache_hits", "Domains answered from the cache (not due).", float64(f.Fresh))

@@ -475,7 +475,7 @@ func loadNight(ctx context.Context, db *sql.DB, date, dir string) (nightView, er
 		c := m.Counts
 		n.Flagged, n.Verified = num(float64(c.Flagged), ""), num(float64(c.Verified), "")
 		if c.Flagged > 0 {
-			n.Users, n.Domains = num(float64(c.Users), ""), num(float64(c.Domains), "")
+			n.Users, n.Domains = num(float64(c.Users), ""), num(float64(c.FlaggedDomains), "")
 		}
 		n.New = num(float64(c.New), "")
 		n.BlockReasons = m.BlockReasons
