@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -181,15 +182,57 @@ func timeCmd(cmd *exec.Cmd, devnull bool) (Sample, error) {
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	t0 := time.Now()
-	err := cmd.Run()
+	rss, err := RunPeakRSS(cmd)
 	wall := time.Since(t0)
 	if err != nil {
 		return Sample{}, fmt.Errorf("%s: %w: %s", filepath.Base(cmd.Path), err, stderr.String())
 	}
-	var rss int64
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss // kilobytes on Linux
-	}
 	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	return Sample{Wall: wall, CPU: cpu, RSSKB: rss}, nil
+}
+
+// RunPeakRSS runs cmd and returns its peak RSS in KiB: the high-water mark
+// of its own memory (VmHWM in /proc/PID/status), polled every 10 ms until
+// it exits. Not the wait status's Maxrss: os/exec starts the child sharing
+// the parent's memory until its exec (vfork), and Linux then reports the
+// larger of the parent's peak and the child's. Without /proc it falls back
+// to that.
+func RunPeakRSS(cmd *exec.Cmd) (int64, error) {
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var peak int64
+	for {
+		peak = max(peak, vmHWM(status))
+		select {
+		case err := <-done:
+			if peak == 0 && cmd.ProcessState != nil {
+				if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+					peak = ru.Maxrss // kilobytes on Linux
+				}
+			}
+			return peak, err
+		case <-tick.C:
+		}
+	}
+}
+
+// vmHWM reads the VmHWM line of a /proc/PID/status file (0 if none).
+func vmHWM(status string) int64 {
+	b, err := os.ReadFile(status)
+	if err != nil {
+		return 0
+	}
+	_, v, ok := strings.Cut(string(b), "VmHWM:")
+	if !ok {
+		return 0
+	}
+	v, _, _ = strings.Cut(v, "kB")
+	kb, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	return kb
 }
