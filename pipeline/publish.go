@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,15 +16,6 @@ import (
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 	"github.com/lapse-dev/lapse/sinks/report"
 )
-
-// ErrBlocked is wrapped by the error of a night whose changeset the safety
-// brake held: the files are written with status blocked and the CLI exits 3.
-var ErrBlocked = errors.New("blocked by the safety brake")
-
-// ErrDegraded is wrapped by the error of a night that finished and
-// published, but whose share of unknown domains is over
-// resolve.max_unknown_fraction: the CLI exits 4.
-var ErrDegraded = errors.New("night degraded")
 
 // PublishOptions configure the publish stage.
 type PublishOptions struct {

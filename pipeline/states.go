@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"errors"
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
 )
@@ -66,30 +65,6 @@ func CurrentStates(ctx context.Context, c StatesCache, path string) (StatesCopy,
 		}
 	}
 	return rewriteStates(ctx, c, path)
-}
-
-// planOverStates makes the night's plan from the states copy at o.States,
-// made current first. Resolve owns the copy (CurrentStates, here before
-// the plan and again after its lookups); the plan only reads it. A copy
-// that was current but cannot be read (damaged on disk) is derived data:
-// it is written again from the cache, once, and the plan made again.
-func planOverStates(ctx context.Context, o PlanOptions) (Plan, error) {
-	if o.States == "" || o.CheckAll {
-		return MakePlan(ctx, o)
-	}
-	sc, err := CurrentStates(ctx, o.Cache, o.States)
-	if err != nil {
-		return Plan{}, err
-	}
-	p, err := MakePlan(ctx, o)
-	var unreadable statesReadError
-	if errors.As(err, &unreadable) && sc.Reused && ctx.Err() == nil {
-		if _, err := rewriteStates(ctx, o.Cache, o.States); err != nil {
-			return p, err
-		}
-		p, err = MakePlan(ctx, o)
-	}
-	return p, err
 }
 
 // rewriteStates writes the states copy at path from the cache, then its

@@ -1,0 +1,224 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+
+	"github.com/lapse-dev/lapse/cache"
+	"github.com/lapse-dev/lapse/internal/night"
+	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sinks/changeset"
+	"github.com/lapse-dev/lapse/sinks/lifecycledb"
+	"github.com/lapse-dev/lapse/sources/status"
+	"github.com/lapse-dev/lapse/sources/status/providers"
+)
+
+// The stages of a night, as the runner calls them (stageFunc): each takes
+// its inputs and outputs from the night's paths, calls its stage and fills
+// the night's figures.
+
+func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
+	c, err := n.env.Cache()
+	if err != nil {
+		return 0, 0, err
+	}
+	budget := providers.NightBudget(n.opts.Config, n.env.deps())
+	force, err := reverified(ctx, n)
+	if err != nil {
+		return 0, 0, err
+	}
+	p, err := planOverStates(ctx, PlanOptions{
+		Date: n.opts.Date, SnapshotPath: n.paths.Snapshot(), Cache: c, Now: n.opts.Now(), Force: force,
+		Budget: budget, WatchWindow: n.opts.Config.Policy.WatchWindow.Std(),
+		CheckAll: n.opts.CheckAll, States: night.Dir(n.opts.Config.DataDir).StatesCopy(),
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	// A new plan means a new resolve. The journal keeps the lookups of an
+	// earlier one (a finished night run again with --force): they are
+	// tonight's observations too; a mark tells the new resolve's apart.
+	if err := StartJournalSegment(n.paths.Journal(), p); err != nil {
+		return 0, 0, fmt.Errorf("plan: %w", err)
+	}
+	if err := WritePlan(n.paths.Plan(), p); err != nil {
+		return 0, 0, err
+	}
+	f := &n.manifest.Figures
+	f.VerifiedDomains, f.Planned, f.Deferred, f.Fresh = p.VerifiedDomains, len(p.Lookups), p.Deferred, p.Fresh
+	if p.Deferred > 0 {
+		n.log.Warn("lookup budget reached: due domains deferred to tomorrow", "deferred", p.Deferred, "budget", p.Budget, "first", p.DeferredSample)
+	}
+	return int64(p.VerifiedDomains), int64(len(p.Lookups)), nil
+}
+
+func stageResolve(ctx context.Context, n *nightRun) (int64, int64, error) {
+	p, err := ReadPlan(n.paths.Plan())
+	if err != nil {
+		return 0, 0, err
+	}
+	c, err := n.env.Cache()
+	if err != nil {
+		return 0, 0, err
+	}
+	var prov status.Provider
+	if len(p.Lookups) > 0 {
+		// Built only when there is something to ask: a warm night needs
+		// no provider (nor its bootstrap files).
+		if prov, err = n.env.Provider(); err != nil {
+			return 0, 0, err
+		}
+	}
+	conc := n.opts.Config.Resolve.Concurrency
+	r, err := Resolve(ctx, ResolveOptions{
+		Plan: p, Provider: prov, Cache: c, Concurrency: conc, Progress: n.opts.Progress,
+		Log: n.log, Journal: n.paths.Journal(), StopAfter: n.opts.StopAfterLookups, Now: n.opts.Now,
+	})
+	if err != nil {
+		return int64(len(p.Lookups)), 0, err
+	}
+	if err := allFailed(r.Answers); err != nil {
+		return int64(len(p.Lookups)), 0, err
+	}
+	// Tonight's lookups: the answers as given, with the schedule the cache
+	// set for them; those of an earlier run of the night (before a forced
+	// re-run's plan) that this plan did not ask again are kept.
+	all := r.NightAnswers()
+	rows := make([]cache.StateRow, 0, len(all))
+	for _, lc := range all {
+		row := cache.RowFromEntry(r.Entries[lc.Domain])
+		row.Lifecycle = lc
+		rows = append(rows, row)
+	}
+	if err := cache.WriteStates(n.paths.Domains(), rows); err != nil {
+		return 0, 0, err
+	}
+	// Tonight's states: the cache's states copy, rewritten when tonight's
+	// lookups (or anything since the last copy) changed the cache.
+	sc, err := CurrentStates(ctx, c, night.Dir(n.opts.Config.DataDir).StatesCopy())
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := linkStates(sc.Path, n.paths.States()); err != nil {
+		return 0, 0, err
+	}
+	n.log.Info("domain states", "rows", sc.Rows, "reused", sc.Reused)
+	if _, err := n.env.db.AppendObservations(ctx, n.opts.Date, n.paths.Domains()); err != nil {
+		return 0, 0, err
+	}
+	f := &n.manifest.Figures
+	f.Lookups, f.LookupOutcomes = r.Lookups()
+	f.LookedUp = len(rows)
+	if r.Earlier > 0 {
+		n.log.Info("kept the lookups of an earlier run of the night", "earlier", r.Earlier, "asked_now", len(r.Answers))
+	}
+	return int64(len(p.Lookups)), int64(len(rows)), nil
+}
+
+func stageClassify(ctx context.Context, n *nightRun) (int64, int64, error) {
+	// DuckDB's join is the night's hungriest step: hand back first what the
+	// snapshot's streaming left on the Go heap, so the two never add up.
+	debug.FreeOSMemory()
+	c := n.opts.Config.Policy
+	pol := lifecycle.Policy{Name: c.Name, WatchWindow: c.WatchWindow.Std(), ConfirmNights: c.ConfirmNights}
+	r, err := Classify(ctx, ClassifyOptionsFor(n.paths, pol, n.opts.Now()))
+	if err != nil {
+		return 0, 0, err
+	}
+	n.classified = &r
+	f := &n.manifest.Figures
+	f.Addresses, f.Verified, f.Invalid = r.Addresses, r.Verified, r.Invalid
+	f.Flagged, f.Watch = r.Flagged, r.Watch
+	f.UnknownDomains, f.Domains, f.UnknownAddresses = r.UnknownDomains, r.Domains, r.ByAction[lifecycle.ActionUnknown]
+	f.FlaggedByReason = map[string]int64{}
+	for k, v := range r.FlaggedByReason {
+		f.FlaggedByReason[string(k)] = v
+	}
+	return r.Addresses, r.Addresses, nil
+}
+
+func stageSnapshot(ctx context.Context, n *nightRun) (int64, int64, error) {
+	o := SnapshotOptionsFromConfig(n.opts.Config, n.opts.Date)
+	o.Version, o.Log = n.opts.Version, n.log
+	r, err := Snapshot(ctx, o)
+	if err != nil {
+		return 0, 0, err
+	}
+	f := &n.manifest.Figures
+	rows := r.Manifest.Rows
+	f.Addresses, f.Verified, f.Invalid = rows.Addresses, rows.Verified, rows.Invalid
+	in := rows.Addresses + rows.Malformed + rows.SkippedUnverified
+	// An empty or partial export must not pass for a night: it would
+	// publish nothing and restart the history of the addresses it lacks.
+	if err := checkShrink(ctx, n, rows.Verified); err != nil {
+		return in, rows.Addresses, err
+	}
+	return in, rows.Addresses, nil
+}
+
+func stagePublish(ctx context.Context, n *nightRun) (int64, int64, error) {
+	f := &n.manifest.Figures
+	maxUnknown := n.opts.Config.Resolve.MaxUnknownFraction
+	f.Degraded = maxUnknown > 0 && f.UnknownShare() > maxUnknown
+	r, err := Publish(ctx, PublishOptions{
+		Paths: n.paths, Policy: n.opts.Config.Policy.Name,
+		Brake: n.opts.Config.Brake, DB: n.env.db, Now: n.opts.Now, Counts: n.classified,
+		Unknowns: changeset.Unknowns{
+			Domains: f.UnknownDomains, OfDomains: f.Domains, Addresses: f.UnknownAddresses,
+			MaxFraction: maxUnknown, Degraded: f.Degraded,
+		},
+		Metrics: lifecycledb.Metrics{CacheHits: int64(f.Fresh), Extra: []lifecycledb.Metric{
+			{Name: "domains_planned", Value: float64(f.Planned)},
+			{Name: "domains_deferred", Value: float64(f.Deferred)},
+		}},
+	})
+	if err != nil && !errors.Is(err, ErrBlocked) {
+		return 0, 0, err
+	}
+	f.ChangesetStatus = r.Manifest.Status
+	f.BlockedReason = strings.Join(r.Manifest.BlockReasons, "; ")
+	return f.Addresses, f.Flagged, err
+}
+
+// allFailed fails a night whose every lookup failed: the providers are
+// unreachable or refuse us, and publishing a night of "unknown" would only
+// hide it. The failed answers are asked again when the night is re-run.
+func allFailed(answers []lifecycle.Lifecycle) error {
+	if len(answers) == 0 {
+		return nil
+	}
+	for _, lc := range answers {
+		if lc.State != lifecycle.Unknown || lc.Error == "" {
+			return nil
+		}
+	}
+	return fmt.Errorf("all %d lookups failed, first %s: %s (check the providers' settings and the network, then run the night again)",
+		len(answers), answers[0].Domain, answers[0].Error)
+}
+
+// planOverStates makes the night's plan from the states copy at o.States,
+// made current first. Resolve owns the copy (CurrentStates, here before
+// the plan and again after its lookups); the plan only reads it. A copy
+// that was current but cannot be read (damaged on disk) is derived data:
+// it is written again from the cache, once, and the plan made again.
+func planOverStates(ctx context.Context, o PlanOptions) (Plan, error) {
+	if o.States == "" || o.CheckAll {
+		return MakePlan(ctx, o)
+	}
+	sc, err := CurrentStates(ctx, o.Cache, o.States)
+	if err != nil {
+		return Plan{}, err
+	}
+	p, err := MakePlan(ctx, o)
+	var unreadable statesReadError
+	if errors.As(err, &unreadable) && sc.Reused && ctx.Err() == nil {
+		if _, err := rewriteStates(ctx, o.Cache, o.States); err != nil {
+			return p, err
+		}
+		p, err = MakePlan(ctx, o)
+	}
+	return p, err
+}
