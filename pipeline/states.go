@@ -13,9 +13,11 @@ import (
 	"github.com/lapse-dev/lapse/internal/atomicfile"
 )
 
-// The cache's states as Parquet (DATA/states/states.parquet): every entry of
-// the cache, with the change token it was written at beside it
-// (states.json). Plan and classify read the domains' states from it with
+// The cache's states as Parquet (night.Dir.StatesCopy): every entry of the
+// cache, with the change token it was written at beside it (the same name,
+// .json: statesMetaPath). Resolve owns it: it is made current before the
+// plan (planOverStates) and after resolve's lookups, by CurrentStates
+// alone. Plan and classify read the domains' states from it with
 // DuckDB instead of decoding every Badger entry every night; it is
 // rewritten only when the cache changed since (cache.ChangeToken), which a
 // warm night never does. Each night keeps the copy its classify read as
@@ -30,6 +32,7 @@ type statesMeta struct {
 	WrittenAt time.Time `json:"written_at"`
 }
 
+// statesMetaPath is the states.json of the copy at path.
 func statesMetaPath(path string) string {
 	return path[:len(path)-len(filepath.Ext(path))] + ".json"
 }

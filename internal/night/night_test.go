@@ -55,7 +55,6 @@ func TestPaths(t *testing.T) {
 		d.Metrics():          "/data/metrics.prom",
 		d.Cache():            "/data/cache",
 		d.StatesCopy():       "/data/states/states.parquet",
-		d.StatesMeta():       "/data/states/states.json",
 		p.Snapshot():         "/data/snapshots/date=2026-03-01/emails.parquet",
 		p.SnapshotManifest(): "/data/snapshots/date=2026-03-01/manifest.json",
 		p.SnapshotGlob():     "/data/snapshots/date=*/emails.parquet",

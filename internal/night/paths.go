@@ -26,12 +26,9 @@ func (d Dir) Cache() string { return d.join("cache") }
 func (d Dir) StatesDir() string { return d.join("states") }
 
 // StatesCopy is the cache's states as Parquet (every entry), rewritten
-// only when the cache changed since.
+// only when the cache changed since; states.json beside it (the same name,
+// .json) holds the change token it was read at.
 func (d Dir) StatesCopy() string { return d.join("states", "states.parquet") }
-
-// StatesMeta is states.json beside StatesCopy: the change token the copy
-// was read at.
-func (d Dir) StatesMeta() string { return d.join("states", "states.json") }
 
 // Snapshots, Observations, Decisions and Runs hold one Hive folder per
 // night; Changesets and Reports one folder named by the date.
