@@ -123,7 +123,7 @@ func stageClassify(ctx context.Context, n *nightRun) (int64, int64, error) {
 	// snapshot's streaming left on the Go heap, so the two never add up.
 	debug.FreeOSMemory()
 	c := n.opts.Config.Policy
-	pol := lifecycle.Policy{Name: c.Name, WatchWindow: c.WatchWindow.Std(), ConfirmNights: c.ConfirmNights}
+	pol := lifecycle.NewPolicy(c.Name, c.WatchWindow.Std(), c.ConfirmNights)
 	r, err := Classify(ctx, ClassifyOptionsFor(n.paths, pol, n.opts.Now()))
 	if err != nil {
 		return 0, 0, err
