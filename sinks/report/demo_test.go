@@ -201,7 +201,7 @@ func TestNightlyReportOfADemo(t *testing.T) {
 		index := string(b)
 		report.CheckSelfContained(t, policy+"/index", index)
 		for _, want := range []string{"The night of " + date + ": changeset", `class="status `, "verified addresses proposed for un-verification",
-			"From <code>" + filepath.Join(dir, policy, "changesets", date) + "</code>", "provider lookups", "Not approved yet"} {
+			"From <code>" + filepath.Join("changesets", date) + "</code>", "provider lookups", "Not approved yet"} {
 			if !strings.Contains(index, want) {
 				t.Errorf("%s index lacks %q", policy, want)
 			}

@@ -467,7 +467,9 @@ func loadNight(ctx context.Context, db *sql.DB, date, dir string) (nightView, er
 		n.Missing = "The changeset's manifest cannot be read: " + err.Error()
 		errs = append(errs, err)
 	} else {
-		n.Dir = dir
+		// Relative to the data dir: the page is the same wherever the data
+		// dir lives (a resumed demo writes byte-identical reports).
+		n.Dir = filepath.Join(filepath.Base(filepath.Dir(dir)), filepath.Base(dir))
 		n.Status, n.StatusClass, n.Policy = m.Status, m.Status, m.Policy
 		if m.Status != changeset.StatusBlocked && m.Status != "proposed" {
 			n.StatusClass = "none"
