@@ -37,6 +37,17 @@ type StateRow struct {
 	DecisiveSince         *time.Time
 	DecisiveNights        int
 	Unverified            bool
+	// The authoritative and status API facts (Entry's Auth* and Status*).
+	AuthCheckedAt    *time.Time
+	AuthSource       lifecycle.Source
+	AuthState        lifecycle.State
+	AuthRegisteredAt *time.Time
+	AuthExpiresAt    *time.Time
+	AuthFailures     int
+	AuthRetryAt      *time.Time
+	StatusSource     lifecycle.Source
+	StatusFlags      []string
+	StatusCheckedAt  *time.Time
 }
 
 // RowFromEntry is a cache entry as a state row.
@@ -53,6 +64,9 @@ func RowFromEntry(e Entry) StateRow {
 		FirstCheckedAt: e.FirstCheckedAt, LastCheckedAt: e.LastCheckedAt, NextCheck: e.NextCheck,
 		PreviousRegisteredAt: e.PreviousRegisteredAt, RegisteredAtChangedAt: e.RegisteredAtChangedAt,
 		DecisiveSince: e.DecisiveSince, DecisiveNights: e.DecisiveNights, Unverified: e.Unverified,
+		AuthCheckedAt: e.AuthCheckedAt, AuthSource: e.AuthSource, AuthState: e.AuthState,
+		AuthRegisteredAt: e.AuthRegisteredAt, AuthExpiresAt: e.AuthExpiresAt, AuthFailures: e.AuthFailures, AuthRetryAt: e.AuthRetryAt,
+		StatusSource: e.StatusSource, StatusFlags: e.StatusFlags, StatusCheckedAt: e.StatusCheckedAt,
 	}
 }
 
@@ -79,19 +93,7 @@ var tsUS = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
 var StateColumns = []StateColumn{
 	strCol(ColDomain, false, func(r *StateRow) string { return r.Lifecycle.Domain }),
 	strCol("state", false, func(r *StateRow) string { return string(r.Lifecycle.State) }),
-	{Name: "statuses", SQL: "VARCHAR[]", Arrow: arrow.Field{Name: "statuses", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
-		put: func(b array.Builder, r *StateRow) {
-			lb := b.(*array.ListBuilder)
-			if r.Lifecycle.Statuses == nil {
-				lb.AppendNull()
-				return
-			}
-			lb.Append(true)
-			vb := lb.ValueBuilder().(*array.StringBuilder)
-			for _, s := range r.Lifecycle.Statuses {
-				vb.Append(s)
-			}
-		}},
+	listCol("statuses", func(r *StateRow) []string { return r.Lifecycle.Statuses }),
 	tsCol("registered_at", func(r *StateRow) *time.Time { return r.Lifecycle.RegisteredAt }),
 	tsCol("expires_at", func(r *StateRow) *time.Time { return r.Lifecycle.ExpiresAt }),
 	tsCol("last_changed", func(r *StateRow) *time.Time { return r.Lifecycle.LastChanged }),
@@ -127,6 +129,21 @@ var StateColumns = []StateColumn{
 	strCol("last_error", true, func(r *StateRow) string { return r.LastError }),
 	tsCol("first_checked_at", func(r *StateRow) *time.Time { return &r.FirstCheckedAt }),
 	tsCol("last_checked_at", func(r *StateRow) *time.Time { return &r.LastCheckedAt }),
+	// The latest authoritative answer (RDAP, WHOIS) and the status API's
+	// latest flags (issue 11): registered_at and expires_at above keep the
+	// authoritative dates through status answers; these say how old they
+	// are, and the plan reads auth_checked_at and auth_retry_at for a
+	// status-API-first chain's refresh schedule.
+	tsCol("auth_checked_at", func(r *StateRow) *time.Time { return r.AuthCheckedAt }),
+	strCol("auth_source", true, func(r *StateRow) string { return string(r.AuthSource) }),
+	strCol("auth_state", true, func(r *StateRow) string { return string(r.AuthState) }),
+	tsCol("auth_registered_at", func(r *StateRow) *time.Time { return r.AuthRegisteredAt }),
+	tsCol("auth_expires_at", func(r *StateRow) *time.Time { return r.AuthExpiresAt }),
+	intCol("auth_failures", func(r *StateRow) int { return r.AuthFailures }),
+	tsCol("auth_retry_at", func(r *StateRow) *time.Time { return r.AuthRetryAt }),
+	strCol("status_source", true, func(r *StateRow) string { return string(r.StatusSource) }),
+	listCol("status_flags", func(r *StateRow) []string { return r.StatusFlags }),
+	tsCol("status_checked_at", func(r *StateRow) *time.Time { return r.StatusCheckedAt }),
 }
 
 // StateSchema is the Arrow schema of the states files (StateColumns).
@@ -148,6 +165,24 @@ func strCol(name string, nullEmpty bool, get func(*StateRow) string) StateColumn
 				return
 			}
 			b.(*array.StringBuilder).Append(s)
+		}}
+}
+
+// listCol is a list of strings column; nil is NULL.
+func listCol(name string, get func(*StateRow) []string) StateColumn {
+	return StateColumn{Name: name, SQL: "VARCHAR[]", Arrow: arrow.Field{Name: name, Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
+		put: func(b array.Builder, r *StateRow) {
+			lb := b.(*array.ListBuilder)
+			ss := get(r)
+			if ss == nil {
+				lb.AppendNull()
+				return
+			}
+			lb.Append(true)
+			vb := lb.ValueBuilder().(*array.StringBuilder)
+			for _, s := range ss {
+				vb.Append(s)
+			}
 		}}
 }
 

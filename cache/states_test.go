@@ -110,3 +110,62 @@ func TestExportStatesReadBack(t *testing.T) {
 		}
 	}
 }
+
+// Issue 11: the states files carry the authoritative and status API
+// facts, and registered_at/expires_at keep the authoritative dates
+// through a status API's answer.
+func TestExportStatesAuthoritativeFacts(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 3, 10, 2, 0, 0, 0, time.UTC)
+	clk := &clock{t: at}
+	c := openTest(t, filepath.Join(t.TempDir(), "cache"), clk)
+	if _, err := c.Record(ctx, answer("reg.com", lifecycle.Registered, at)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(at.Add(30 * Day))
+	if _, err := c.Record(ctx, statusAnswer("reg.com", lifecycle.Registered, []string{"active"}, clk.Now(), "")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Record(ctx, statusAnswer("new.com", lifecycle.Registered, []string{"undelegated", "active"}, clk.Now(), "rdap new.com: timeout")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "states.parquet")
+	if _, _, err := ExportStates(ctx, c, path); err != nil {
+		t.Fatal(err)
+	}
+	db, err := duck.OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	f := func(col string) string {
+		return fmt.Sprintf("coalesce(strftime(%s AT TIME ZONE 'UTC', '%%Y-%%m-%%d'), '-')", col)
+	}
+	rows, err := db.Query(`SELECT domain, source, `+f("registered_at")+`, `+f("expires_at")+`, `+f("auth_checked_at")+`,
+		coalesce(auth_source, '-'), coalesce(auth_state, '-'), `+f("auth_registered_at")+`, `+f("auth_expires_at")+`,
+		auth_failures, `+f("auth_retry_at")+`, coalesce(status_source, '-'), coalesce(array_to_string(status_flags, '|'), '-'), `+f("status_checked_at")+`
+		FROM read_parquet(?) ORDER BY domain`, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var v [14]any
+		ptrs := make([]any, len(v))
+		for i := range v {
+			ptrs[i] = &v[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprint(v[:]...))
+	}
+	want := []string{
+		fmt.Sprint("new.com", "domainr", "-", "-", "-", "-", "-", "-", "-", int64(1), "2026-04-09", "domainr", "active|undelegated", "2026-04-09"),
+		fmt.Sprint("reg.com", "domainr", "2015-06-01", "2027-06-01", "2026-03-10", "rdap", "registered", "2015-06-01", "2027-06-01", int64(0), "-", "domainr", "active", "2026-04-09"),
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("rows\n got %q\nwant %q", got, want)
+	}
+}
