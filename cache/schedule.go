@@ -174,8 +174,12 @@ func (r Refresh) DueAt(e Entry) time.Time {
 	if e.AuthCheckedAt == nil {
 		return time.Time{}
 	}
-	return e.AuthCheckedAt.Add(r.every() - NightSlack)
+	return e.AuthCheckedAt.Add(r.MaxAge())
 }
+
+// MaxAge is the age at which an authoritative answer is refreshed: Every
+// less NightSlack.
+func (r Refresh) MaxAge() time.Duration { return r.every() - NightSlack }
 
 // Wanted reports whether a lookup of the domain at now should ask the
 // authoritative providers: the refresh is Due, or the latest authoritative

@@ -3,16 +3,21 @@ package pipeline
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"time"
 
 	"github.com/lapse-dev/lapse/cache"
+	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/status"
+	"github.com/lapse-dev/lapse/sources/status/providers"
 )
 
 // DomainCache is what plan and resolve need from the domain cache
@@ -35,12 +40,17 @@ const (
 	// on the stale answer that un-verified it.
 	RiskReverified   = iota
 	RiskNeverChecked // no cache entry: lapse knows nothing
-	RiskExpiry       // expiry near or passed, expiring or grace
-	RiskDecisive     // a decisive state (awaiting confirmation first)
-	RiskRest         // everything else that is due
+	// RiskNoDates: a status-API-first chain's domain that RDAP/WHOIS never
+	// answered for: no registration date (a name dropped and registered
+	// again before lapse first saw it looks active forever) and no expiry
+	// (the schedule is blind). Only with PlanOptions.Refresh.
+	RiskNoDates
+	RiskExpiry   // expiry near or passed, expiring or grace
+	RiskDecisive // a decisive state (awaiting confirmation first)
+	RiskRest     // everything else that is due
 )
 
-var riskNames = []string{"reverified", "never_checked", "expiry", "decisive", "rest"}
+var riskNames = []string{"reverified", "never_checked", "no_dates", "expiry", "decisive", "rest"}
 
 // Plan is tonight's lookup plan (DATA/observations/date=D/plan.json).
 type Plan struct {
@@ -65,6 +75,55 @@ type Plan struct {
 	// the first of them.
 	Deferred       int      `json:"deferred"`
 	DeferredSample []string `json:"deferred_sample"`
+	// Authoritative lists the planned domains (sorted) whose lookup asks
+	// RDAP/WHOIS first, a status-API-first chain's authoritative refresh
+	// (status.Want.Authoritative); Refresh says what the refresh cost.
+	// Both are empty for any other chain.
+	Authoritative []string     `json:"authoritative,omitempty"`
+	Refresh       *RefreshPlan `json:"refresh,omitempty"`
+}
+
+// RefreshPlan is the authoritative refresh of a status-API-first chain in
+// tonight's plan (issue 11): how many due domains want RDAP/WHOIS, how
+// many the budget lets ask them, and the backlog of domains without dates.
+type RefreshPlan struct {
+	// EveryDays is resolve.authoritative_every in days; Budget the cap on
+	// tonight's refreshes (0: none).
+	EveryDays float64 `json:"every_days"`
+	Budget    int     `json:"budget"`
+	// Wanted due domains want RDAP/WHOIS tonight; Planned of them ask
+	// them; Deferred are over the budget (looked up by the status API
+	// alone when that lookup was due, else not at all): they stay due and
+	// go first tomorrow in their risk class. RefreshOnly of the planned
+	// were due for the refresh alone (their status lookup was not).
+	Wanted      int `json:"wanted"`
+	Planned     int `json:"planned"`
+	Deferred    int `json:"deferred"`
+	RefreshOnly int `json:"refresh_only"`
+	// NoDates counts the snapshot's domains without an authoritative
+	// answer before tonight (never checked included); NoDatesLeft those
+	// the plan leaves without one; BacklogNights the nights NoDates take
+	// at Budget, tonight included (1 without a budget); BacklogHours the
+	// time they take at the first authoritative provider's rate (0 when it
+	// has none; RDAP's rate is per server, so at most this).
+	NoDates       int     `json:"no_dates"`
+	NoDatesLeft   int     `json:"no_dates_left"`
+	BacklogNights int     `json:"backlog_nights"`
+	BacklogHours  float64 `json:"backlog_hours"`
+}
+
+// RefreshOptions configure a status-API-first chain's authoritative
+// refresh in the plan.
+type RefreshOptions struct {
+	// Refresh is the schedule (resolve.authoritative_every, the watch
+	// window).
+	cache.Refresh
+	// Budget caps tonight's refreshes: the first authoritative provider's
+	// budget_per_night and resolve.budget (0: none).
+	Budget int
+	// Rate is the first authoritative provider's rate_per_second, for the
+	// backlog estimate (0: none).
+	Rate float64
 }
 
 // PlanOptions configure the plan stage.
@@ -73,8 +132,19 @@ type PlanOptions struct {
 	SnapshotPath string
 	Cache        DomainCache
 	Now          time.Time
-	// Budget caps tonight's lookups; 0 means no cap.
+	// Budget caps tonight's lookups; 0 means no cap. With Refresh it caps
+	// the lookups that start with the status API (it is its budget), and
+	// Refresh.Budget those that start with RDAP/WHOIS.
 	Budget int
+	// Total caps every lookup of the night, with Refresh (resolve.budget;
+	// without Refresh, Budget holds it); 0 means no cap.
+	Total int
+	// Refresh, when set, plans a status-API-first chain's authoritative
+	// refresh (issue 11): a domain whose refresh is due is planned even
+	// when its status lookup is not, and the lookups that want RDAP/WHOIS
+	// (cache.Refresh.Wanted) are marked in Plan.Authoritative, up to
+	// Refresh.Budget.
+	Refresh *RefreshOptions
 	// WatchWindow: an expiry within it is "near".
 	WatchWindow time.Duration
 	// CheckAll plans every domain every night, ignoring the cache schedule
@@ -91,11 +161,47 @@ type PlanOptions struct {
 	States string
 }
 
+// refreshOptions is the authoritative refresh of the chain named by order
+// (providers.Order), nil unless it asks a status API before RDAP/WHOIS:
+// the schedule (resolve.authoritative_every, policy.watch_window), the
+// budget of its first authoritative provider (with resolve.budget) and
+// that provider's rate.
+func refreshOptions(c config.Config, order []string) *RefreshOptions {
+	srcs := make([]lifecycle.Source, len(order))
+	for i, n := range order {
+		srcs[i] = lifecycle.Source(n)
+	}
+	if !status.StatusFirst(srcs) {
+		return nil
+	}
+	r := &RefreshOptions{Refresh: cache.Refresh{Every: c.Resolve.AuthoritativeEvery.Std(), Window: c.Policy.WatchWindow.Std()}}
+	for _, s := range srcs {
+		if !s.Authoritative() {
+			continue
+		}
+		r.Budget = providers.BudgetPerNight(c, string(s))
+		if b := c.Resolve.Budget; b > 0 && (r.Budget == 0 || b < r.Budget) {
+			r.Budget = b
+		}
+		r.Rate = c.Providers.RDAP.RatePerSecond
+		if s == lifecycle.SourceWHOIS {
+			r.Rate = c.Providers.WHOIS.RatePerSecond
+		}
+		break
+	}
+	return r
+}
+
 // candidate is one due domain and what ordering needs of it.
 type candidate struct {
 	domain string
 	class  int
 	next   time.Time // when it became due; zero for never checked
+	// statusDue: the cache's schedule (or a force) wants a lookup;
+	// otherwise only the authoritative refresh is due. auth: the lookup
+	// wants RDAP/WHOIS (with PlanOptions.Refresh).
+	statusDue, auth bool
+	noDates         bool // no authoritative answer yet
 }
 
 // riskClass places a cache entry in its risk class.
@@ -137,63 +243,144 @@ func MakePlan(ctx context.Context, o PlanOptions) (Plan, error) {
 	if o.CheckAll {
 		states = ""
 	}
-	var domains []string
-	var err error
-	p.VerifiedDomains, domains, err = snapshotDomains(ctx, o.SnapshotPath, states, o.Now)
+	var refresh *cache.Refresh
+	if o.Refresh != nil {
+		refresh = &o.Refresh.Refresh
+	}
+	sd, err := snapshotDomains(ctx, o.SnapshotPath, states, o.Now, refresh)
 	if err != nil {
 		return p, err
 	}
+	domains := sd.maybeDue
+	p.VerifiedDomains = sd.total
 	entries, err := lookupEntries(ctx, o.Cache, domains)
 	if err != nil {
 		return p, err
 	}
 	p.Fresh = p.VerifiedDomains - len(domains)
 	var cs []candidate
+	noDates := sd.noDates
 	for i, d := range domains {
 		e, found := entries[i], entries[i].Domain != ""
-		if found && !o.CheckAll && !o.Cache.Due(e, o.Now) {
+		c := candidate{domain: d, statusDue: !found || o.CheckAll || o.Cache.Due(e, o.Now)}
+		if refresh != nil {
+			c.auth = refresh.Wanted(e, found, o.Now)
+			c.noDates = !found || e.AuthCheckedAt == nil
+			if states == "" && c.noDates {
+				noDates++ // read from the entries: every domain is here
+			}
+		}
+		if !c.statusDue && !(refresh != nil && refresh.Due(e, found, o.Now)) {
 			p.Fresh++
 			continue
 		}
-		c := candidate{domain: d, class: riskClass(e, found, o.Now, o.WatchWindow)}
+		c.class = riskClass(e, found, o.Now, o.WatchWindow)
+		if c.noDates && found && c.class > RiskNoDates {
+			c.class = RiskNoDates
+		}
 		if found {
 			c.next = e.NextCheck
+			if !c.statusDue {
+				c.next = refresh.DueAt(e)
+			}
 		}
 		cs = append(cs, c)
 	}
 	if len(o.Force) > 0 {
-		cs = forceFirst(cs, o.Force, &p)
+		cs = forceFirst(cs, o.Force, &p, refresh != nil)
 	}
 	orderCandidates(cs)
 	p.Due = len(cs)
 	for _, c := range cs {
 		p.ByRisk[riskNames[c.class]]++
 	}
-	n := len(cs)
-	if o.Budget > 0 && n > o.Budget {
-		n = o.Budget
-	}
-	p.Lookups = make([]string, n)
-	for i := range n {
-		p.Lookups[i] = cs[i].domain
-	}
-	p.Deferred = len(cs) - n
-	for _, c := range cs[n:min(len(cs), n+20)] {
-		p.DeferredSample = append(p.DeferredSample, c.domain)
+	datesAsked := spend(&p, cs, o)
+	if o.Refresh != nil {
+		rp := p.Refresh
+		rp.EveryDays = (o.Refresh.MaxAge() + cache.NightSlack).Hours() / 24
+		rp.Budget, rp.NoDates = o.Refresh.Budget, noDates
+		rp.NoDatesLeft = max(0, noDates-datesAsked)
+		if noDates > 0 {
+			rp.BacklogNights = 1
+			if b := o.Refresh.Budget; b > 0 {
+				rp.BacklogNights = (noDates + b - 1) / b
+			}
+			if o.Refresh.Rate > 0 {
+				rp.BacklogHours = math.Round(float64(noDates)/o.Refresh.Rate/3600*10) / 10
+			}
+		}
 	}
 	return p, nil
 }
 
+// spend walks the ordered candidates and plans each the budgets allow:
+// a lookup that wants RDAP/WHOIS asks them while the refresh budget lasts,
+// else the status API alone when its lookup was due (the refresh is
+// deferred), else nothing tonight; other lookups spend the status budget.
+// Every lookup counts against Total. What does not fit is deferred. It
+// returns how many domains without an authoritative answer ask RDAP/WHOIS.
+func spend(p *Plan, cs []candidate, o PlanOptions) (datesAsked int) {
+	var rp *RefreshPlan
+	if o.Refresh != nil {
+		rp = &RefreshPlan{}
+		p.Refresh = rp
+	}
+	left := func(cap, used int) bool { return cap <= 0 || used < cap }
+	statusUsed, authUsed := 0, 0
+	p.Lookups = make([]string, 0, len(cs))
+	for _, c := range cs {
+		if rp != nil && c.auth {
+			rp.Wanted++
+		}
+		planned, auth := false, false
+		switch {
+		case rp != nil && !left(o.Total, len(p.Lookups)):
+		case rp != nil && c.auth && left(o.Refresh.Budget, authUsed):
+			planned, auth = true, true
+		case c.statusDue && left(o.Budget, statusUsed):
+			planned = true
+		}
+		if rp != nil && c.auth && !auth {
+			rp.Deferred++
+		}
+		if !planned {
+			p.Deferred++
+			if len(p.DeferredSample) < 20 {
+				p.DeferredSample = append(p.DeferredSample, c.domain)
+			}
+			continue
+		}
+		p.Lookups = append(p.Lookups, c.domain)
+		if !auth {
+			statusUsed++
+			continue
+		}
+		authUsed++
+		p.Authoritative = append(p.Authoritative, c.domain)
+		rp.Planned++
+		if !c.statusDue {
+			rp.RefreshOnly++
+		}
+		if c.noDates {
+			datesAsked++
+		}
+	}
+	slices.Sort(p.Authoritative)
+	return datesAsked
+}
+
 // forceFirst puts the forced domains in the reverified risk class, adding
-// those that were not due (no longer counted fresh).
-func forceFirst(cs []candidate, force []string, p *Plan) []candidate {
+// those that were not due (no longer counted fresh). A forced lookup is a
+// fresh one: with a refresh (auth) it asks RDAP/WHOIS.
+func forceFirst(cs []candidate, force []string, p *Plan, auth bool) []candidate {
 	want := make(map[string]bool, len(force))
 	for _, d := range force {
 		want[d] = true
 	}
 	for i := range cs {
 		if want[cs[i].domain] {
-			cs[i].class, cs[i].next = RiskReverified, time.Time{}
+			cs[i].class, cs[i].next, cs[i].statusDue = RiskReverified, time.Time{}, true
+			cs[i].auth = cs[i].auth || auth
 			delete(want, cs[i].domain)
 		}
 	}
@@ -203,7 +390,7 @@ func forceFirst(cs []candidate, force []string, p *Plan) []candidate {
 	}
 	slices.Sort(added)
 	for _, d := range added {
-		cs = append(cs, candidate{domain: d, class: RiskReverified})
+		cs = append(cs, candidate{domain: d, class: RiskReverified, statusDue: true, auth: auth})
 		p.Fresh--
 	}
 	return cs
@@ -215,61 +402,93 @@ type statesReadError struct{ error }
 
 func (e statesReadError) Unwrap() error { return e.error }
 
+// snapDomains is what snapshotDomains read.
+type snapDomains struct {
+	// total is the distinct registrable domains of the snapshot's
+	// verified addresses (the domains a night plans for).
+	total int
+	// maybeDue are those (sorted) the states copy says may be due.
+	maybeDue []string
+	// noDates counts those the copy holds no authoritative answer for
+	// (never checked included), with a refresh and a states copy.
+	noDates int
+}
+
 // snapshotDomains counts the distinct registrable domains of the
-// snapshot's verified addresses (the domains a night plans for) and
-// returns, sorted, those the states copy says may be due at now: not in
-// the cache, or next check at or before now; every one of them when states
-// is "". It is a superset of what cache.Due decides (next_check is stored
-// truncated to the microsecond, never later), so the caller checks each
-// with Due.
-func snapshotDomains(ctx context.Context, snapshot, states string, now time.Time) (int, []string, error) {
+// snapshot's verified addresses and returns, sorted, those the states copy
+// says may be due at now: not in the cache, or next check at or before
+// now, or (with refresh) their authoritative refresh due; every one of
+// them when states is "". It is a superset of what cache.Due and
+// refresh.Due decide (times are stored truncated to the microsecond, never
+// later), so the caller checks each.
+func snapshotDomains(ctx context.Context, snapshot, states string, now time.Time, refresh *cache.Refresh) (snapDomains, error) {
+	var out snapDomains
 	if _, err := os.Stat(snapshot); err != nil {
-		return 0, nil, fmt.Errorf("snapshot: %w", err)
+		return out, fmt.Errorf("snapshot: %w", err)
 	}
 	db, err := duck.OpenMemory()
 	if err != nil {
-		return 0, nil, err
+		return out, err
 	}
 	defer db.Close()
 	// One connection (OpenMemory's): the table of distinct domains lives in it.
 	if _, err := db.ExecContext(ctx, `CREATE TEMP TABLE d AS SELECT DISTINCT domain FROM read_parquet(?) WHERE domain IS NOT NULL AND verified`, snapshot); err != nil {
-		return 0, nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
+		return out, fmt.Errorf("read domains of %s: %w", snapshot, err)
 	}
-	var total int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM d`).Scan(&total); err != nil {
-		return 0, nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM d`).Scan(&out.total); err != nil {
+		return out, fmt.Errorf("read domains of %s: %w", snapshot, err)
 	}
-	q, args, from := `SELECT domain FROM d`, []any(nil), snapshot
-	if states != "" {
-		q = `SELECT d.domain FROM d
-		LEFT JOIN (SELECT domain, next_check FROM read_parquet(?)) s USING (domain)
-		WHERE s.domain IS NULL OR s.next_check IS NULL OR epoch_us(s.next_check) <= ?`
-		args, from = []any{states, now.UnixMicro()}, states
-	}
-	fail := func(err error) (int, []string, error) {
+	fail := func(err error) (snapDomains, error) {
 		if states == "" {
-			return 0, nil, fmt.Errorf("read domains of %s: %w", snapshot, err)
+			return snapDomains{}, fmt.Errorf("read domains of %s: %w", snapshot, err)
 		}
-		return 0, nil, statesReadError{fmt.Errorf("due domains from %s: %w", from, err)}
+		return snapDomains{}, statesReadError{fmt.Errorf("due domains from %s: %w", states, err)}
+	}
+	q, args := `SELECT domain FROM d`, []any(nil)
+	if states != "" {
+		due := `s.domain IS NULL OR s.next_check IS NULL OR epoch_us(s.next_check) <= $now`
+		cols := "domain, next_check"
+		if refresh != nil {
+			c, err := duck.Columns(ctx, db, states)
+			if err != nil {
+				return fail(err)
+			}
+			cols += ", " + c.Or("auth_checked_at", "TIMESTAMPTZ") + " AS auth_checked_at, " + c.Or("auth_retry_at", "TIMESTAMPTZ") + " AS auth_retry_at"
+			// refresh.Due: no authoritative answer, or one older than
+			// Every (less NightSlack), unless a failed refresh backs off.
+			due += ` OR ((s.auth_retry_at IS NULL OR epoch_us(s.auth_retry_at) <= $now)
+				AND (s.auth_checked_at IS NULL OR epoch_us(s.auth_checked_at) <= $cutoff))`
+		}
+		if _, err := db.ExecContext(ctx, `CREATE TEMP TABLE s AS SELECT `+cols+` FROM read_parquet($states)`, sql.Named("states", states)); err != nil {
+			return fail(err)
+		}
+		q = `SELECT d.domain FROM d LEFT JOIN s USING (domain) WHERE ` + due
+		args = []any{sql.Named("now", now.UnixMicro())}
+		if refresh != nil {
+			args = append(args, sql.Named("cutoff", now.Add(-refresh.MaxAge()).UnixMicro()))
+			err := db.QueryRowContext(ctx, `SELECT count(*) FROM d LEFT JOIN s USING (domain) WHERE s.domain IS NULL OR s.auth_checked_at IS NULL`).Scan(&out.noDates)
+			if err != nil {
+				return fail(err)
+			}
+		}
 	}
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fail(err)
 	}
 	defer rows.Close()
-	var out []string
 	for rows.Next() {
 		var d string
 		if err := rows.Scan(&d); err != nil {
 			return fail(err)
 		}
-		out = append(out, d)
+		out.maybeDue = append(out.maybeDue, d)
 	}
 	if err := rows.Err(); err != nil {
 		return fail(err)
 	}
-	slices.Sort(out) // byte order, for GetMany's ordered walk
-	return total, out, nil
+	slices.Sort(out.maybeDue) // byte order, for GetMany's ordered walk
+	return out, nil
 }
 
 // lookupEntries returns the cache entry of each of domains (sorted), the

@@ -192,10 +192,197 @@ func TestDeferredGoFirstTomorrow(t *testing.T) {
 }
 
 func TestSnapshotDomainsMissingFile(t *testing.T) {
-	_, _, err := snapshotDomains(context.Background(), filepath.Join(t.TempDir(), "nope.parquet"), "", time.Time{})
+	_, err := snapshotDomains(context.Background(), filepath.Join(t.TempDir(), "nope.parquet"), "", time.Time{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "nope.parquet") {
 		t.Errorf("missing snapshot: %v", err)
 	}
 }
 
 func hMkdirFor(path string) error { return os.MkdirAll(filepath.Dir(path), 0o750) }
+
+// hRefreshCache fills a cache with a status-API-first chain's history at
+// clk's time (issue 11) and returns the snapshot naming its domains:
+//
+//   - nodates.com: Domainr alone answered, two days ago (no dates);
+//   - stale.com: RDAP 90 days ago, Domainr 20 days ago;
+//   - young.com: RDAP 89 days ago, Domainr 20 days ago;
+//   - expsoon.com: RDAP 40 days ago, expiring in 10 days;
+//   - plain.com: RDAP 40 days ago, Domainr 31 days ago;
+//   - new.org: never checked.
+func hRefreshCache(t *testing.T, c *cache.Cache, clk *hClock) string {
+	t.Helper()
+	ctx := context.Background()
+	now := clk.Now()
+	at := func(days int) time.Time { return now.Add(-time.Duration(days) * 24 * time.Hour) }
+	rdap := func(d string, days int, exp time.Time) {
+		t.Helper()
+		clk.Add(at(days).Sub(clk.Now()))
+		lc := lifecycle.Lifecycle{Domain: d, State: lifecycle.Registered, Source: lifecycle.SourceRDAP, CheckedAt: clk.Now(), AsOf: clk.Now(),
+			RegisteredAt: hTP(time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC)), ExpiresAt: &exp, Corroborated: true}
+		if _, err := c.Record(ctx, lc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	domainr := func(d string, days int) {
+		t.Helper()
+		clk.Add(at(days).Sub(clk.Now()))
+		lc := lifecycle.Lifecycle{Domain: d, State: lifecycle.Registered, Source: lifecycle.SourceDomainr, Statuses: []string{"active"},
+			CheckedAt: clk.Now(), AsOf: clk.Now()}
+		if _, err := c.Record(ctx, lc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	far := now.Add(300 * 24 * time.Hour)
+	rdap("stale.com", 90, far)
+	rdap("young.com", 89, far)
+	rdap("expsoon.com", 40, now.Add(10*24*time.Hour))
+	rdap("plain.com", 40, far)
+	domainr("plain.com", 31)
+	domainr("stale.com", 20)
+	domainr("young.com", 20)
+	domainr("nodates.com", 2)
+	clk.Add(now.Sub(clk.Now()))
+	snap := filepath.Join(t.TempDir(), "emails.parquet")
+	hWriteSnapshot(t, snap, "a@nodates.com nodates.com true", "b@stale.com stale.com true", "c@young.com young.com true",
+		"d@expsoon.com expsoon.com true", "e@plain.com plain.com true", "f@new.org new.org true")
+	return snap
+}
+
+// Issue 11: a status-API-first chain's plan asks RDAP/WHOIS where the
+// authoritative facts are missing, old or needed (expiry near), plans a
+// domain whose refresh alone is due, and counts the backlog; the states
+// copy's query and the entries agree.
+func TestPlanRefresh(t *testing.T) {
+	ctx := context.Background()
+	clk := &hClock{t: time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC)}
+	c := hOpenCache(t, clk)
+	snap := hRefreshCache(t, c, clk)
+	states := filepath.Join(t.TempDir(), "states", "states.parquet")
+	if _, err := CurrentStates(ctx, c, states); err != nil {
+		t.Fatal(err)
+	}
+	for _, copy := range []string{"", states} {
+		o := PlanOptions{Date: "2026-03-01", SnapshotPath: snap, Cache: c, Now: clk.Now(), WatchWindow: 30 * 24 * time.Hour,
+			States: copy, Refresh: &RefreshOptions{Rate: 0.5}}
+		p, err := MakePlan(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantLookups := []string{"new.org", "nodates.com", "expsoon.com", "plain.com", "stale.com"}
+		wantAuth := []string{"expsoon.com", "new.org", "nodates.com", "stale.com"}
+		if !slices.Equal(p.Lookups, wantLookups) || !slices.Equal(p.Authoritative, wantAuth) {
+			t.Errorf("states %q: lookups %v authoritative %v, want %v and %v", copy, p.Lookups, p.Authoritative, wantLookups, wantAuth)
+		}
+		if p.Fresh != 1 || p.Due != 5 || p.ByRisk["no_dates"] != 1 || p.ByRisk["never_checked"] != 1 || p.ByRisk["expiry"] != 1 || p.ByRisk["rest"] != 2 {
+			t.Errorf("states %q: fresh %d due %d by risk %v", copy, p.Fresh, p.Due, p.ByRisk)
+		}
+		want := RefreshPlan{EveryDays: 90, Wanted: 4, Planned: 4, RefreshOnly: 2, NoDates: 2, NoDatesLeft: 0, BacklogNights: 1, BacklogHours: 0}
+		if r := p.Refresh; r == nil || *r != want {
+			t.Errorf("states %q: refresh %+v, want %+v", copy, r, want)
+		}
+	}
+	// Without a refresh (an RDAP-first chain) the plan is as before:
+	// nothing is marked, the refresh-only domains are fresh.
+	p, err := MakePlan(ctx, PlanOptions{Date: "2026-03-01", SnapshotPath: snap, Cache: c, Now: clk.Now(), WatchWindow: 30 * 24 * time.Hour, States: states})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(p.Lookups, []string{"new.org", "expsoon.com", "plain.com"}) || p.Authoritative != nil || p.Refresh != nil || p.Fresh != 3 {
+		t.Errorf("no refresh: lookups %v authoritative %v refresh %+v fresh %d", p.Lookups, p.Authoritative, p.Refresh, p.Fresh)
+	}
+}
+
+// Budgets cap the refreshes and defer the rest in risk order: RDAP's
+// budget goes to the riskiest that want it (never checked, no dates,
+// expiry near, old answers); a deferred refresh whose status lookup is
+// due still gets the status API, one due for the refresh alone waits; the
+// status API's budget and resolve.budget cap theirs; the backlog is
+// counted in nights of the refresh budget and hours at its rate.
+func TestPlanRefreshBudgets(t *testing.T) {
+	ctx := context.Background()
+	clk := &hClock{t: time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC)}
+	c := hOpenCache(t, clk)
+	snap := hRefreshCache(t, c, clk)
+	plan := func(budget, total, refresh int) Plan {
+		t.Helper()
+		p, err := MakePlan(ctx, PlanOptions{Date: "2026-03-01", SnapshotPath: snap, Cache: c, Now: clk.Now(), WatchWindow: 30 * 24 * time.Hour,
+			Budget: budget, Total: total, Refresh: &RefreshOptions{Budget: refresh, Rate: 0.0001}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := plan(0, 0, 2)
+	if !slices.Equal(p.Lookups, []string{"new.org", "nodates.com", "expsoon.com", "plain.com"}) || !slices.Equal(p.Authoritative, []string{"new.org", "nodates.com"}) {
+		t.Errorf("refresh budget 2: lookups %v authoritative %v", p.Lookups, p.Authoritative)
+	}
+	if r := p.Refresh; r.Wanted != 4 || r.Planned != 2 || r.Deferred != 2 || r.NoDatesLeft != 0 || r.BacklogNights != 1 || r.BacklogHours != 5.6 ||
+		p.Deferred != 1 || !slices.Equal(p.DeferredSample, []string{"stale.com"}) {
+		t.Errorf("refresh budget 2: %+v deferred %d %v", r, p.Deferred, p.DeferredSample)
+	}
+	p = plan(0, 0, 1)
+	if !slices.Equal(p.Authoritative, []string{"new.org"}) || p.Refresh.NoDatesLeft != 1 || p.Refresh.BacklogNights != 2 {
+		t.Errorf("refresh budget 1: authoritative %v refresh %+v", p.Authoritative, p.Refresh)
+	}
+	// The status API's budget: one status lookup (expsoon.com, the
+	// riskiest without a refresh); plain.com waits.
+	p = plan(1, 0, 2)
+	if !slices.Equal(p.Lookups, []string{"new.org", "nodates.com", "expsoon.com"}) || p.Deferred != 2 {
+		t.Errorf("status budget 1: lookups %v deferred %d", p.Lookups, p.Deferred)
+	}
+	// resolve.budget over both.
+	p = plan(0, 3, 0)
+	if !slices.Equal(p.Lookups, []string{"new.org", "nodates.com", "expsoon.com"}) || p.Deferred != 2 || p.Refresh.Deferred != 1 {
+		t.Errorf("total 3: lookups %v deferred %d refresh %+v", p.Lookups, p.Deferred, p.Refresh)
+	}
+}
+
+// The 90-day refresh is planned on its night: RDAP answered on night 0,
+// Domainr kept the domain fresh since; night 89 does not ask RDAP,
+// night 90 does, even when it runs three hours earlier than night 0.
+func TestPlanRefreshOnItsNight(t *testing.T) {
+	ctx := context.Background()
+	night0 := time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC)
+	clk := &hClock{t: night0}
+	c := hOpenCache(t, clk)
+	snap := filepath.Join(t.TempDir(), "emails.parquet")
+	hWriteSnapshot(t, snap, "a@held.com held.com true")
+	states := filepath.Join(t.TempDir(), "states", "states.parquet")
+	record := func(src lifecycle.Source) {
+		t.Helper()
+		lc := lifecycle.Lifecycle{Domain: "held.com", State: lifecycle.Registered, Source: src, CheckedAt: clk.Now(), AsOf: clk.Now(), Statuses: []string{"active"}}
+		if src == lifecycle.SourceRDAP {
+			lc.RegisteredAt, lc.ExpiresAt = hTP(time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC)), hTP(night0.AddDate(2, 0, 0))
+		}
+		if _, err := c.Record(ctx, lc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record(lifecycle.SourceRDAP)
+	for night := 1; night <= 90; night++ {
+		clk.Add(24 * time.Hour)
+		now := clk.Now()
+		if night == 90 {
+			now = now.Add(-3 * time.Hour)
+		}
+		if _, err := CurrentStates(ctx, c, states); err != nil {
+			t.Fatal(err)
+		}
+		p, err := MakePlan(ctx, PlanOptions{Date: now.Format(time.DateOnly), SnapshotPath: snap, Cache: c, Now: now, States: states,
+			WatchWindow: 30 * 24 * time.Hour, Refresh: &RefreshOptions{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth := len(p.Authoritative) == 1
+		if auth != (night == 90) {
+			t.Fatalf("night %d: lookups %v authoritative %v", night, p.Lookups, p.Authoritative)
+		}
+		if len(p.Lookups) == 1 {
+			if auth {
+				record(lifecycle.SourceRDAP)
+			} else {
+				record(lifecycle.SourceDomainr) // the 30-day status re-checks
+			}
+		}
+	}
+}

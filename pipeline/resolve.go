@@ -169,6 +169,10 @@ func Resolve(ctx context.Context, o ResolveOptions) (ResolveResult, error) {
 	for _, lc := range done {
 		answers = append(answers, lc)
 	}
+	auth := make(map[string]bool, len(o.Plan.Authoritative))
+	for _, d := range o.Plan.Authoritative {
+		auth[d] = true
+	}
 	jobs := make(chan string)
 	var wg sync.WaitGroup
 	for range min(o.Concurrency, max(len(todo), 1)) {
@@ -176,7 +180,7 @@ func Resolve(ctx context.Context, o ResolveOptions) (ResolveResult, error) {
 		go func() {
 			defer wg.Done()
 			for d := range jobs {
-				lc, err := o.Provider.Lookup(ctx, d)
+				lc, err := status.LookupWith(ctx, o.Provider, d, o.want(ctx, d, auth[d]))
 				if ctx.Err() != nil {
 					// Cancelled mid-lookup: not an answer. It stays due.
 					return
@@ -284,6 +288,26 @@ feed:
 		return res, fmt.Errorf("resolve: journal: %w", err)
 	}
 	return res, nil
+}
+
+// want is what the chain is told of d (issue 11): with a status-API-first
+// chain's refresh in the plan, whether the plan wants RDAP/WHOIS for it,
+// and otherwise the status API's flags the last night it was asked (the
+// chain asks RDAP/WHOIS when they changed). Any other chain is asked
+// plainly.
+func (o ResolveOptions) want(ctx context.Context, d string, auth bool) status.Want {
+	if o.Plan.Refresh == nil {
+		return status.Want{}
+	}
+	if auth {
+		return status.Want{Authoritative: true}
+	}
+	// A failed read leaves the flags out: the status API's answer stands,
+	// and Record (the same cache) reports the failure.
+	if e, found, err := o.Cache.Get(ctx, d); err == nil && found && e.StatusCheckedAt != nil {
+		return status.Want{PrevFlags: e.StatusFlags}
+	}
+	return status.Want{}
 }
 
 // keepEarlier sets the answers of earlier plans of the night (earlier, by

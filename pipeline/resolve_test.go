@@ -166,3 +166,47 @@ func TestLookupsCountRequestsSent(t *testing.T) {
 		t.Errorf("lookups %v %v", by, outcomes)
 	}
 }
+
+// wantProvider records the Want of each lookup (a chain's LookupWith).
+type wantProvider struct {
+	hProvider
+	wants map[string]status.Want
+}
+
+func (p *wantProvider) LookupWith(ctx context.Context, d string, w status.Want) (lifecycle.Lifecycle, error) {
+	p.mu.Lock()
+	p.wants[d] = w
+	p.mu.Unlock()
+	return p.Lookup(ctx, d)
+}
+
+// Issue 11: resolve tells a status-API-first chain which lookups the plan
+// wants RDAP/WHOIS for, and the status API's previous flags for the rest;
+// any other plan asks plainly.
+func TestResolvePassesWant(t *testing.T) {
+	ctx := context.Background()
+	clk := &hClock{t: time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC)}
+	c := hOpenCache(t, clk)
+	if _, err := c.Record(ctx, lifecycle.Lifecycle{Domain: "flags.com", State: lifecycle.Registered, Source: lifecycle.SourceDomainr,
+		Statuses: []string{"undelegated", "active"}, CheckedAt: clk.Now().Add(-30 * 24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, refresh := range []bool{true, false} {
+		prov := &wantProvider{hProvider: hProvider{calls: map[string]int{}, now: clk.Now}, wants: map[string]status.Want{}}
+		plan := Plan{Date: "2026-03-01", AsOf: clk.Now(), Lookups: []string{"auth.com", "flags.com", "new.com"}, Authoritative: []string{"auth.com"}}
+		if refresh {
+			plan.Refresh = &RefreshPlan{}
+		}
+		if _, err := Resolve(ctx, ResolveOptions{Plan: plan, Provider: prov, Cache: c, Journal: filepath.Join(t.TempDir(), "lookups.jsonl"), Now: clk.Now}); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]status.Want{"auth.com": {Authoritative: true}, "flags.com": {PrevFlags: []string{"active", "undelegated"}}, "new.com": {}}
+		if !refresh {
+			want = map[string]status.Want{"auth.com": {}, "flags.com": {}, "new.com": {}}
+		}
+		if fmt.Sprint(prov.wants) != fmt.Sprint(want) {
+			t.Errorf("refresh %v: wants %v, want %v", refresh, prov.wants, want)
+		}
+		clk.Add(24 * time.Hour)
+	}
+}

@@ -30,13 +30,28 @@ func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	var refresh *RefreshOptions
+	if order, err := providers.Order(n.opts.Config, n.env.deps()); err == nil && !n.opts.CheckAll {
+		refresh = refreshOptions(n.opts.Config, order)
+	}
 	p, err := planOverStates(ctx, PlanOptions{
 		Date: n.opts.Date, SnapshotPath: n.paths.Snapshot(), Cache: c, Now: n.opts.Now(), Force: force,
-		Budget: budget, WatchWindow: n.opts.Config.Policy.WatchWindow.Std(),
+		Budget: budget, Total: n.opts.Config.Resolve.Budget, Refresh: refresh, WatchWindow: n.opts.Config.Policy.WatchWindow.Std(),
 		CheckAll: n.opts.CheckAll, States: night.Dir(n.opts.Config.DataDir).StatesCopy(),
 	})
 	if err != nil {
 		return 0, 0, err
+	}
+	if r := p.Refresh; r != nil && r.NoDates > 0 {
+		// A first night over a new data set: what the backlog of domains
+		// without dates costs at the configured budget and rate.
+		log := n.log.Info
+		if r.BacklogNights > 1 {
+			log = n.log.Warn
+		}
+		log("domains without registration and expiry dates (no RDAP/WHOIS answer yet)",
+			"no_dates", r.NoDates, "asked_tonight", r.NoDates-r.NoDatesLeft, "left", r.NoDatesLeft,
+			"backlog_nights", r.BacklogNights, "backlog_hours", r.BacklogHours, "refresh_budget", r.Budget)
 	}
 	// A new plan means a new resolve. The journal keeps the lookups of an
 	// earlier one (a finished night run again with --force): they are
