@@ -42,7 +42,7 @@ const (
 	caseSnapshotRSS  = "snapshot 1M rows: lapse snapshot peak RSS"
 	caseApply        = "apply 100k rows: lapse apply / UPDATE … FROM"
 	casePoliteRate   = "politeness, 100 ms answers: achieved rate / R"
-	casePoliteWindow = "politeness: most requests in any 1 s / R"
+	casePoliteWindow = "politeness: most requests sent in any 1 s / R"
 )
 
 func caseColdLookups(h *harness) string {
@@ -162,7 +162,7 @@ func runPoliteness(ctx context.Context, h *harness) ([]Case, error) {
 	if err != nil {
 		return nil, err
 	}
-	var got, r, ratio, most, mostRatio []float64
+	var got, r, ratio, most, mostRatio, arrived []float64
 	for _, m := range runs {
 		pct := m["%_of_R"]
 		if pct <= 0 {
@@ -171,15 +171,20 @@ func runPoliteness(ctx context.Context, h *harness) ([]Case, error) {
 		limit := 100 * m["req/s"] / pct // the R it ran with
 		limit = float64(int(limit + 0.5))
 		got, r, ratio = append(got, m["req/s"]), append(r, limit), append(ratio, pct/100)
-		w := max(m["max_arrived_in_1s"], m["max_sent_in_1s"])
-		most, mostRatio = append(most, w), append(mostRatio, w/limit)
+		most, mostRatio = append(most, m["max_sent_in_1s"]), append(mostRatio, m["max_sent_in_1s"]/limit)
+		arrived = append(arrived, m["max_arrived_in_1s"])
 	}
 	rate := withRatios(casePoliteRate, "req/s", got, r, ratio, ">=", 0.95)
-	// Never above R in any second of any run: the worst run counts.
+	// Never above R in any second of any run: the worst run counts. What
+	// lapse sends is judged (the benchmark stamps each request as it goes
+	// to the network); the arrivals at the loopback server, which runs in
+	// the benchmark's own process on the same two cores, also count that
+	// server's own scheduling delays, and are shown beside.
 	window := withRatios(casePoliteWindow, "req", most, r, mostRatio, "<=", 1)
 	window.Value, window.Ratio = maxOf(most), ptr(maxOf(mostRatio))
 	window.Met = compare(*window.Ratio, window.Op, window.Target)
-	window.Note = "the largest over every run (sent by lapse or arrived at the server)"
+	window.Note = fmt.Sprintf("the largest over every run, as sent; at the in-process server at most %.0f arrived in one second", maxOf(arrived))
+	h.info = append(h.info, Info{Name: "politeness: most requests arrived at the server in any 1 s", Value: maxOf(arrived), Unit: "req", Runs: len(arrived), Largest: true})
 	return []Case{rate, window}, nil
 }
 
