@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -36,9 +38,12 @@ Every night the simulator's account table is exported, the nightly job runs
 exactly as "lapse run" does (snapshot, plan, resolve, classify, publish) into
 DIR/default, and the changeset is applied back to the simulated accounts.
 The same world is run again with PyPI's rule (Domainr for every domain every
-night) into DIR/pypi. A table per night is printed and DIR/score.json
-compares both against the simulator's truth: precision, recall of at-risk
-addresses, median lead days, resurrections caught and lookups spent.
+night) into DIR/pypi. --policies domainr-first adds lapse's policy over a
+Domainr, RDAP, WHOIS chain (DIR/domainr-first: Domainr answers, RDAP/WHOIS
+are asked on their own schedule for the dates). A table per night is printed
+and DIR/score.json compares them against the simulator's truth: precision,
+recall of at-risk addresses, median lead days, resurrections caught and
+lookups spent (in all and by source).
 
 Re-running with the same flags in the same DIR resumes where it stopped and
 writes the same files.`,
@@ -60,7 +65,7 @@ writes the same files.`,
 	f.Uint64Var(&o.seed, "seed", 1, "seed of the simulated world")
 	f.StringVar(&o.dir, "dir", "demo", "folder for the data dirs and score.json")
 	f.StringVar(&o.start, "start", "2026-01-01", "date of the first simulated night, YYYY-MM-DD")
-	f.StringSliceVar(&o.policies, "policies", []string{demo.PolicyDefault, demo.PolicyPyPI}, "policies to run: default, pypi")
+	f.StringSliceVar(&o.policies, "policies", demo.DefaultPolicies, "policies to run: "+strings.Join(demo.Policies, ", "))
 	return cmd
 }
 
@@ -79,8 +84,8 @@ func runDemo(ctx context.Context, g *globalOptions, o demoOptions) error {
 		return usagef("--dir is empty: name a folder for the demo's data")
 	}
 	for _, p := range o.policies {
-		if p != demo.PolicyDefault && p != demo.PolicyPyPI {
-			return usagef("--policies %q: want %q and/or %q", p, demo.PolicyDefault, demo.PolicyPyPI)
+		if !slices.Contains(demo.Policies, p) {
+			return usagef("--policies %q: want some of %s", p, strings.Join(demo.Policies, ", "))
 		}
 	}
 	_, err = demo.Run(ctx, demo.Options{

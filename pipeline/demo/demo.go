@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,7 +42,18 @@ import (
 const (
 	PolicyDefault = "default" // corroborated policy, RDAP then WHOIS, cache schedule
 	PolicyPyPI    = "pypi"    // PyPI's rule: Domainr for every domain every night
+	// PolicyDomainrFirst is the corroborated policy over a Domainr, RDAP,
+	// WHOIS chain with the cache schedule: the chain lapse builds whenever
+	// a Domainr key is set, whose authoritative facts have their own
+	// schedule (resolve.authoritative_every).
+	PolicyDomainrFirst = "domainr-first"
 )
+
+// Policies are the policies a demo can run, in the order they print.
+var Policies = []string{PolicyDefault, PolicyPyPI, PolicyDomainrFirst}
+
+// DefaultPolicies are the policies a demo runs without --policies.
+var DefaultPolicies = []string{PolicyDefault, PolicyPyPI}
 
 // Options configure a demo.
 type Options struct {
@@ -85,7 +97,9 @@ type policyRun struct {
 	flagged map[int64]time.Time // email_id → first night in a changeset
 	world   *sim.World
 	lookups int
-	blocked int
+	// bySource counts the lookups by provider (the night's figures).
+	bySource map[string]int
+	blocked  int
 	// reverified counts owners' re-verifications; loops the addresses
 	// un-verified again while their owner (who re-verified) held the domain.
 	reverified, loops int
@@ -104,7 +118,7 @@ func Run(ctx context.Context, o Options) (Score, error) {
 		return nil, errors.New("demo: --dir is empty")
 	}
 	if len(o.Policies) == 0 {
-		o.Policies = []string{PolicyDefault, PolicyPyPI}
+		o.Policies = DefaultPolicies
 	}
 	if o.Out == nil {
 		o.Out = io.Discard
@@ -118,13 +132,13 @@ func Run(ctx context.Context, o Options) (Score, error) {
 	o.Start = o.Start.UTC().Truncate(24 * time.Hour)
 	score := Score{}
 	for _, p := range o.Policies {
-		if p != PolicyDefault && p != PolicyPyPI {
-			return nil, fmt.Errorf("demo: policy %q: want %q or %q", p, PolicyDefault, PolicyPyPI)
+		if !slices.Contains(Policies, p) {
+			return nil, fmt.Errorf("demo: policy %q: want some of %s", p, strings.Join(Policies, ", "))
 		}
 	}
 	fmt.Fprintf(o.Out, "simulated world: seed %d, %d emails, %d nights from %s; one data dir per policy under %s\n",
 		o.Seed, o.Emails, o.Nights, o.Start.Format(time.DateOnly), o.Dir)
-	fmt.Fprintf(o.Out, "%-8s  %5s  %-10s  %9s  %7s  %7s  %10s  %s\n", "policy", "night", "date", "addresses", "lookups", "flagged", "cumulative", "changeset")
+	fmt.Fprintf(o.Out, "%-*s  %5s  %-10s  %9s  %7s  %7s  %10s  %s\n", nameWidth(o.Policies), "policy", "night", "date", "addresses", "lookups", "flagged", "cumulative", "changeset")
 	// The policies run side by side: each night has stretches on one core
 	// (the simulator's answers, single-threaded writers) the other fills.
 	ctx, cancel := context.WithCancel(ctx)
@@ -200,6 +214,12 @@ func SimConfig(srv *sim.Servers, dir, policy string, concurrency int) (config.Co
 	case PolicyPyPI:
 		c.Policy.Name = "pypi"
 		c.Providers.Chain = []string{"domainr"}
+	case PolicyDomainrFirst:
+		// Domainr's "active" carries no dates: RDAP/WHOIS are asked on
+		// their own schedule (no answer yet, expiry near or passed, 90
+		// days old, Domainr's flags changed).
+		c.Policy.Name = "corroborated"
+		c.Providers.Chain = []string{"domainr", "rdap", "whois"}
 	default:
 		// lapse's own chain: the registries' RDAP (WHOIS where a TLD has
 		// none). Their answers carry the expiry date, which schedules a
@@ -215,7 +235,7 @@ func SimConfig(srv *sim.Servers, dir, policy string, concurrency int) (config.Co
 }
 
 func runPolicy(ctx context.Context, o Options, policy string) (*policyRun, error) {
-	r := &policyRun{name: policy, dir: filepath.Join(o.Dir, policy), flagged: map[int64]time.Time{}, reverifiedIDs: map[int64]bool{}}
+	r := &policyRun{name: policy, dir: filepath.Join(o.Dir, policy), flagged: map[int64]time.Time{}, reverifiedIDs: map[int64]bool{}, bySource: map[string]int{}}
 	r.world = sim.NewWorld(sim.Params{Seed: o.Seed, Start: o.Start, Emails: o.Emails})
 	srv, err := sim.Start(ctx, r.world, sim.ServerOptions{Log: o.Log})
 	if err != nil {
@@ -294,9 +314,12 @@ func runPolicy(ctx context.Context, o Options, policy string) (*policyRun, error
 		cum += int64(len(ids))
 		f := res.Figures()
 		r.lookups += f.TotalLookups()
+		for src, n := range f.Lookups {
+			r.bySource[src] += n
+		}
 		row := NightRow{Night: i + 1, Date: ds, Addresses: f.Addresses, Lookups: f.TotalLookups(), Flagged: f.Flagged, Cumulative: cum, Status: status}
 		r.rows = append(r.rows, row)
-		fmt.Fprintf(o.Out, "%-8s  %5d  %-10s  %9d  %7d  %7d  %10d  %s\n", policy, row.Night, row.Date, row.Addresses, row.Lookups, row.Flagged, row.Cumulative, row.Status)
+		fmt.Fprintf(o.Out, "%-*s  %5d  %-10s  %9d  %7d  %7d  %10d  %s\n", nameWidth(o.Policies), policy, row.Night, row.Date, row.Addresses, row.Lookups, row.Flagged, row.Cumulative, row.Status)
 		if o.NightHook != nil {
 			if err := o.NightHook(policy, i+1); err != nil {
 				return nil, err
@@ -383,6 +406,32 @@ func apply(ctx context.Context, cfg config.Config, target *lapply.MemoryTarget, 
 	return ids, atomicfile.WriteFile(marker, []byte(fmt.Sprintf("%d addresses un-verified\n", len(ids))), 0o640)
 }
 
+// nameWidth is the width of the tables' policy column: 8, or the longest
+// name run.
+func nameWidth(policies []string) int {
+	w := 8
+	for _, p := range policies {
+		w = max(w, len(p))
+	}
+	return w
+}
+
+// bySourceLine is "domainr 1200 (60.0%), rdap 800 (40.0%)", by source name.
+func bySourceLine(m map[string]int) string {
+	total := 0
+	names := make([]string, 0, len(m))
+	for k, v := range m {
+		total += v
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%s %d (%.1f%%)", k, m[k], 100*float64(m[k])/float64(max(total, 1)))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // lockedWriter serializes the policies' table lines.
 type lockedWriter struct {
 	mu sync.Mutex
@@ -397,18 +446,30 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 func printScore(w io.Writer, o Options, s Score) {
 	fmt.Fprintf(w, "\nscore against the simulator's truth (%s/score.json):\n", o.Dir)
-	fmt.Fprintf(w, "%-8s  %9s  %6s  %9s  %16s  %8s  %7s  %s\n", "policy", "precision", "recall", "lead days", "resurrections", "lookups", "flagged", "re-verified / re-flag loops")
+	fmt.Fprintf(w, "%-*s  %9s  %6s  %9s  %16s  %8s  %7s  %s\n", nameWidth(o.Policies), "policy", "precision", "recall", "lead days", "resurrections", "lookups", "flagged", "re-verified / re-flag loops")
 	for _, p := range o.Policies {
 		v, ok := s[p]
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(w, "%-8s  %9.3f  %6.3f  %9.1f  %7d caught/%-3d  %8d  %7d  %d / %d\n", p, v.Precision, v.Recall, v.LeadDaysMedian,
+		fmt.Fprintf(w, "%-*s  %9.3f  %6.3f  %9.1f  %7d caught/%-3d  %8d  %7d  %d / %d\n", nameWidth(o.Policies), p, v.Precision, v.Recall, v.LeadDaysMedian,
 			v.ResurrectionsCaught, v.Resurrections, v.Lookups, v.Flagged, v.Reverified, v.ReflagLoops)
 	}
-	if d, ok := s[PolicyDefault]; ok {
-		if p, ok := s[PolicyPyPI]; ok && p.Lookups > 0 {
-			fmt.Fprintf(w, "default spends %.1f%% of the pypi preset's lookups\n", 100*float64(d.Lookups)/float64(p.Lookups))
+	if p, ok := s[PolicyPyPI]; ok && p.Lookups > 0 {
+		for _, name := range o.Policies {
+			if d, ok := s[name]; ok && name != PolicyPyPI {
+				fmt.Fprintf(w, "%s spends %.1f%% of the pypi preset's lookups\n", name, 100*float64(d.Lookups)/float64(p.Lookups))
+			}
+		}
+	}
+	for _, name := range o.Policies {
+		if d, ok := s[name]; ok && len(d.LookupsBySource) > 1 {
+			fmt.Fprintf(w, "%s lookups by source: %s\n", name, bySourceLine(d.LookupsBySource))
+		}
+	}
+	for _, name := range o.Policies {
+		if d, ok := s[name]; ok && d.ResurrectionsBeforeStart > 0 {
+			fmt.Fprintf(w, "%s: %d of %d addresses on names re-registered before the first night flagged\n", name, d.ResurrectionsBeforeStartCaught, d.ResurrectionsBeforeStart)
 		}
 	}
 	fmt.Fprintln(w, strings.TrimSpace(`

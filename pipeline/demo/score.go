@@ -26,7 +26,15 @@ import (
 //     during the demo while the address was verified or flagged;
 //     resurrections_caught: those flagged by the night after the
 //     re-registration.
-//   - lookups: provider requests over all nights.
+//   - resurrections_before_start: addresses verified on the first night
+//     (or flagged then) whose name another holder had registered before it
+//     (the demo's world is older than lapse); resurrections_before_start_caught:
+//     those flagged by the second night. They are outside recall (the name
+//     was registrable by others before the first night). Only a
+//     registration date tells them: a registry that publishes none (.de's
+//     WHOIS) hides them from every policy.
+//   - lookups: provider requests over all nights; lookups_by_source the
+//     same by provider (a status API's against RDAP/WHOIS).
 type PolicyScore struct {
 	Precision           float64 `json:"precision"`
 	Recall              float64 `json:"recall"`
@@ -34,6 +42,13 @@ type PolicyScore struct {
 	Resurrections       int     `json:"resurrections"`
 	ResurrectionsCaught int     `json:"resurrections_caught"`
 	Lookups             int     `json:"lookups"`
+	// LookupsBySource splits Lookups by provider.
+	LookupsBySource map[string]int `json:"lookups_by_source"`
+
+	ResurrectionsBeforeStart       int `json:"resurrections_before_start"`
+	ResurrectionsBeforeStartCaught int `json:"resurrections_before_start_caught"`
+	// MissedBeforeStartSample names a few of those not caught.
+	MissedBeforeStartSample []string `json:"missed_before_start_sample"`
 
 	Flagged        int `json:"flagged"`
 	TruePositives  int `json:"true_positives"`
@@ -61,7 +76,7 @@ type PolicyScore struct {
 type Score map[string]PolicyScore
 
 func scorePolicy(ctx context.Context, o Options, r *policyRun) (PolicyScore, error) {
-	s := PolicyScore{Lookups: r.lookups, Nights: o.Nights, BlockedNights: r.blocked, Reverified: r.reverified, ReflagLoops: r.loops, MissedSample: []string{}, FalsePositiveSample: []string{}}
+	s := PolicyScore{Lookups: r.lookups, LookupsBySource: r.bySource, Nights: o.Nights, BlockedNights: r.blocked, Reverified: r.reverified, ReflagLoops: r.loops, MissedSample: []string{}, FalsePositiveSample: []string{}, MissedBeforeStartSample: []string{}}
 	first := o.Start
 	last := o.Start.AddDate(0, 0, o.Nights-1)
 	truth := r.world.AddressTruth(last)
@@ -102,8 +117,18 @@ func scorePolicy(ctx context.Context, o Options, r *policyRun) (PolicyScore, err
 		if a.RiskStart == nil || a.RiskStart.After(last) {
 			continue
 		}
+		if a.ReregisteredAt != nil && a.ReregisteredAt.Before(first) && (verifiedOn(first)[a.EmailID] || flagged && !at.After(first)) {
+			// Another holder had the name before lapse's first night: the
+			// registration date tells (domain_reregistered).
+			s.ResurrectionsBeforeStart++
+			if flagged && !at.After(first.Add(24*time.Hour)) {
+				s.ResurrectionsBeforeStartCaught++
+			} else if len(s.MissedBeforeStartSample) < 10 {
+				s.MissedBeforeStartSample = append(s.MissedBeforeStartSample, tag)
+			}
+		}
 		if a.RegistrableAt != nil && a.RegistrableAt.Before(first) {
-			continue // registrable before lapse's first night: no chance
+			continue // registrable before lapse's first night: not in recall
 		}
 		d0 := *a.RiskStart
 		if d0.Before(first) {
