@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -23,26 +24,82 @@ import (
 const Headroom = 0.99
 
 // NewLimiter returns a token bucket of r requests per second (times
-// Headroom) with burst b (at least 1); r <= 0 means no limit.
-func NewLimiter(r float64, b int) *rate.Limiter {
+// Headroom) with burst b (at least 1), guarded so that no one-second window
+// holds more than r grants (at least 1); r <= 0 means no limit.
+func NewLimiter(r float64, b int) *Limiter {
 	if r <= 0 {
-		return rate.NewLimiter(rate.Inf, 1)
+		return &Limiter{Limiter: rate.NewLimiter(rate.Inf, 1)}
 	}
 	if b < 1 {
 		b = 1
 	}
-	return rate.NewLimiter(rate.Limit(r*Headroom), b)
+	n := max(1, int(r))
+	return &Limiter{Limiter: rate.NewLimiter(rate.Limit(r*Headroom), b), grants: make([]time.Time, n)}
+}
+
+// GuardMargin is how much longer than a second the guard's window is: the
+// time a request may take from its grant to the network (a goroutine
+// preempted on the way) without putting R+1 into one second there. It
+// costs 2% of the rate at R = 20 (97.6–98% of R, against 99% without;
+// BenchmarkPoliteness on two loaded cores: at most 20 sent in any second
+// with it, 20–21 without).
+const GuardMargin = 20 * time.Millisecond
+
+// Limiter is a token bucket with a guard on the clock its grants are
+// actually taken at. The bucket grants at most R in any second of its own
+// schedule, but a waiter woken late (a busy machine: the scheduler, the
+// garbage collector) sends later than its slot and bunches with the ones
+// after it: BenchmarkPoliteness saw 22 and 23 requests in one second at
+// R = 20 on two loaded cores. So Wait, once the bucket grants, reads the
+// clock and waits further while the last n grants all fall within the
+// second (and GuardMargin) before: by that clock no second ever holds
+// more than n = R.
+type Limiter struct {
+	*rate.Limiter
+	mu     sync.Mutex
+	grants []time.Time // ring of the last len(grants) grant times; nil: no guard
+	next   int
+}
+
+// Wait blocks until the bucket grants a token and the last second holds
+// fewer than R grants, or ctx is done.
+func (l *Limiter) Wait(ctx context.Context) error {
+	if err := l.Limiter.Wait(ctx); err != nil {
+		return err
+	}
+	if len(l.grants) == 0 {
+		return nil
+	}
+	for {
+		l.mu.Lock()
+		now := time.Now()
+		wait := l.grants[l.next].Add(time.Second + GuardMargin).Sub(now)
+		if wait <= 0 {
+			l.grants[l.next] = now
+			l.next = (l.next + 1) % len(l.grants)
+			l.mu.Unlock()
+			return nil
+		}
+		l.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
 }
 
 // rateLimited waits for a token of a shared limiter before every lookup.
 type rateLimited struct {
 	next Provider
-	lim  *rate.Limiter
+	lim  *Limiter
 }
 
 // RateLimit makes every lookup through p wait for a token of lim. Share
 // one limiter between wrappers to share the budget.
-func RateLimit(p Provider, lim *rate.Limiter) Provider {
+func RateLimit(p Provider, lim *Limiter) Provider {
 	if lim == nil {
 		return p
 	}
@@ -190,15 +247,15 @@ type HostLimits struct {
 	Burst int
 
 	mu   sync.Mutex
-	lims map[string]*rate.Limiter
+	lims map[string]*Limiter
 }
 
 // For returns host's limiter.
-func (h *HostLimits) For(host string) *rate.Limiter {
+func (h *HostLimits) For(host string) *Limiter {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.lims == nil {
-		h.lims = map[string]*rate.Limiter{}
+		h.lims = map[string]*Limiter{}
 	}
 	l, ok := h.lims[host]
 	if !ok {

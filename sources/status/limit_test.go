@@ -1,6 +1,7 @@
 package status
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -46,5 +47,38 @@ func TestLimiterRate(t *testing.T) {
 		if d := lim.ReserveN(start, 1).DelayFrom(start); d != 0 {
 			t.Fatalf("unlimited limiter waits %v", d)
 		}
+	}
+}
+
+// TestLimiterGuardsEverySecond: the bucket alone lets a burst through on
+// top of its rate (as it lets late waiters bunch with the ones after
+// them); the guard still holds every one-second window, by the clock at
+// each grant, to R.
+func TestLimiterGuardsEverySecond(t *testing.T) {
+	const r = 20
+	lim := NewLimiter(r, r) // a burst of R, then R a second: 2R in the first second without the guard
+	ctx := context.Background()
+	var grants []time.Time
+	for range 2*r + 5 {
+		if err := lim.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		grants = append(grants, time.Now())
+	}
+	most, j := 0, 0
+	for i := range grants {
+		for j < len(grants) && grants[j].Sub(grants[i]) < time.Second {
+			j++
+		}
+		most = max(most, j-i)
+	}
+	if most > r {
+		t.Errorf("%d grants within one second, limit %d", most, r)
+	}
+	// A canceled wait returns at once.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := lim.Wait(cctx); err == nil {
+		t.Error("Wait with a canceled context succeeded")
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"log/slog"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/lapse-dev/lapse/config"
 )
 
@@ -13,7 +11,7 @@ import (
 type Politeness struct {
 	// Limiter is the provider's request budget (shared by all its
 	// lookups); nil means none (e.g. when a RateTransport limits per host).
-	Limiter *rate.Limiter
+	Limiter *Limiter
 	// Concurrency bounds lookups in flight (0: none).
 	Concurrency int
 	// Timeout bounds one attempt, once it has its token and slot (0: none).
