@@ -7,7 +7,7 @@ rule number maps to its action and reason by a CASE over the number: a
 list literal indexed by it ([...][rule]) builds the list for every row.
 */}}
 WITH nk AS MATERIALIZED (
-	SELECT s.email_id, s.user_id, s.email, s.verified, s."primary",
+	SELECT s.email_id, CAST(s.user_id AS VARCHAR) AS user_id, s.email, s.verified, s."primary",
 	       CAST(s.created AS TIMESTAMPTZ) AS created, CAST(s.verified_at AS TIMESTAMPTZ) AS verified_at,
 	       s.domain, s.invalid_reason, d.rule, d.first_seen
 	FROM (SELECT srow, rule, first_seen FROM decided WHERE rule IN ({{.NotKeep}})) d

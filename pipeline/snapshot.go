@@ -34,11 +34,18 @@ const (
 // SnapshotSchema is the schema of emails.parquet: the source columns, then
 // the normalized host, the registrable domain and the reason an address has
 // none.
-var SnapshotSchema = arrow.NewSchema(append(append([]arrow.Field(nil), emails.Schema.Fields()...),
-	arrow.Field{Name: ColHost, Type: arrow.BinaryTypes.String, Nullable: true},
-	arrow.Field{Name: ColDomain, Type: arrow.BinaryTypes.String, Nullable: true},
-	arrow.Field{Name: ColInvalidReason, Type: arrow.BinaryTypes.String, Nullable: true},
-), nil)
+var SnapshotSchema = SnapshotSchemaOf(emails.Schema)
+
+// SnapshotSchemaOf is the schema of a snapshot of a source whose batches
+// are of schema src (emails.Schema, or emails.UUIDSchema for a database
+// whose user ids are a uuid column: user_id is then a Parquet UUID).
+func SnapshotSchemaOf(src *arrow.Schema) *arrow.Schema {
+	return arrow.NewSchema(append(append([]arrow.Field(nil), src.Fields()...),
+		arrow.Field{Name: ColHost, Type: arrow.BinaryTypes.String, Nullable: true},
+		arrow.Field{Name: ColDomain, Type: arrow.BinaryTypes.String, Nullable: true},
+		arrow.Field{Name: ColInvalidReason, Type: arrow.BinaryTypes.String, Nullable: true},
+	), nil)
+}
 
 // snapshotInputs are the source columns the normalizer reads.
 var snapshotInputs = address.BatchColumns{
@@ -188,7 +195,8 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 			os.Remove(dir) // only if empty: never a previous snapshot
 		}
 	}()
-	w, err := pqsink.Create(res.Path, SnapshotSchema, pqsink.Options{
+	schema := SnapshotSchemaOf(src.Schema())
+	po := pqsink.Options{
 		Mode: 0o600, Alloc: o.Alloc,
 		// domain too: a night has hundreds of thousands of them, so its
 		// dictionary outgrows the page limit and falls back to plain after
@@ -196,7 +204,20 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 		// and the file no larger).
 		Plain:   []string{emails.ColEmailID, emails.ColUserID, emails.ColEmail, emails.ColCreated, emails.ColVerifiedAt, ColHost, ColDomain},
 		NoStats: []string{emails.ColUserID, emails.ColEmail},
-	})
+		// Ids mostly grow: their deltas take a few bits each (measured on
+		// 1M rows: 0.9 MB and 28 ms of zstd as plain, 0.08 MB and 6 ms).
+		Delta: []string{emails.ColEmailID},
+		// The text columns are most of the bytes: LZ4 compresses them in
+		// two thirds of zstd's time, to 1.4x its size (measured on 1M
+		// rows: email 121 ms and 5.7 MB with zstd, 80 ms and 7.9 MB with
+		// LZ4; host and domain 75 ms and 3.3 MB, 52 ms and 4.6 MB each).
+		LZ4: []string{emails.ColEmail, ColHost, ColDomain},
+	}
+	if src.Schema().Field(snapshotInputs.UserID).Type.ID() == arrow.EXTENSION {
+		// A uuid's 16 bytes are random: zstd only spends time on them.
+		po.Uncompressed = append(po.Uncompressed, emails.ColUserID)
+	}
+	w, err := pqsink.Create(res.Path, schema, po)
 	if err != nil {
 		return res, fmt.Errorf("snapshot: %w", err)
 	}
@@ -230,7 +251,7 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 	}
 	defer stopWriter() // runs before w.Abort
 
-	n := address.NewBatchNormalizer(o.Alloc, o.Normalizer, o.Workers, SnapshotSchema, snapshotInputs)
+	n := address.NewBatchNormalizer(o.Alloc, o.Normalizer, o.Workers, schema, snapshotInputs)
 	defer n.Release()
 	o.Progress.Start(0)
 	defer o.Progress.Done()

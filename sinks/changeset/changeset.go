@@ -180,11 +180,11 @@ func Write(ctx context.Context, db *sql.DB, s Spec) (Result, error) {
 	notifyQ := fmt.Sprintf(`
 		WITH cs AS (SELECT * FROM %[1]s),
 		others AS (
-			SELECT d.user_id, string_agg(d.email, ' ' ORDER BY d."primary" DESC, d.email_id) AS other_verified
+			SELECT CAST(d.user_id AS VARCHAR) AS user_id, string_agg(d.email, ' ' ORDER BY d."primary" DESC, d.email_id) AS other_verified
 			FROM read_parquet(%[2]s) d
-			WHERE d.verified AND d.user_id IN (SELECT user_id FROM cs)
+			WHERE d.verified AND CAST(d.user_id AS VARCHAR) IN (SELECT user_id FROM cs)
 			  AND d.email_id NOT IN (SELECT email_id FROM cs)
-			GROUP BY d.user_id
+			GROUP BY 1
 		)
 		SELECT cs.user_id, cs.email_id, cs.email, cs.domain, cs.reason, cs."primary" AS was_primary,
 		       coalesce(o.other_verified, '') AS other_verified

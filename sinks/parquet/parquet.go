@@ -1,5 +1,5 @@
 // Package parquet writes Arrow record batches to a Parquet file atomically:
-// zstd-compressed, in row groups of about RowGroupRows rows, written batch
+// zstd-compressed (or as Options choose per column), in row groups of about RowGroupRows rows, written batch
 // by batch as they arrive, with the file's SHA-256 computed on the way.
 // Nothing appears at the final path until Commit.
 //
@@ -52,6 +52,15 @@ type Options struct {
 	Plain []string
 	// NoStats lists columns whose min/max statistics are worthless.
 	NoStats []string
+	// Delta lists integer columns written DELTA_BINARY_PACKED (ids that
+	// mostly grow take a few bits a value) instead of plain.
+	Delta []string
+	// Uncompressed lists columns stored without compression (random bytes
+	// such as UUIDs, which zstd cannot shrink).
+	Uncompressed []string
+	// LZ4 lists columns compressed with LZ4 (LZ4_RAW) instead of zstd:
+	// faster, a little larger.
+	LZ4 []string
 	// Level is the zstd level (1, the fastest, when 0).
 	Level int
 }
@@ -118,7 +127,11 @@ func Create(path string, schema *arrow.Schema, opts Options) (*Writer, error) {
 		opts.Level = 1
 	}
 	for _, f := range schema.Fields() {
-		if _, nested := f.Type.(arrow.NestedType); nested {
+		t := f.Type
+		if e, ok := t.(arrow.ExtensionType); ok {
+			t = e.StorageType() // a UUID is 16 fixed bytes
+		}
+		if _, nested := t.(arrow.NestedType); nested {
 			return nil, fmt.Errorf("parquet %s: column %s: nested types are not supported", path, f.Name)
 		}
 	}
@@ -134,6 +147,15 @@ func Create(path string, schema *arrow.Schema, opts Options) (*Writer, error) {
 	}
 	for _, c := range opts.NoStats {
 		wp = append(wp, pq.WithStatsFor(c, false))
+	}
+	for _, c := range opts.Delta {
+		wp = append(wp, pq.WithDictionaryFor(c, false), pq.WithEncodingFor(c, pq.Encodings.DeltaBinaryPacked))
+	}
+	for _, c := range opts.Uncompressed {
+		wp = append(wp, pq.WithCompressionFor(c, compress.Codecs.Uncompressed))
+	}
+	for _, c := range opts.LZ4 {
+		wp = append(wp, pq.WithCompressionFor(c, compress.Codecs.Lz4Raw))
 	}
 	props := pq.NewWriterProperties(wp...)
 	arrProps := pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(opts.Alloc))

@@ -242,7 +242,8 @@ type BatchNormalizer struct {
 
 // BatchColumns are where a BatchNormalizer finds its inputs in a batch:
 // user_id and email (strings; a value that is not UTF-8 is written
-// escaped) and verified (boolean).
+// escaped; a user_id of another type, such as a UUID, is passed on as it
+// is) and verified (boolean).
 type BatchColumns struct{ UserID, Email, Verified int }
 
 // BatchCounts count the rows a BatchNormalizer saw: every address, the
@@ -312,7 +313,7 @@ func (s *BatchNormalizer) Release() {
 // stays the caller's.
 func (s *BatchNormalizer) Normalize(rec arrow.RecordBatch) arrow.RecordBatch {
 	nrows := int(rec.NumRows())
-	user := rec.Column(s.cols.UserID).(*array.String)
+	user, _ := rec.Column(s.cols.UserID).(*array.String) // nil: not text
 	col := rec.Column(s.cols.Email).(*array.String)
 	if cap(s.refs) < nrows {
 		s.refs = make([]rowRef, nrows)
@@ -335,7 +336,7 @@ func (s *BatchNormalizer) Normalize(rec arrow.RecordBatch) arrow.RecordBatch {
 				r := &refs[i]
 				// The source passes its bytes on as they are; Split
 				// finds an email's (invalid_utf8).
-				if !utf8.ValidString(user.Value(i)) {
+				if user != nil && !utf8.ValidString(user.Value(i)) {
 					notUTF8 = true
 				}
 				h, reason := Split(col.Value(i))
@@ -406,9 +407,12 @@ func (s *BatchNormalizer) Normalize(rec arrow.RecordBatch) arrow.RecordBatch {
 		// otherwise, naming the value): the rare batch with other bytes
 		// gets its two string columns rewritten, escaped.
 		esc := s.escape(user, col)
-		defer esc[0].Release()
+		if esc[0] != nil {
+			defer esc[0].Release()
+			cols[s.cols.UserID] = esc[0]
+		}
 		defer esc[1].Release()
-		cols[s.cols.UserID], cols[s.cols.Email] = esc[0], esc[1]
+		cols[s.cols.Email] = esc[1]
 	}
 	hl, dl, rl := s.host.DataLen(), s.domain.DataLen(), s.reason.DataLen()
 	h, d, rs := s.host.NewArray(), s.domain.NewArray(), s.reason.NewArray()
@@ -426,12 +430,16 @@ func (s *BatchNormalizer) Normalize(rec arrow.RecordBatch) arrow.RecordBatch {
 }
 
 // escape returns the user_id and email columns with the values that are
-// not UTF-8 escaped (AppendEscaped), counting their rows.
+// not UTF-8 escaped (AppendEscaped), counting their rows; a nil user_id
+// (not text) stays nil.
 func (s *BatchNormalizer) escape(cols ...*array.String) [2]arrow.Array {
-	n := cols[0].Len()
+	n := cols[1].Len()
 	bad := make([]bool, n)
 	var out [2]arrow.Array
 	for k, col := range cols {
+		if col == nil {
+			continue
+		}
 		b := s.esc[k]
 		b.Reserve(n)
 		b.ReserveData(len(col.ValueBytes()) + len(col.ValueBytes())/8)

@@ -32,7 +32,7 @@ func openCSV(path string, opts Options) (Reader, error) {
 	}
 	return &fileReader{
 		kind: "csv", path: path, lines: lines, all: opts.All,
-		b:     newBatchBuilder(opts.alloc(), opts.batchSize()),
+		b:     newBatchBuilder(opts.alloc(), Schema, opts.batchSize()),
 		parse: p.parse,
 	}, nil
 }

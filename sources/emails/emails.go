@@ -29,6 +29,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/extensions"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/lapse-dev/lapse/config"
@@ -45,18 +46,28 @@ const (
 	ColVerifiedAt = "verified_at"
 )
 
-// Schema is the schema of every batch. created and verified_at are always
-// present and null when the source has no such column; user_id is null when
-// the source has no value for it.
-var Schema = arrow.NewSchema([]arrow.Field{
-	{Name: ColEmailID, Type: arrow.PrimitiveTypes.Int64},
-	{Name: ColUserID, Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: ColEmail, Type: arrow.BinaryTypes.String},
-	{Name: ColVerified, Type: arrow.FixedWidthTypes.Boolean},
-	{Name: ColPrimary, Type: arrow.FixedWidthTypes.Boolean},
-	{Name: ColCreated, Type: arrow.FixedWidthTypes.Timestamp_us, Nullable: true},
-	{Name: ColVerifiedAt, Type: arrow.FixedWidthTypes.Timestamp_us, Nullable: true},
-}, nil)
+// Schema is the schema of every batch of a source whose user ids are text
+// (files, and a database column of any type but uuid). created and
+// verified_at are always present and null when the source has no such
+// column; user_id is null when the source has no value for it.
+var Schema = schemaWith(arrow.BinaryTypes.String)
+
+// UUIDSchema is Schema with user_id as a UUID (16 bytes, Arrow's
+// arrow.uuid extension type, Parquet's UUID logical type, DuckDB's UUID):
+// the batches of a database whose user id column is a uuid.
+var UUIDSchema = schemaWith(extensions.NewUUIDType())
+
+func schemaWith(userID arrow.DataType) *arrow.Schema {
+	return arrow.NewSchema([]arrow.Field{
+		{Name: ColEmailID, Type: arrow.PrimitiveTypes.Int64},
+		{Name: ColUserID, Type: userID, Nullable: true},
+		{Name: ColEmail, Type: arrow.BinaryTypes.String},
+		{Name: ColVerified, Type: arrow.FixedWidthTypes.Boolean},
+		{Name: ColPrimary, Type: arrow.FixedWidthTypes.Boolean},
+		{Name: ColCreated, Type: arrow.FixedWidthTypes.Timestamp_us, Nullable: true},
+		{Name: ColVerifiedAt, Type: arrow.FixedWidthTypes.Timestamp_us, Nullable: true},
+	}, nil)
+}
 
 // DefaultBatchSize is the number of rows per batch when Options leaves it 0.
 const DefaultBatchSize = 64 << 10
@@ -64,8 +75,10 @@ const DefaultBatchSize = 64 << 10
 // MaxProblems is how many malformed lines are kept with their line numbers.
 const MaxProblems = 100
 
-// Reader streams a source as record batches of Schema.
+// Reader streams a source as record batches of Schema (or UUIDSchema).
 type Reader interface {
+	// Schema is the schema of every batch, known before the first.
+	Schema() *arrow.Schema
 	// Next returns the next batch, or io.EOF after the last one. The
 	// caller must Release the batch.
 	Next(ctx context.Context) (arrow.RecordBatch, error)
@@ -190,11 +203,12 @@ func Open(ctx context.Context, spec string, opts Options) (Reader, error) {
 	}
 }
 
-// batchBuilder accumulates rows into batches of Schema.
+// batchBuilder accumulates rows into batches of Schema or UUIDSchema.
 type batchBuilder struct {
 	rb         *array.RecordBuilder
 	id         *array.Int64Builder
-	user       *array.StringBuilder
+	user       *array.StringBuilder    // Schema
+	userUUID   *extensions.UUIDBuilder // UUIDSchema
 	email      *array.StringBuilder
 	verified   *array.BooleanBuilder
 	primary    *array.BooleanBuilder
@@ -207,24 +221,32 @@ type batchBuilder struct {
 type row struct {
 	id                 int64
 	userID, email      []byte
+	userUUID           [16]byte // with UUIDSchema, instead of userID
 	userNull           bool
 	verified, primary  bool
 	created, verAt     int64 // microseconds since the epoch, UTC
 	hasCreated, hasVAt bool
 }
 
-func newBatchBuilder(mem memory.Allocator, size int) *batchBuilder {
-	rb := array.NewRecordBuilder(mem, Schema)
+func newBatchBuilder(mem memory.Allocator, schema *arrow.Schema, size int) *batchBuilder {
+	rb := array.NewRecordBuilder(mem, schema)
 	b := &batchBuilder{
 		rb:         rb,
 		id:         rb.Field(0).(*array.Int64Builder),
-		user:       rb.Field(1).(*array.StringBuilder),
 		email:      rb.Field(2).(*array.StringBuilder),
 		verified:   rb.Field(3).(*array.BooleanBuilder),
 		primary:    rb.Field(4).(*array.BooleanBuilder),
 		created:    rb.Field(5).(*array.TimestampBuilder),
 		verifiedAt: rb.Field(6).(*array.TimestampBuilder),
 		size:       size,
+	}
+	switch u := rb.Field(1).(type) {
+	case *array.StringBuilder:
+		b.user = u
+	case *extensions.UUIDBuilder:
+		b.userUUID = u
+	default:
+		panic(fmt.Sprintf("emails: user_id of type %s", schema.Field(1).Type))
 	}
 	b.reserve()
 	return b
@@ -234,10 +256,15 @@ func (b *batchBuilder) reserve() { b.rb.Reserve(b.size) }
 
 func (b *batchBuilder) append(r *row) {
 	b.id.Append(r.id)
-	if r.userNull {
+	switch {
+	case b.userUUID == nil && r.userNull:
 		b.user.AppendNull()
-	} else {
+	case b.userUUID == nil:
 		b.user.BinaryBuilder.Append(r.userID)
+	case r.userNull:
+		b.userUUID.AppendNull()
+	default:
+		b.userUUID.AppendBytes(r.userUUID)
 	}
 	b.email.BinaryBuilder.Append(r.email)
 	b.verified.Append(r.verified)
@@ -264,11 +291,17 @@ func (b *batchBuilder) flush() arrow.RecordBatch {
 	}
 	// The next batch's strings are about as long as this one's: reserving
 	// that up front saves the builders' repeated doubling and copying.
-	userLen, emailLen := b.user.DataLen(), b.email.DataLen()
+	emailLen := b.email.DataLen()
+	userLen := 0
+	if b.user != nil {
+		userLen = b.user.DataLen()
+	}
 	rec := b.rb.NewRecordBatch()
 	b.n = 0
 	b.reserve()
-	b.user.ReserveData(userLen + userLen/8)
+	if b.user != nil {
+		b.user.ReserveData(userLen + userLen/8)
+	}
 	b.email.ReserveData(emailLen + emailLen/8)
 	return rec
 }

@@ -44,11 +44,11 @@ func readAll(t *testing.T, r Reader) []rec {
 		if err != nil {
 			t.Fatalf("Next: %v", err)
 		}
-		if !b.Schema().Equal(Schema) {
+		if !b.Schema().Equal(r.Schema()) || !r.Schema().Equal(Schema) && !r.Schema().Equal(UUIDSchema) {
 			t.Fatalf("batch schema %s", b.Schema())
 		}
 		ids := b.Column(0).(*array.Int64)
-		users := b.Column(1).(*array.String)
+		users := b.Column(1) // a string, or a uuid written as its canonical text
 		emails := b.Column(2).(*array.String)
 		ver := b.Column(3).(*array.Boolean)
 		pri := b.Column(4).(*array.Boolean)
@@ -63,7 +63,7 @@ func readAll(t *testing.T, r Reader) []rec {
 		for i := 0; i < int(b.NumRows()); i++ {
 			u := "<null>"
 			if users.IsValid(i) {
-				u = users.Value(i)
+				u = users.ValueStr(i)
 			}
 			out = append(out, rec{ids.Value(i), u, emails.Value(i), ver.Value(i), pri.Value(i), ts(cr, i), ts(va, i)})
 		}
@@ -322,6 +322,10 @@ func TestPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// PyPI's user_id is a uuid: 16 bytes a row, not 36 characters.
+	if !r.Schema().Equal(UUIDSchema) {
+		t.Errorf("schema %s, want UUIDSchema", r.Schema())
+	}
 	got := readAll(t, r)
 	want := []rec{
 		{1, "6f0e5d4c-3b2a-4190-8877-665544332211", "Alice@Example.COM", true, true, "<null>", "<null>"},
@@ -470,4 +474,21 @@ func FuzzParseLine(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseUUID(t *testing.T) {
+	var u [16]byte
+	if !parseUUID(&u, []byte("6f0e5d4c-3b2a-4190-8877-665544332211")) ||
+		u != [16]byte{0x6f, 0x0e, 0x5d, 0x4c, 0x3b, 0x2a, 0x41, 0x90, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11} {
+		t.Errorf("parsed %x", u)
+	}
+	if !parseUUID(&u, []byte("6F0E5D4C-3B2A-4190-8877-66554433221A")) || u[15] != 0x1a {
+		t.Errorf("upper case: %x", u)
+	}
+	for _, bad := range []string{"", "6f0e5d4c3b2a41908877665544332211", "6f0e5d4c-3b2a-4190-8877-66554433221g",
+		"6f0e5d4c-3b2a-4190-8877_665544332211", "6f0e5d4c-3b2a-4190-8877-6655443322110"} {
+		if parseUUID(&u, []byte(bad)) {
+			t.Errorf("%q parsed", bad)
+		}
+	}
 }

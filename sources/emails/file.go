@@ -103,6 +103,9 @@ type fileReader struct {
 	eof      bool
 }
 
+// Schema is Schema: a file's user ids are text.
+func (fr *fileReader) Schema() *arrow.Schema { return Schema }
+
 func (fr *fileReader) Next(ctx context.Context) (arrow.RecordBatch, error) {
 	if fr.closed {
 		return nil, errClosed

@@ -42,7 +42,7 @@ func openJSONL(path string, opts Options) (Reader, error) {
 	p := &jsonlParser{names: fieldNames(opts.JSONL)}
 	return &fileReader{
 		kind: "jsonl", path: path, lines: lines, all: opts.All,
-		b:     newBatchBuilder(opts.alloc(), opts.batchSize()),
+		b:     newBatchBuilder(opts.alloc(), Schema, opts.batchSize()),
 		parse: p.parse,
 	}, nil
 }

@@ -32,6 +32,9 @@ type pgReader struct {
 
 	mu       sync.Mutex // guards problems, written by the copy goroutine
 	problems Problems
+	// schema is UUIDSchema when the user id column is a uuid (stored as
+	// 16 bytes, not its 36 characters of text), else Schema.
+	schema *arrow.Schema
 }
 
 type pgResult struct {
@@ -89,7 +92,7 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (Reader, error)
 		}
 		cfg.Password = pw.Reveal()
 	}
-	r := &pgReader{src: src, secret: cfg.Password, where: opts.Postgres.Where}
+	r := &pgReader{src: src, secret: cfg.Password, where: opts.Postgres.Where, schema: Schema}
 	r.conn, err = pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, r.wrap("connect", err)
@@ -103,9 +106,12 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (Reader, error)
 	r.results = make(chan pgResult, 1)
 	r.done = make(chan struct{})
 	sql := "COPY (" + Query(opts.Postgres, opts.All) + ") TO STDOUT"
-	go r.copy(cctx, sql, newBatchBuilder(opts.alloc(), opts.batchSize()))
+	go r.copy(cctx, sql, newBatchBuilder(opts.alloc(), r.schema, opts.batchSize()))
 	return r, nil
 }
+
+// Schema is UUIDSchema when the user id column is a uuid, else Schema.
+func (r *pgReader) Schema() *arrow.Schema { return r.schema }
 
 // check turns a missing table or column into an error naming the setting.
 func (r *pgReader) check(ctx context.Context, pc config.PostgresConfig) error {
@@ -119,18 +125,22 @@ func (r *pgReader) check(ctx context.Context, pc config.PostgresConfig) error {
 	if oid == nil {
 		return &ConfigError{Msg: fmt.Sprintf("postgres %s: table %q does not exist or is not visible to this user: set postgres.table (LAPSE_POSTGRES_TABLE)", r.src, pc.Table)}
 	}
-	rows, err := r.conn.Query(ctx, "SELECT attname::text FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped", *oid)
+	rows, err := r.conn.Query(ctx, "SELECT attname::text, atttypid = 'uuid'::regtype FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped", *oid)
 	if err != nil {
 		return r.wrap("list columns of "+pc.Table, err)
 	}
 	have := map[string]bool{}
 	for rows.Next() {
 		var n string
-		if err := rows.Scan(&n); err != nil {
+		var isUUID bool
+		if err := rows.Scan(&n, &isUUID); err != nil {
 			rows.Close()
 			return r.wrap("list columns of "+pc.Table, err)
 		}
 		have[n] = true
+		if isUUID && n == pc.UserIDColumn {
+			r.schema = UUIDSchema
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -166,7 +176,7 @@ func (r *pgReader) wrap(what string, err error) error {
 func (r *pgReader) copy(ctx context.Context, sql string, b *batchBuilder) {
 	defer close(r.done)
 	defer b.release()
-	p := &copyParser{ctx: ctx, b: b, out: r.results, r: r}
+	p := &copyParser{ctx: ctx, b: b, out: r.results, r: r, uuid: r.schema == UUIDSchema}
 	_, err := r.conn.PgConn().CopyTo(ctx, p, sql)
 	if err == nil && len(p.carry) > 0 {
 		err = p.line(p.carry)
@@ -265,6 +275,7 @@ type copyParser struct {
 	n     int64     // rows so far: the ordinal of problems
 	ids   idSet
 	r     *pgReader // its problems
+	uuid  bool      // user ids are a uuid column's text, stored as 16 bytes
 }
 
 func (p *copyParser) send(rec arrow.RecordBatch) error {
@@ -318,7 +329,14 @@ func (p *copyParser) line(line []byte) error {
 		return fmt.Errorf("COPY row: id %q is not an integer", f[0])
 	}
 	r.userNull = isNull(f[1])
-	if !r.userNull {
+	switch {
+	case r.userNull:
+	case p.uuid:
+		// A uuid's text is always its canonical 36 characters.
+		if !parseUUID(&r.userUUID, f[1]) {
+			return fmt.Errorf("COPY row: user_id %q is not a uuid", f[1])
+		}
+	default:
 		r.userID = p.field(0, f[1])
 	}
 	if isNull(f[2]) {
@@ -362,6 +380,38 @@ func (p *copyParser) field(i int, f []byte) []byte {
 	p.buf[i] = unescape(p.buf[i][:0], f)
 	return p.buf[i]
 }
+
+// parseUUID decodes a UUID's canonical text (8-4-4-4-12 hex digits, as
+// PostgreSQL writes a uuid) into u.
+func parseUUID(u *[16]byte, s []byte) bool {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return false
+	}
+	var bad byte
+	for j, i := range uuidDigits {
+		hi, lo := hexValue[s[i]], hexValue[s[i+1]]
+		bad |= hi | lo
+		u[j] = hi<<4 | lo&0xf
+	}
+	return bad&0xf0 == 0
+}
+
+// uuidDigits are where each byte's two hex digits start in a UUID's text.
+var uuidDigits = [16]int{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
+
+// hexValue maps a hex digit to its value and every other byte to 0xff.
+var hexValue = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c], t[c-'a'+'A'] = byte(c-'a'+10), byte(c-'a'+10)
+	}
+	return t
+}()
 
 func isNull(f []byte) bool { return len(f) == 2 && f[0] == '\\' && f[1] == 'N' }
 
