@@ -1,6 +1,7 @@
 package emails
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/lapse-dev/lapse/config"
 )
@@ -93,6 +95,12 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (Reader, error)
 		cfg.Password = pw.Reveal()
 	}
 	r := &pgReader{src: src, secret: cfg.Password, where: opts.Postgres.Where, schema: Schema}
+	// COPY streams tens of MB: read the socket in large chunks, not
+	// pgproto3's 8 KB (measured: a tenth of the snapshot's CPU time was
+	// read system calls).
+	cfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+		return pgproto3.NewFrontend(bufio.NewReaderSize(r, 1<<20), w)
+	}
 	r.conn, err = pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, r.wrap("connect", err)
