@@ -3,18 +3,12 @@ package pipeline
 import (
 	"cmp"
 	"context"
-	"database/sql"
-	"encoding/json"
-	"fmt"
 	"math"
-	"os"
 	"slices"
 	"time"
 
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/config"
-	"github.com/lapse-dev/lapse/internal/atomicfile"
-	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sources/status"
 	"github.com/lapse-dev/lapse/sources/status/providers"
@@ -394,132 +388,4 @@ func forceFirst(cs []candidate, force []string, p *Plan, auth bool) []candidate 
 		p.Fresh--
 	}
 	return cs
-}
-
-// statesReadError is an error reading the states copy: the runner writes
-// the copy again from the cache (it is derived data) and plans again.
-type statesReadError struct{ error }
-
-func (e statesReadError) Unwrap() error { return e.error }
-
-// snapDomains is what snapshotDomains read.
-type snapDomains struct {
-	// total is the distinct registrable domains of the snapshot's
-	// verified addresses (the domains a night plans for).
-	total int
-	// maybeDue are those (sorted) the states copy says may be due.
-	maybeDue []string
-	// noDates counts those the copy holds no authoritative answer for
-	// (never checked included), with a refresh and a states copy.
-	noDates int
-}
-
-// snapshotDomains counts the distinct registrable domains of the
-// snapshot's verified addresses and returns, sorted, those the states copy
-// says may be due at now: not in the cache, or next check at or before
-// now, or (with refresh) their authoritative refresh due; every one of
-// them when states is "". It is a superset of what cache.Due and
-// refresh.Due decide (times are stored truncated to the microsecond, never
-// later), so the caller checks each.
-func snapshotDomains(ctx context.Context, snapshot, states string, now time.Time, refresh *cache.Refresh) (snapDomains, error) {
-	var out snapDomains
-	if _, err := os.Stat(snapshot); err != nil {
-		return out, fmt.Errorf("snapshot: %w", err)
-	}
-	db, err := duck.OpenMemory()
-	if err != nil {
-		return out, err
-	}
-	defer db.Close()
-	// One connection (OpenMemory's): the table of distinct domains lives in it.
-	if _, err := db.ExecContext(ctx, `CREATE TEMP TABLE d AS SELECT DISTINCT domain FROM read_parquet(?) WHERE domain IS NOT NULL AND verified`, snapshot); err != nil {
-		return out, fmt.Errorf("read domains of %s: %w", snapshot, err)
-	}
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM d`).Scan(&out.total); err != nil {
-		return out, fmt.Errorf("read domains of %s: %w", snapshot, err)
-	}
-	fail := func(err error) (snapDomains, error) {
-		if states == "" {
-			return snapDomains{}, fmt.Errorf("read domains of %s: %w", snapshot, err)
-		}
-		return snapDomains{}, statesReadError{fmt.Errorf("due domains from %s: %w", states, err)}
-	}
-	q, args := `SELECT domain FROM d`, []any(nil)
-	if states != "" {
-		due := `s.domain IS NULL OR s.next_check IS NULL OR epoch_us(s.next_check) <= $now`
-		cols := "domain, next_check"
-		if refresh != nil {
-			c, err := duck.Columns(ctx, db, states)
-			if err != nil {
-				return fail(err)
-			}
-			cols += ", " + c.Or("auth_checked_at", "TIMESTAMPTZ") + " AS auth_checked_at, " + c.Or("auth_retry_at", "TIMESTAMPTZ") + " AS auth_retry_at"
-			// refresh.Due: no authoritative answer, or one older than
-			// Every (less NightSlack), unless a failed refresh backs off.
-			due += ` OR ((s.auth_retry_at IS NULL OR epoch_us(s.auth_retry_at) <= $now)
-				AND (s.auth_checked_at IS NULL OR epoch_us(s.auth_checked_at) <= $cutoff))`
-		}
-		if _, err := db.ExecContext(ctx, `CREATE TEMP TABLE s AS SELECT `+cols+` FROM read_parquet($states)`, sql.Named("states", states)); err != nil {
-			return fail(err)
-		}
-		q = `SELECT d.domain FROM d LEFT JOIN s USING (domain) WHERE ` + due
-		args = []any{sql.Named("now", now.UnixMicro())}
-		if refresh != nil {
-			args = append(args, sql.Named("cutoff", now.Add(-refresh.MaxAge()).UnixMicro()))
-			err := db.QueryRowContext(ctx, `SELECT count(*) FROM d LEFT JOIN s USING (domain) WHERE s.domain IS NULL OR s.auth_checked_at IS NULL`).Scan(&out.noDates)
-			if err != nil {
-				return fail(err)
-			}
-		}
-	}
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return fail(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return fail(err)
-		}
-		out.maybeDue = append(out.maybeDue, d)
-	}
-	if err := rows.Err(); err != nil {
-		return fail(err)
-	}
-	slices.Sort(out.maybeDue) // byte order, for GetMany's ordered walk
-	return out, nil
-}
-
-// lookupEntries returns the cache entry of each of domains (sorted), the
-// zero Entry where there is none. Decoding the entries is the plan's main
-// cost on a warm night; the cache's batch read spreads it over the cores.
-func lookupEntries(ctx context.Context, c DomainCache, domains []string) ([]cache.Entry, error) {
-	es, err := c.GetMany(ctx, domains)
-	if err != nil {
-		return nil, fmt.Errorf("cache: %w", err)
-	}
-	return es, nil
-}
-
-// WritePlan writes the plan atomically.
-func WritePlan(path string, p Plan) error {
-	b, err := json.Marshal(p)
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(path, append(b, '\n'), 0o640)
-}
-
-// ReadPlan reads a plan written by WritePlan.
-func ReadPlan(path string) (Plan, error) {
-	var p Plan
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return p, fmt.Errorf("read plan: %w", err)
-	}
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("plan %s: %w", path, err)
-	}
-	return p, nil
 }
