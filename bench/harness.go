@@ -21,6 +21,10 @@ type harness struct {
 	cfg       config
 	started   time.Time
 	loadStart string
+	// commit and dirty are HEAD's when the binaries were built: others
+	// commit to the tree while a full run takes half an hour.
+	commit string
+	dirty  bool
 	lapse     string // the lapse binary measured
 	tests     map[string]string
 	cluster   *pgtest.Cluster
@@ -114,6 +118,7 @@ func (h *harness) prepare(ctx context.Context) error {
 			}
 		}
 	}
+	h.commit, h.dirty = commitOf(h.cfg.repo)
 	h.lapse = h.cfg.lapse
 	if h.lapse == "" {
 		h.lapse = filepath.Join(bin, "lapse")

@@ -131,7 +131,7 @@ func num(v float64) string {
 }
 
 func (h *harness) printTable(w io.Writer) {
-	fmt.Fprintf(w, "\nlapse bench, %s, commit %s, load average now %s\n", time.Now().UTC().Format(time.DateOnly), h.commit(), loadavg())
+	fmt.Fprintf(w, "\nlapse bench, %s, commit %s, load average now %s\n", time.Now().UTC().Format(time.DateOnly), h.commit, loadavg())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "case\tlapse\tbaseline\tratio\ttarget\truns\tspread\ttook\tresult")
 	for _, c := range h.cases {
@@ -193,18 +193,14 @@ func trunc(s string, n int) string {
 	return s
 }
 
-// commit is the short commit of HEAD (dirty says whether tracked files
-// differ from it).
-func (h *harness) commit() string {
-	c := strings.TrimSpace(gitOut(h.cfg.repo, "rev-parse", "--short", "HEAD"))
+// commitOf is the short commit of HEAD and whether tracked files differ
+// from it.
+func commitOf(repo string) (string, bool) {
+	c := strings.TrimSpace(gitOut(repo, "rev-parse", "--short", "HEAD"))
 	if c == "" {
-		return "unknown"
+		c = "unknown"
 	}
-	return c
-}
-
-func (h *harness) dirty() bool {
-	return strings.TrimSpace(gitOut(h.cfg.repo, "status", "--porcelain", "--untracked-files=no")) != ""
+	return c, strings.TrimSpace(gitOut(repo, "status", "--porcelain", "--untracked-files=no")) != ""
 }
 
 // results is the results file.
@@ -236,7 +232,7 @@ func (h *harness) writeResults(mode string) (string, error) {
 	r := results{
 		Machine: machine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), MemoryGB: memGB(), OS: runtime.GOOS + "/" + runtime.GOARCH,
 			Go: strings.TrimSpace(gitOutCmd(goBin(), "env", "GOVERSION")), LoadStart: h.loadStart, LoadEnd: loadavg()},
-		Commit: h.commit(), Dirty: h.dirty(), Mode: mode, Date: date, Started: h.started.UTC().Format(time.RFC3339),
+		Commit: h.commit, Dirty: h.dirty, Mode: mode, Date: date, Started: h.started.UTC().Format(time.RFC3339),
 		Seconds: time.Since(h.started).Seconds(), Cases: h.cases, Info: h.info, Skipped: h.skipped,
 	}
 	if r.Info == nil {
