@@ -23,12 +23,12 @@ type harness struct {
 	loadStart string
 	// commit and dirty are HEAD's when the binaries were built: others
 	// commit to the tree while a full run takes half an hour.
-	commit string
-	dirty  bool
-	lapse     string // the lapse binary measured
-	tests     map[string]string
-	cluster   *pgtest.Cluster
-	pgUsers   int // groups still to run that need the cluster
+	commit  string
+	dirty   bool
+	lapse   string // the lapse binary measured
+	tests   map[string]string
+	cluster *pgtest.Cluster
+	pgUsers int // groups still to run that need the cluster
 
 	cases   []Case
 	info    []Info
