@@ -42,7 +42,7 @@ var arenaLimit uint64 = math.MaxUint32
 // holds size hosts it is emptied between batches.
 type hostCache struct {
 	size    int
-	index   hostIndex // raw host hash → ents
+	index   hashIndex // raw host hash → ents index + 1
 	ents    []hostEntry
 	arena   []byte
 	reasons []string
@@ -60,9 +60,9 @@ func newHostCache(size int) *hostCache {
 		size: size,
 		// Sized for a typical night's tail of custom domains: growing a
 		// map rehashes everything it holds.
-		index:   newHostIndex(min(size, 1<<16)),
+		index:   newHashIndex(min(size, 1<<16)),
 		reasons: []string{""},
-		domains: domainSet{index: make(map[uint64]uint64, min(size, 1<<16))},
+		domains: domainSet{index: newHashIndex(min(size, 1<<16))},
 	}
 }
 
@@ -78,7 +78,8 @@ func (c *hostCache) startBatch() {
 }
 
 func (c *hostCache) get(raw string, hash uint64, norm *Normalizer, seed maphash.Seed) uint32 {
-	i, ok := c.index.find(hash)
+	v, ok := c.index.find(hash)
+	i := uint32(v - 1)
 	if ok {
 		e := &c.ents[i]
 		if string(c.arena[e.rawOff:e.rawOff+e.rawLen]) == raw {
@@ -127,75 +128,89 @@ func (c *hostCache) get(raw string, hash uint64, norm *Normalizer, seed maphash.
 	}
 	c.ents = append(c.ents, e)
 	if !ok {
-		c.index.insert(hash, n)
+		c.index.insert(hash, uint64(n)+1)
 	}
 	return n
 }
 
-// hostIndex maps a raw host's hash to its entry in a hostCache: open
-// addressing with linear probing, kept at most half full. A lookup reads
-// one slot where a Go map's reads a group's control word, then its slots:
-// most of a night's hosts are a long tail of custom domains, so nearly
-// every lookup of one is a cache miss (measured: a map's lookups were a
-// seventh of the snapshot's CPU time).
-type hostIndex struct {
-	slots []hostSlot
+// hashIndex maps 64-bit hashes to non-zero values (a hostCache's entries,
+// a domainSet's offsets): open addressing with linear probing, kept at
+// most three quarters full, a slot's place taken from the hash's top bits
+// (a worker's hosts all have the same hash modulo the workers). A lookup reads one slot where a Go map's reads a group's
+// control word, then its slots: most of a night's hosts are a long tail of
+// custom domains, so nearly every lookup of one is a cache miss (measured:
+// the maps' lookups were a seventh of the snapshot's CPU time). The
+// callers check a hit against their own bytes.
+type hashIndex struct {
+	slots []hashSlot
+	shift uint // 64 - log2(len(slots))
 	n     int
 }
 
-// hostSlot is one slot: ent is the entry + 1, 0 when the slot is empty.
-type hostSlot struct {
-	hash uint64
-	ent  uint32
-}
+// hashSlot is one slot; val 0 is an empty slot.
+type hashSlot struct{ hash, val uint64 }
 
-func newHostIndex(hint int) hostIndex {
-	n := 1 << 10
-	for n < 2*hint {
-		n <<= 1
+func newHashIndex(hint int) hashIndex {
+	x := hashIndex{}
+	x.alloc(10)
+	for len(x.slots)*3 < 4*hint {
+		x.alloc(64 - x.shift + 1)
 	}
-	return hostIndex{slots: make([]hostSlot, n)}
+	return x
 }
 
-func (x *hostIndex) reset() {
+func (x *hashIndex) alloc(bits uint) {
+	x.slots, x.shift, x.n = make([]hashSlot, 1<<bits), 64-bits, 0
+}
+
+func (x *hashIndex) reset() {
 	clear(x.slots)
 	x.n = 0
 }
 
-func (x *hostIndex) find(h uint64) (uint32, bool) {
+func (x *hashIndex) find(h uint64) (uint64, bool) {
 	mask := uint64(len(x.slots) - 1)
-	for i := h & mask; ; i = (i + 1) & mask {
+	for i := h >> x.shift; ; i = (i + 1) & mask {
 		s := &x.slots[i]
-		if s.ent == 0 {
+		if s.val == 0 {
 			return 0, false
 		}
 		if s.hash == h {
-			return s.ent - 1, true
+			return s.val, true
 		}
 	}
 }
 
-// insert adds h (not in the index) for entry ent.
-func (x *hostIndex) insert(h uint64, ent uint32) {
-	if 2*(x.n+1) > len(x.slots) {
+// insert adds h (not in the index) with val (not 0).
+func (x *hashIndex) insert(h, val uint64) {
+	if 4*(x.n+1) > 3*len(x.slots) {
 		old := x.slots
-		x.slots, x.n = make([]hostSlot, 2*len(old)), 0
+		x.alloc(64 - x.shift + 1)
 		for _, s := range old {
-			if s.ent != 0 {
+			if s.val != 0 {
 				x.put(s)
 			}
 		}
 	}
-	x.put(hostSlot{hash: h, ent: ent + 1})
+	x.put(hashSlot{hash: h, val: val})
 }
 
-func (x *hostIndex) put(s hostSlot) {
+func (x *hashIndex) put(s hashSlot) {
 	mask := uint64(len(x.slots) - 1)
-	for i := s.hash & mask; ; i = (i + 1) & mask {
-		if x.slots[i].ent == 0 {
+	for i := s.hash >> x.shift; ; i = (i + 1) & mask {
+		if x.slots[i].val == 0 {
 			x.slots[i] = s
 			x.n++
 			return
+		}
+	}
+}
+
+// each calls f with every hash and value of the index.
+func (x *hashIndex) each(f func(h, val uint64)) {
+	for _, s := range x.slots {
+		if s.val != 0 {
+			f(s.hash, s.val)
 		}
 	}
 }
@@ -223,14 +238,17 @@ func (c *hostCache) host(i uint32) (host, domain []byte, reason string) {
 // domainSet is a set of strings without pointers: hash → offset and length
 // in its arena, and a map for the (vanishingly rare) hash collisions.
 type domainSet struct {
-	index map[uint64]uint64
+	index hashIndex // hash → offset << 32 | length (never 0: no domain is empty)
 	arena []byte
 	extra map[string]struct{}
 }
 
 // add adds d, whose hash is h.
 func (s *domainSet) add(d string, h uint64) {
-	if v, ok := s.index[h]; ok {
+	if d == "" {
+		return // never a domain; its index value would be 0
+	}
+	if v, ok := s.index.find(h); ok {
 		if string(s.at(v)) != d {
 			if s.extra == nil {
 				s.extra = map[string]struct{}{}
@@ -247,14 +265,14 @@ func (s *domainSet) add(d string, h uint64) {
 		s.extra[d] = struct{}{}
 		return
 	}
-	s.index[h] = uint64(len(s.arena))<<32 | uint64(len(d))
+	s.index.insert(h, uint64(len(s.arena))<<32|uint64(len(d)))
 	s.arena = append(s.arena, d...)
 }
 
 func (s *domainSet) at(v uint64) []byte { return s.arena[v>>32 : v>>32+v&0xffffffff] }
 
 func (s *domainSet) has(d []byte, h uint64) bool {
-	if v, ok := s.index[h]; ok && string(s.at(v)) == string(d) {
+	if v, ok := s.index.find(h); ok && string(s.at(v)) == string(d) {
 		return true
 	}
 	_, ok := s.extra[string(d)]
@@ -263,9 +281,7 @@ func (s *domainSet) has(d []byte, h uint64) bool {
 
 // each calls f with every domain of the set and its hash.
 func (s *domainSet) each(seed maphash.Seed, f func(d []byte, h uint64)) {
-	for h, v := range s.index {
-		f(s.at(v), h)
-	}
+	s.index.each(func(h, v uint64) { f(s.at(v), h) })
 	for d := range s.extra {
 		f([]byte(d), maphash.String(seed, d))
 	}

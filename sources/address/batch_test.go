@@ -85,7 +85,7 @@ func TestHostCacheCollisions(t *testing.T) {
 	}
 	// a.com and b.com are in both sets, under different hashes in each:
 	// counting by content still finds 3.
-	s.caches[1].domains = domainSet{index: map[uint64]uint64{}}
+	s.caches[1].domains = domainSet{index: newHashIndex(0)}
 	for _, d := range []string{"a.com", "b.com", "c.com"} {
 		s.caches[1].domains.add(d, 7)
 	}
