@@ -215,6 +215,9 @@ type batchBuilder struct {
 	created    *array.TimestampBuilder
 	verifiedAt *array.TimestampBuilder
 	n, size    int
+	// noCreated, noVerifiedAt: the source has no such column, so the
+	// column is null in every row, appended at flush in one go.
+	noCreated, noVerifiedAt bool
 }
 
 // row is one source row; byte slices are only borrowed until append returns.
@@ -269,14 +272,18 @@ func (b *batchBuilder) append(r *row) {
 	b.email.BinaryBuilder.Append(r.email)
 	b.verified.Append(r.verified)
 	b.primary.Append(r.primary)
-	if r.hasCreated {
+	switch {
+	case b.noCreated:
+	case r.hasCreated:
 		b.created.Append(arrow.Timestamp(r.created))
-	} else {
+	default:
 		b.created.AppendNull()
 	}
-	if r.hasVAt {
+	switch {
+	case b.noVerifiedAt:
+	case r.hasVAt:
 		b.verifiedAt.Append(arrow.Timestamp(r.verAt))
-	} else {
+	default:
 		b.verifiedAt.AppendNull()
 	}
 	b.n++
@@ -295,6 +302,12 @@ func (b *batchBuilder) flush() arrow.RecordBatch {
 	userLen := 0
 	if b.user != nil {
 		userLen = b.user.DataLen()
+	}
+	if b.noCreated {
+		b.created.AppendNulls(b.n)
+	}
+	if b.noVerifiedAt {
+		b.verifiedAt.AppendNulls(b.n)
 	}
 	rec := b.rb.NewRecordBatch()
 	b.n = 0

@@ -114,7 +114,10 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (Reader, error)
 	r.results = make(chan pgResult, 1)
 	r.done = make(chan struct{})
 	sql := "COPY (" + Query(opts.Postgres, opts.All) + ") TO STDOUT"
-	go r.copy(cctx, sql, newBatchBuilder(opts.alloc(), r.schema, opts.batchSize()))
+	b := newBatchBuilder(opts.alloc(), r.schema, opts.batchSize())
+	// The query selects NULL for a time column the table does not have.
+	b.noCreated, b.noVerifiedAt = opts.Postgres.CreatedColumn == "", opts.Postgres.VerifiedAtColumn == ""
+	go r.copy(cctx, sql, b)
 	return r, nil
 }
 
