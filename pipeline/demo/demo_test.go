@@ -248,6 +248,10 @@ func TestDemoAppliesThroughApply(t *testing.T) {
 	if p := s[PolicyPyPI]; p.Reverified == 0 || p.ReflagLoops == 0 {
 		t.Errorf("pypi preset: %d re-verified, %d loops; the world should show PyPI's loop", p.Reverified, p.ReflagLoops)
 	}
+	// The nightly account exports are not kept (a resume writes them again).
+	if left, _ := filepath.Glob(filepath.Join(o.Dir, "*", "accounts", "date=*", "user_emails.jsonl")); len(left) > 0 {
+		t.Errorf("account exports left after the demo: %v", left)
+	}
 	for _, pol := range []string{PolicyDefault, PolicyPyPI} {
 		dataDir := filepath.Join(o.Dir, pol)
 		applied := 0
