@@ -189,7 +189,8 @@ func runPoliteness(ctx context.Context, h *harness) ([]Case, error) {
 }
 
 // demoCmd runs `lapse demo` into a fresh dir (the counts are the code's,
-// so a world left by an earlier run is never reused).
+// so a world left by an earlier run is never reused). The cases delete the
+// dir once they have read it; a failed case leaves it for a look.
 func (h *harness) demoCmd(ctx context.Context, what, dir string, args ...string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
@@ -257,6 +258,8 @@ func runCold(ctx context.Context, h *harness) ([]Case, error) {
 	if err != nil || domains == 0 {
 		return nil, fmt.Errorf("lapse query: distinct domains: %q", out)
 	}
+	// The world is written afresh each run: only disk space once read.
+	defer os.RemoveAll(dir)
 	lookups := s["default"].Lookups
 	a := countCase(caseColdLookups(h), "lookups", lookups, domains, "<=", 1)
 	b2 := countCase(caseColdCovered(h), "domains", man.Figures.LookedUp, domains, ">=", 1)
@@ -276,6 +279,7 @@ func runYear(ctx context.Context, h *harness) ([]Case, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer os.RemoveAll(dir) // 6 GB of nights, written afresh each run
 	d, p := s["default"], s["pypi"]
 	if p.Lookups == 0 || p.Recall == 0 {
 		return nil, fmt.Errorf("score.json: the pypi preset made %v lookups with recall %v", p.Lookups, p.Recall)
