@@ -33,6 +33,7 @@ require (
 	github.com/likexian/gokit v0.25.16 // indirect
 	github.com/likexian/whois v1.15.7 // indirect
 	github.com/likexian/whois-parser v1.24.21 // indirect
+	github.com/miekg/dns v1.1.73 // indirect
 	github.com/pierrec/lz4/v4 v4.1.29 // indirect
 	github.com/spf13/cobra v1.10.2 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect

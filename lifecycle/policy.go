@@ -50,6 +50,42 @@ const (
 	ReasonInvalidAddr Reason = "invalid_address"
 )
 
+// The mail path (issue 12): an address whose own domain is healthy, but
+// whose mail is received through an MX host, or whose DNS is answered by a
+// name server, in a registrable domain that lapsed or was re-registered.
+const (
+	ReasonMXAvailable     Reason = "mx_domain_available"
+	ReasonMXPendingDelete Reason = "mx_domain_pending_delete"
+	ReasonMXRedemption    Reason = "mx_domain_redemption"
+	ReasonMXReregistered  Reason = "mx_domain_reregistered"
+	// ReasonMXWatch: an MX host's domain is expiring, in grace, or decisive
+	// without confirmation: the address is watched.
+	ReasonMXWatch Reason = "mx_domain_watch"
+
+	ReasonNSAvailable     Reason = "ns_domain_available"
+	ReasonNSPendingDelete Reason = "ns_domain_pending_delete"
+	ReasonNSRedemption    Reason = "ns_domain_redemption"
+	ReasonNSReregistered  Reason = "ns_domain_reregistered"
+	ReasonNSWatch         Reason = "ns_domain_watch"
+)
+
+// Mail-path roles: how an address domain depends on another domain.
+const (
+	RoleMX = "mx"
+	RoleNS = "ns"
+)
+
+// MailReason is the reason of a mail-path decision: role (RoleMX or
+// RoleNS) and the dependency domain's decisive state, or "reregistered",
+// or "watch".
+func MailReason(role, what string) Reason { return Reason(role + "_domain_" + what) }
+
+// MailPath reports whether r is a mail-path reason (mx_… or ns_…): the
+// address's own domain is healthy; one of its MX or NS hosts' is not.
+func (r Reason) MailPath() bool {
+	return strings.HasPrefix(string(r), RoleMX+"_domain_") || strings.HasPrefix(string(r), RoleNS+"_domain_")
+}
+
 // Decision is the policy's verdict for one address.
 type Decision struct {
 	Action Action `json:"action"`

@@ -30,6 +30,13 @@ func (d Dir) StatesDir() string { return d.join("states") }
 // .json) holds the change token it was read at.
 func (d Dir) StatesCopy() string { return d.join("states", "states.parquet") }
 
+// LinksCopy is the mail path of every address domain the DNS stage
+// checked (issue 12): one row per link (address domain → MX or NS host →
+// its registrable domain), or one row with no link for a domain without
+// any out-of-bailiwick host. It is rewritten after a night's DNS lookups
+// (cache.ExportLinks).
+func (d Dir) LinksCopy() string { return d.join("states", "links.parquet") }
+
 // Snapshots, Observations, Decisions and Runs hold one Hive folder per
 // night; Changesets and Reports one folder named by the date.
 func (d Dir) Snapshots() string    { return d.join("snapshots") }
@@ -102,6 +109,13 @@ func (p Paths) Domains() string { return filepath.Join(p.ObservationsDir(), "dom
 
 // States is the night's hard link to the states copy classify read.
 func (p Paths) States() string { return filepath.Join(p.ObservationsDir(), "states.parquet") }
+
+// Links is the links copy classify read (a hard link to Dir.LinksCopy, as
+// States is to the states copy); DNS holds tonight's DNS answers and
+// DNSJournal the journal a killed night resumes from.
+func (p Paths) Links() string      { return filepath.Join(p.ObservationsDir(), "links.parquet") }
+func (p Paths) DNS() string        { return filepath.Join(p.ObservationsDir(), "dns.parquet") }
+func (p Paths) DNSJournal() string { return filepath.Join(p.ObservationsDir(), "dns.jsonl") }
 
 // Reverified holds (email_id, reverified_at) of every address its owner
 // verified again after an applied changeset un-verified it, as the
