@@ -38,6 +38,30 @@ type Config struct {
 	Retention RetentionConfig `toml:"retention"`
 	Run       RunConfig       `toml:"run"`
 	Apply     ApplyConfig     `toml:"apply"`
+	DNS       DNSConfig       `toml:"dns"`
+}
+
+// DNSConfig configures the mail path (issue 12): the DNS lookups of each
+// address domain's MX hosts and name servers, whose registrable domains
+// are then checked like address domains.
+type DNSConfig struct {
+	// Enabled turns the mail path on. The pypi policy ignores it (PyPI
+	// does not look at the mail path).
+	Enabled bool `toml:"enabled"`
+	// Servers are the recursive resolvers ("host:port" or "host"); empty
+	// takes the nameservers of ResolvConf.
+	Servers    []string `toml:"servers"`
+	ResolvConf string   `toml:"resolv_conf"`
+	// ReferralPort is the port the parent zone's servers are asked on when
+	// a domain's own servers do not answer (53; the simulator's differs).
+	ReferralPort int `toml:"referral_port"`
+	// Every is how often an address domain's mail path is looked up again
+	// (a failed lookup is retried sooner, backing off like the domain
+	// lookups); a re-registered address domain is looked up at once.
+	Every Duration `toml:"every"`
+	// Limits: the rate is of DNS queries; the timeout is per query;
+	// budget_per_night caps the domains looked up per night.
+	Limits
 }
 
 // PostgresConfig describes the account database table lapse reads.
@@ -283,6 +307,8 @@ func Default() Config {
 		Policy:  PolicyConfig{Name: "corroborated", WatchWindow: Duration(30 * 24 * time.Hour), ConfirmNights: 2},
 		Brake:   BrakeConfig{MaxFraction: 0.005},
 		Run:     RunConfig{MinVerifiedFraction: 0.5, MinFreeBytes: 256 << 20},
+		DNS: DNSConfig{Enabled: true, ResolvConf: "/etc/resolv.conf", ReferralPort: 53, Every: Duration(90 * 24 * time.Hour),
+			Limits: Limits{RatePerSecond: 50, Burst: 10, Concurrency: 16, Timeout: Duration(3 * time.Second), Retries: 2}},
 		Apply: ApplyConfig{
 			MaxAge: Duration(3 * 24 * time.Hour), Reason: "domain status invalid", ReasonColumn: "unverify_reason",
 			DomainCheckedColumn: "domain_last_checked", DomainStatusColumn: "domain_last_status",
@@ -304,6 +330,17 @@ func (c Config) Validate() error {
 	}
 	if c.Brake.MaxFraction < 0 || c.Brake.MaxFraction > 1 {
 		errs = append(errs, fmt.Errorf("brake.max_fraction %v is outside 0..1", c.Brake.MaxFraction))
+	}
+	if c.DNS.Enabled {
+		if c.DNS.Every.Std() < 24*time.Hour {
+			errs = append(errs, fmt.Errorf("dns.every %s must be at least a day", c.DNS.Every.Std()))
+		}
+		if p := c.DNS.ReferralPort; p < 1 || p > 65535 {
+			errs = append(errs, fmt.Errorf("dns.referral_port %d is not a port: use 53 unless the parent zone's servers listen elsewhere", p))
+		}
+		if len(c.DNS.Servers) == 0 && c.DNS.ResolvConf == "" {
+			errs = append(errs, errors.New("dns has neither servers nor resolv_conf: set [dns] servers, or resolv_conf to the system's /etc/resolv.conf, or enabled = false"))
+		}
 	}
 	if c.Policy.ConfirmNights < 1 {
 		errs = append(errs, fmt.Errorf("policy.confirm_nights %d must be at least 1", c.Policy.ConfirmNights))
