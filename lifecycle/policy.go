@@ -166,6 +166,34 @@ type Facts struct {
 	// before it are not a re-registration, and a decisive state looked up
 	// before it does not un-verify.
 	ReverifiedAt *time.Time
+
+	// MX and NS are the mail path's facts (issue 12), per role: what the
+	// dependency domains of the address domain's MX hosts and name servers
+	// say (lifecycle.MailFactsOf). Zero when the domain has no mail path
+	// (no links file, not looked up, or no link outside itself).
+	MX, NS MailFacts
+}
+
+// MailFacts are one role's mail-path facts of an address domain: over
+// the dependency domains its links of that role lead to (MailDep), those
+// whose state is usable (not unknown).
+type MailFacts struct {
+	// State is the most severe confirmed decisive state of a dependency
+	// (Available > PendingDelete > Redemption, DecisiveStates' order);
+	// confirmed is an authoritative (RDAP/WHOIS) or corroborated answer.
+	// "" when none.
+	State State
+	// StateCheckedAt is the latest lookup of a dependency in State.
+	StateCheckedAt *time.Time
+	// ReregisteredAt is the latest re-registration of a dependency seen
+	// after its link's first sighting (MailDep.ReregisteredAt).
+	ReregisteredAt *time.Time
+	// Watch: some dependency is expiring, in grace, decisive but not
+	// confirmed, or registered with expiry inside the watch window.
+	Watch bool
+	// Host and Dep name, for evidence, the link of the first of
+	// ReregisteredAt, State and Watch that is set (the least host on a tie).
+	Host, Dep string
 }
 
 // Anchor is the time from which a later registration of the domain means

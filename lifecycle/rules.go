@@ -31,6 +31,18 @@ import (
 //	reverified_at             ReverifiedAt
 //	anchor                    Anchor(): greatest(first_seen, reverified_at)
 //
+// and the mail path's, per role r of MailRoles (ns, mx): the facts of the
+// dependency domains the address domain's links of role r lead to
+// (MailFactsOf in Go; per address domain in SQL, from the links file
+// joined with the states file on dep, MailDepSQL per link):
+//
+//	r_state                   NS.State, MX.State ("" reads as NULL)
+//	r_state_checked_at        NS.StateCheckedAt, MX.StateCheckedAt
+//	r_rereg_at                NS.ReregisteredAt, MX.ReregisteredAt
+//	r_watch                   NS.Watch, MX.Watch (NULL reads as false)
+//
+// (MailFacts.Host and Dep are evidence only: no rule reads them.)
+//
 // A NULL column is a nil or zero field: a condition must be false on
 // NULL where Holds is false on nil (SQL's NULL comparisons are, CASE
 // skips them; coalesce where Go reads a zero).
@@ -95,9 +107,15 @@ func (p Policy) Rules(asOf time.Time) []Rule {
 // decisive state looked up before the owner's re-verification → watch
 // (reverified_awaiting_lookup); decisive on an authoritative or
 // corroborated answer, or seen on ≥ ConfirmNights nights → unverify (one
-// rule per state, each with its reason), otherwise watch; expiring, grace,
-// or registered with expiry inside the watch window → watch; registered,
-// reserved, invalid → keep; anything else → unknown.
+// rule per state, each with its reason); then the mail path, for ns then
+// mx: a dependency domain re-registered after the anchor → unverify
+// (<role>_reregistered), a dependency confirmed available, pending delete
+// or in redemption, looked up since the owner's latest re-verification →
+// unverify (<role>_<state>); a decisive own domain unconfirmed → watch
+// (awaiting_confirmation); a dependency on watch, or confirmed decisive
+// but looked up before the re-verification → watch (<role>_watch);
+// expiring, grace, or registered with expiry inside the watch window →
+// watch; registered, reserved, invalid → keep; anything else → unknown.
 func (p Policy) corroboratedRules(asOf time.Time) []Rule {
 	decisive := SQLIn("state", DecisiveStates...)
 	confirmedSQL := fmt.Sprintf("(%s OR coalesce(corroborated, false) OR coalesce(decisive_nights, 0) >= %d)",
@@ -128,10 +146,17 @@ func (p Policy) corroboratedRules(asOf time.Time) []Rule {
 			Holds:    func(f Facts) bool { return f.State == st && confirmed(f) },
 			Decision: Decision{ActionUnverify, StateReason(st)}})
 	}
-	return append(rules,
+	for _, role := range MailRoles {
+		rules = append(rules, mailRules(role)...)
+	}
+	rules = append(rules,
 		Rule{Name: "awaiting_confirmation", SQL: decisive,
 			Holds:    func(f Facts) bool { return f.State.Decisive() },
-			Decision: Decision{ActionWatch, ReasonAwaitConfirm}},
+			Decision: Decision{ActionWatch, ReasonAwaitConfirm}})
+	for _, role := range MailRoles {
+		rules = append(rules, mailWatchRule(role))
+	}
+	return append(rules,
 		Rule{Name: "expiring", SQL: SQLIs("state", Expiring), Holds: is(Expiring),
 			Decision: Decision{ActionWatch, ReasonExpiring}},
 		Rule{Name: "grace", SQL: SQLIs("state", Grace), Holds: is(Grace),
@@ -151,6 +176,220 @@ func (p Policy) corroboratedRules(asOf time.Time) []Rule {
 		Rule{Name: "otherwise", SQL: "true", Holds: func(Facts) bool { return true },
 			Decision: Decision{ActionUnknown, ReasonUnknown}},
 	)
+}
+
+// MailRoles are the mail path's roles in the order of their rules: a name
+// server answers for the whole domain, its MX records included.
+var MailRoles = []string{RoleNS, RoleMX}
+
+// MailFactColumns are one role's mail-fact columns of classify's facts
+// relation, named role + "_" + Name (MailColumn), with their SQL types.
+var MailFactColumns = []struct{ Name, SQL string }{
+	{"state", "VARCHAR"}, {"state_checked_at", "TIMESTAMPTZ"}, {"rereg_at", "TIMESTAMPTZ"}, {"watch", "BOOLEAN"},
+}
+
+// MailColumn is the facts relation's column of role's mail fact name
+// (MailFactColumns), e.g. "mx_state".
+func MailColumn(role, name string) string { return role + "_" + name }
+
+// mailOf reads role's MailFacts from Facts.
+func mailOf(role string) func(Facts) MailFacts {
+	if role == RoleMX {
+		return func(f Facts) MailFacts { return f.MX }
+	}
+	return func(f Facts) MailFacts { return f.NS }
+}
+
+// staleFor reports whether the owner re-verified the address (at rv)
+// after the dependency in State was looked up.
+func (m MailFacts) staleFor(rv *time.Time) bool {
+	return rv != nil && (m.StateCheckedAt == nil || m.StateCheckedAt.Before(*rv))
+}
+
+// mailRules are role's un-verifying mail-path rules: a dependency
+// re-registered after the anchor, then one rule per decisive state.
+func mailRules(role string) []Rule {
+	col := func(name string) string { return MailColumn(role, name) }
+	mf := mailOf(role)
+	rules := []Rule{{Name: role + "_reregistered",
+		SQL: "anchor IS NOT NULL AND " + col("rereg_at") + " > anchor",
+		Holds: func(f Facts) bool {
+			a, r := f.Anchor(), mf(f).ReregisteredAt
+			return a != nil && r != nil && r.After(*a)
+		},
+		Decision: Decision{ActionUnverify, MailReason(role, "reregistered")}}}
+	fresh := fmt.Sprintf("(reverified_at IS NULL OR %s >= reverified_at)", col("state_checked_at"))
+	for _, st := range DecisiveStates {
+		rules = append(rules, Rule{Name: role + "_" + string(st),
+			SQL: SQLIs(col("state"), st) + " AND " + fresh,
+			Holds: func(f Facts) bool {
+				m := mf(f)
+				return m.State == st && !m.staleFor(f.ReverifiedAt)
+			},
+			Decision: Decision{ActionUnverify, MailReason(role, string(st))}})
+	}
+	return rules
+}
+
+// mailWatchRule: a dependency on watch, or in a confirmed decisive state
+// looked up before the owner's re-verification.
+func mailWatchRule(role string) Rule {
+	col := func(name string) string { return MailColumn(role, name) }
+	mf := mailOf(role)
+	return Rule{Name: role + "_watch",
+		SQL: fmt.Sprintf("coalesce(%s, false) OR (%s AND reverified_at IS NOT NULL AND (%s IS NULL OR %s < reverified_at))",
+			col("watch"), SQLIn(col("state"), DecisiveStates...), col("state_checked_at"), col("state_checked_at")),
+		Holds: func(f Facts) bool {
+			m := mf(f)
+			return m.Watch || (m.State.Decisive() && m.staleFor(f.ReverifiedAt))
+		},
+		Decision: Decision{ActionWatch, MailReason(role, "watch")}}
+}
+
+// MailDep is one link of an address domain's mail path (the links file's
+// role, host, dep and first_seen) with its dependency domain's state row
+// (the states file's row of dep; zero fields when there is none).
+type MailDep struct {
+	Role, Host, Dep string
+	// FirstSeen is when lapse first saw the link.
+	FirstSeen *time.Time
+
+	State                 State
+	Source                Source
+	Corroborated          bool
+	CheckedAt             *time.Time
+	RegisteredAt          *time.Time
+	ExpiresAt             *time.Time
+	PreviousRegisteredAt  *time.Time
+	RegisteredAtChangedAt *time.Time
+}
+
+// usable: the dependency's state says something (not unknown, not
+// missing). A dependency of unknown state contributes no fact.
+func (d MailDep) usable() bool { return !d.State.IsUnknown() }
+
+// Confirmed reports whether the dependency's answer is authoritative
+// (RDAP/WHOIS) or corroborated.
+func (d MailDep) Confirmed() bool { return d.Source.Authoritative() || d.Corroborated }
+
+// ConfirmedState is the dependency's state when it is decisive and
+// confirmed, else "".
+func (d MailDep) ConfirmedState() State {
+	if d.State.Decisive() && d.Confirmed() {
+		return d.State
+	}
+	return ""
+}
+
+// ReregisteredAt is the dependency's re-registration time, read as the
+// domain rule "reregistered" reads its own (registered_at, or
+// registered_at_changed_at when previous_registered_at is set), the
+// latest of them that is later than the link's first sighting: a
+// dependency registered before lapse saw the link is a provider the
+// domain moved to, not a resurrection. Nil when none.
+func (d MailDep) ReregisteredAt() *time.Time {
+	if !d.usable() || d.FirstSeen == nil {
+		return nil
+	}
+	var out *time.Time
+	if d.RegisteredAt != nil && d.RegisteredAt.After(*d.FirstSeen) {
+		out = d.RegisteredAt
+	}
+	if c := d.RegisteredAtChangedAt; d.PreviousRegisteredAt != nil && c != nil && c.After(*d.FirstSeen) && (out == nil || c.After(*out)) {
+		out = c
+	}
+	return out
+}
+
+// MailDepWatch reports whether dependency d is on watch at asOf: expiring,
+// in grace, decisive but not confirmed, or registered with expiry inside
+// p's watch window.
+func (p Policy) MailDepWatch(d MailDep, asOf time.Time) bool {
+	switch {
+	case !d.usable():
+		return false
+	case d.State == Expiring || d.State == Grace:
+		return true
+	case d.State.Decisive():
+		return !d.Confirmed()
+	}
+	return d.State == Registered && d.ExpiresAt != nil && !d.ExpiresAt.After(asOf.Add(p.WatchWindow))
+}
+
+// MailFactsOf folds the links of role among deps into role's MailFacts at
+// asOf (classify computes the same per address domain in SQL, from
+// MailDepSQL's per-link columns).
+func (p Policy) MailFactsOf(role string, deps []MailDep, asOf time.Time) MailFacts {
+	var m MailFacts
+	var rereg, state, watch *MailDep
+	less := func(a, b *MailDep) bool { return a.Host < b.Host || (a.Host == b.Host && a.Dep < b.Dep) }
+	for i := range deps {
+		d := &deps[i]
+		if d.Role != role || !d.usable() {
+			continue
+		}
+		if r := d.ReregisteredAt(); r != nil && (m.ReregisteredAt == nil || r.After(*m.ReregisteredAt) ||
+			(r.Equal(*m.ReregisteredAt) && less(d, rereg))) {
+			m.ReregisteredAt, rereg = r, d
+		}
+		if cs := d.ConfirmedState(); cs != "" {
+			switch {
+			case m.State == "" || slices.Index(DecisiveStates, cs) < slices.Index(DecisiveStates, m.State):
+				m.State, m.StateCheckedAt, state = cs, d.CheckedAt, d
+			case cs == m.State:
+				if d.CheckedAt != nil && (m.StateCheckedAt == nil || d.CheckedAt.After(*m.StateCheckedAt)) {
+					m.StateCheckedAt = d.CheckedAt
+				}
+				if less(d, state) {
+					state = d
+				}
+			}
+		}
+		if p.MailDepWatch(*d, asOf) {
+			m.Watch = true
+			if watch == nil || less(d, watch) {
+				watch = d
+			}
+		}
+	}
+	for _, d := range []*MailDep{rereg, state, watch} {
+		if d != nil {
+			m.Host, m.Dep = d.Host, d.Dep
+			break
+		}
+	}
+	return m
+}
+
+// MailDepSQL is MailDep's per-link facts in SQL, over a row of the links
+// file joined with its dependency's state row: columns state, source,
+// corroborated, checked_at, registered_at, expires_at,
+// previous_registered_at, registered_at_changed_at (the dependency's) and
+// link_first_seen (the link's first_seen).
+type MailDepSQL struct {
+	// ConfirmedState is MailDep.ConfirmedState (NULL for "").
+	ConfirmedState string
+	// ReregisteredAt is MailDep.ReregisteredAt.
+	ReregisteredAt string
+	// Watch is Policy.MailDepWatch (never NULL).
+	Watch string
+}
+
+// MailDepSQL renders the per-link mail facts for the night's reference
+// time asOf (the watch window's horizon is bound in).
+func (p Policy) MailDepSQL(asOf time.Time) MailDepSQL {
+	usable := "NOT (" + UnknownStateSQL("state") + ")"
+	confirmed := fmt.Sprintf("(coalesce(%s, false) OR coalesce(corroborated, false))", SQLIn("source", AuthoritativeSources...))
+	decisive := SQLIn("state", DecisiveStates...)
+	return MailDepSQL{
+		ConfirmedState: fmt.Sprintf("CASE WHEN %s AND %s THEN state END", decisive, confirmed),
+		ReregisteredAt: fmt.Sprintf("CASE WHEN %s THEN greatest("+
+			"CASE WHEN registered_at > link_first_seen THEN registered_at END, "+
+			"CASE WHEN previous_registered_at IS NOT NULL AND registered_at_changed_at > link_first_seen THEN registered_at_changed_at END) END",
+			usable),
+		Watch: fmt.Sprintf("coalesce(%s AND (%s OR (%s AND NOT %s) OR (%s AND expires_at IS NOT NULL AND expires_at <= %s)), false)",
+			usable, SQLIn("state", Expiring, Grace), decisive, confirmed, SQLIs("state", Registered), SQLTimestamp(asOf.Add(p.WatchWindow))),
+	}
 }
 
 // pypiRules: no best-effort answer → unknown; un-verify when the flags

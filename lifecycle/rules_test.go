@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -59,6 +60,47 @@ func TestRules(t *testing.T) {
 			"awaiting_confirmation", Decision{ActionWatch, ReasonAwaitConfirm}},
 		{"expiring", checked(Facts{State: Expiring, Source: SourceRDAP}), "expiring", Decision{ActionWatch, ReasonExpiring}},
 		{"grace", checked(Facts{State: Grace, Source: SourceRDAP}), "grace", Decision{ActionWatch, ReasonGrace}},
+		// The mail path.
+		{"own domain unknown, MX domain available", checked(Facts{State: Unknown, MX: MailFacts{State: Available}}),
+			"unknown_state", Decision{ActionUnknown, ReasonUnknown}},
+		{"own domain re-registered outranks the mail path", checked(Facts{State: Registered, RegisteredAt: tp("2026-03-01"), FirstSeen: seen,
+			NS: MailFacts{State: Available}}), "reregistered", Decision{ActionUnverify, ReasonReregistered}},
+		{"own domain available outranks the mail path", checked(Facts{State: Available, Source: SourceRDAP, MX: MailFacts{State: Redemption}}),
+			"confirmed_available", Decision{ActionUnverify, ReasonAvailable}},
+		{"NS domain re-registered after first seen", checked(Facts{State: Registered, FirstSeen: seen,
+			NS: MailFacts{ReregisteredAt: tp("2026-02-01")}, MX: MailFacts{State: Available}}),
+			"ns_reregistered", Decision{ActionUnverify, ReasonNSReregistered}},
+		{"NS domain re-registered before first seen", checked(Facts{State: Registered, FirstSeen: seen,
+			NS: MailFacts{ReregisteredAt: tp("2025-12-01")}}), "registered", Decision{ActionKeep, ReasonRegistered}},
+		{"NS domain re-registered, no first sighting", checked(Facts{State: Registered, NS: MailFacts{ReregisteredAt: tp("2026-02-01")}}),
+			"registered", Decision{ActionKeep, ReasonRegistered}},
+		{"NS domain re-registered before the re-verification", checked(Facts{State: Registered, FirstSeen: seen, ReverifiedAt: tp("2026-03-01"),
+			NS: MailFacts{ReregisteredAt: tp("2026-02-01")}}), "registered", Decision{ActionKeep, ReasonRegistered}},
+		{"NS domain available", checked(Facts{State: Registered, NS: MailFacts{State: Available, StateCheckedAt: tp("2026-06-09")}}),
+			"ns_available", Decision{ActionUnverify, ReasonNSAvailable}},
+		{"NS domain pending delete", checked(Facts{State: Registered, NS: MailFacts{State: PendingDelete}}),
+			"ns_pending_delete", Decision{ActionUnverify, ReasonNSPendingDelete}},
+		{"NS domain in redemption outranks the MX domain", checked(Facts{State: Registered, NS: MailFacts{State: Redemption},
+			MX: MailFacts{State: Available, ReregisteredAt: tp("2026-05-01")}, FirstSeen: seen}),
+			"ns_redemption", Decision{ActionUnverify, ReasonNSRedemption}},
+		{"MX domain re-registered", checked(Facts{State: Expiring, FirstSeen: seen, MX: MailFacts{ReregisteredAt: tp("2026-05-01")}}),
+			"mx_reregistered", Decision{ActionUnverify, ReasonMXReregistered}},
+		{"MX domain available, looked up after the re-verification", checked(Facts{State: Registered, ReverifiedAt: tp("2026-06-05"),
+			MX: MailFacts{State: Available, StateCheckedAt: tp("2026-06-05")}}), "mx_available", Decision{ActionUnverify, ReasonMXAvailable}},
+		{"MX domain pending delete", checked(Facts{State: Registered, MX: MailFacts{State: PendingDelete}}),
+			"mx_pending_delete", Decision{ActionUnverify, ReasonMXPendingDelete}},
+		{"MX domain in redemption", checked(Facts{State: Grace, MX: MailFacts{State: Redemption}}),
+			"mx_redemption", Decision{ActionUnverify, ReasonMXRedemption}},
+		{"own domain unconfirmed outranks a watched dependency", checked(Facts{State: Available, Source: SourceDomainr, NS: MailFacts{Watch: true}}),
+			"awaiting_confirmation", Decision{ActionWatch, ReasonAwaitConfirm}},
+		{"NS domain on watch", checked(Facts{State: Registered, NS: MailFacts{Watch: true}, MX: MailFacts{Watch: true}}),
+			"ns_watch", Decision{ActionWatch, ReasonNSWatch}},
+		{"NS domain available, looked up before the re-verification", checked(Facts{State: Registered, ReverifiedAt: tp("2026-06-05"),
+			NS: MailFacts{State: Available, StateCheckedAt: tp("2026-06-01")}}), "ns_watch", Decision{ActionWatch, ReasonNSWatch}},
+		{"MX domain on watch outranks the own expiry", checked(Facts{State: Expiring, MX: MailFacts{Watch: true}}),
+			"mx_watch", Decision{ActionWatch, ReasonMXWatch}},
+		{"MX domain available, never looked up since the re-verification", checked(Facts{State: Registered, ReverifiedAt: tp("2026-06-05"),
+			MX: MailFacts{State: Available}}), "mx_watch", Decision{ActionWatch, ReasonMXWatch}},
 		{"registered, expiry inside the window", checked(Facts{State: Registered, ExpiresAt: tp("2026-07-09")}),
 			"registered_expiring", Decision{ActionWatch, ReasonExpiring}},
 		{"registered, expiry at the horizon", checked(Facts{State: Registered, ExpiresAt: ptr(asOf.Add(30 * 24 * time.Hour))}),
@@ -82,6 +124,8 @@ func TestRules(t *testing.T) {
 		{"inactive", flags("inactive"), "flag_inactive", Decision{ActionUnverify, ReasonAvailable}},
 		{"active undelegated", flags("active", "undelegated"), "flag_undelegated", Decision{ActionUnverify, ReasonAvailable}},
 		{"unknown", flags("unknown"), "flag_unknown", Decision{ActionUnverify, ReasonAvailable}},
+		{"active, MX domain available: PyPI does not look", Facts{Checked: true, State: Registered, Source: SourceDomainr, Flags: []string{"active"},
+			MX: MailFacts{State: Available}, NS: MailFacts{ReregisteredAt: tp("2026-05-01")}, FirstSeen: seen}, "no_flag", Decision{ActionKeep, ReasonRegistered}},
 		{"active, re-registered: PyPI does not see it", Facts{Checked: true, State: Registered, Source: SourceDomainr, Flags: []string{"active"},
 			RegisteredAt: tp("2026-05-01"), FirstSeen: seen}, "no_flag", Decision{ActionKeep, ReasonRegistered}},
 	}
@@ -158,6 +202,23 @@ func TestRuleSQL(t *testing.T) {
 			t.Errorf("%s: %s, want %s", name, sql[name], want)
 		}
 	}
+	for name, want := range map[string]string{
+		"ns_reregistered":   "anchor IS NOT NULL AND ns_rereg_at > anchor",
+		"mx_pending_delete": "mx_state = 'pending_delete' AND (reverified_at IS NULL OR mx_state_checked_at >= reverified_at)",
+		"ns_watch": "coalesce(ns_watch, false) OR (ns_state IN ('available', 'pending_delete', 'redemption') AND reverified_at IS NOT NULL" +
+			" AND (ns_state_checked_at IS NULL OR ns_state_checked_at < reverified_at))",
+	} {
+		if sql[name] != want {
+			t.Errorf("%s: %s, want %s", name, sql[name], want)
+		}
+	}
+	dep := p.MailDepSQL(asOf)
+	if want := "CASE WHEN state IN ('available', 'pending_delete', 'redemption') AND (coalesce(source IN ('rdap', 'whois'), false) OR coalesce(corroborated, false)) THEN state END"; dep.ConfirmedState != want {
+		t.Errorf("MailDepSQL.ConfirmedState: %s, want %s", dep.ConfirmedState, want)
+	}
+	if !strings.Contains(dep.Watch, "expires_at <= TIMESTAMPTZ '2026-06-17 03:00:00+00'") {
+		t.Errorf("MailDepSQL.Watch does not bind the horizon: %s", dep.Watch)
+	}
 	if got := SQLString("it's"); got != "'it''s'" {
 		t.Errorf("SQLString: %s", got)
 	}
@@ -167,3 +228,61 @@ func TestRuleSQL(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestMailFactsOf: the mail facts of one role, folded from its links.
+func TestMailFactsOf(t *testing.T) {
+	asOf := time.Date(2026, 6, 10, 3, 0, 0, 0, time.UTC)
+	p := DefaultPolicy
+	link := tp("2026-01-02")
+	dep := func(role, host, dom string, st State, src Source) MailDep {
+		return MailDep{Role: role, Host: host, Dep: dom, FirstSeen: link, State: st, Source: src, CheckedAt: tp("2026-06-09")}
+	}
+	for _, tc := range []struct {
+		name string
+		role string
+		deps []MailDep
+		want MailFacts
+	}{
+		{"none", RoleMX, nil, MailFacts{}},
+		{"rdap available", RoleMX, []MailDep{dep(RoleMX, "mx1.smallmailhost.net", "smallmailhost.net", Available, SourceRDAP)},
+			MailFacts{State: Available, StateCheckedAt: tp("2026-06-09"), Host: "mx1.smallmailhost.net", Dep: "smallmailhost.net"}},
+		{"other role ignored", RoleNS, []MailDep{dep(RoleMX, "mx1.smallmailhost.net", "smallmailhost.net", Available, SourceRDAP)}, MailFacts{}},
+		{"most severe wins", RoleNS, []MailDep{
+			dep(RoleNS, "ns1.a.com", "a.com", Redemption, SourceWHOIS),
+			func() MailDep {
+				d := dep(RoleNS, "ns2.b.com", "b.com", PendingDelete, SourceDomainr)
+				d.Corroborated = true
+				return d
+			}(),
+			dep(RoleNS, "ns3.c.com", "c.com", Available, SourceDomainr),
+		}, MailFacts{State: PendingDelete, StateCheckedAt: tp("2026-06-09"), Watch: true, Host: "ns2.b.com", Dep: "b.com"}},
+		{"unknown says nothing", RoleMX, []MailDep{func() MailDep {
+			d := dep(RoleMX, "mx.x.net", "x.net", Unknown, SourceRDAP)
+			d.RegisteredAt = tp("2026-05-01")
+			return d
+		}()}, MailFacts{}},
+		{"registered before the link", RoleMX, []MailDep{func() MailDep {
+			d := dep(RoleMX, "mx.x.net", "x.net", Registered, SourceRDAP)
+			d.RegisteredAt = tp("2025-05-01")
+			return d
+		}()}, MailFacts{}},
+		{"registered after the link, date changed later still", RoleMX, []MailDep{func() MailDep {
+			d := dep(RoleMX, "mx.x.net", "x.net", Registered, SourceRDAP)
+			d.RegisteredAt, d.PreviousRegisteredAt, d.RegisteredAtChangedAt = tp("2026-01-20"), tp("2020-01-01"), tp("2026-01-22")
+			return d
+		}()}, MailFacts{ReregisteredAt: tp("2026-01-22"), Host: "mx.x.net", Dep: "x.net"}},
+		{"registered, expiring inside the window", RoleNS, []MailDep{func() MailDep {
+			d := dep(RoleNS, "ns.x.net", "x.net", Registered, SourceRDAP)
+			d.ExpiresAt = tp("2026-06-30")
+			return d
+		}()}, MailFacts{Watch: true, Host: "ns.x.net", Dep: "x.net"}},
+		{"grace", RoleNS, []MailDep{dep(RoleNS, "ns.x.net", "x.net", Grace, SourceRDAP)}, MailFacts{Watch: true, Host: "ns.x.net", Dep: "x.net"}},
+	} {
+		got := p.MailFactsOf(tc.role, tc.deps, asOf)
+		if got.State != tc.want.State || got.Watch != tc.want.Watch || got.Host != tc.want.Host || got.Dep != tc.want.Dep || !sameTime(got.StateCheckedAt, tc.want.StateCheckedAt) || !sameTime(got.ReregisteredAt, tc.want.ReregisteredAt) {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func sameTime(a, b *time.Time) bool { return (a == nil) == (b == nil) && (a == nil || a.Equal(*b)) }
