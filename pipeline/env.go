@@ -5,11 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/lapse-dev/lapse/cache"
+	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/night"
+	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
+	"github.com/lapse-dev/lapse/sources/dns"
 	"github.com/lapse-dev/lapse/sources/status"
 	"github.com/lapse-dev/lapse/sources/status/providers"
 )
@@ -22,6 +27,7 @@ type nightEnv struct {
 	db        *lifecycledb.DB
 	cache     *cache.Cache
 	provider  status.Provider
+	resolver  MailResolver
 	transport *http.Transport
 }
 
@@ -59,6 +65,47 @@ func (e *nightEnv) Provider() (status.Provider, error) {
 	}
 	e.provider = p
 	return p, nil
+}
+
+// MailPathOn reports whether the night looks at the mail path: [dns]
+// enabled, a policy that reads it (pypi does not) and not the pypi
+// comparison's every-domain run; a test night that injects its provider
+// must inject its resolver too.
+func (o Options) MailPathOn() bool {
+	c := o.Config
+	if !c.DNS.Enabled || c.Policy.Name == lifecycle.PolicyPyPI || o.CheckAll {
+		return false
+	}
+	return o.Provider == nil || o.DNS != nil
+}
+
+// Resolver is the mail path's resolver, built on first use.
+func (e *nightEnv) Resolver() (MailResolver, error) {
+	if e.resolver != nil {
+		return e.resolver, nil
+	}
+	if e.opts.DNS != nil {
+		e.resolver = e.opts.DNS
+		return e.resolver, nil
+	}
+	r, err := NewResolver(e.opts.Config.DNS, e.opts.Log, e.opts.Now)
+	if err != nil {
+		return nil, err
+	}
+	e.resolver = r
+	return r, nil
+}
+
+// NewResolver builds the mail path's resolver from [dns].
+func NewResolver(c config.DNSConfig, log *slog.Logger, now func() time.Time) (*dns.Resolver, error) {
+	r, err := dns.New(dns.Config{
+		Servers: c.Servers, ResolvConf: c.ResolvConf, Timeout: c.Timeout.Std(), Retries: c.Retries,
+		RatePerSecond: c.RatePerSecond, Burst: c.Burst, ReferralPort: c.ReferralPort, Log: log, Now: now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: dns: %w", config.ErrConfig, err)
+	}
+	return r, nil
 }
 
 func (e *nightEnv) deps() providers.Deps {

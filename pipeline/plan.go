@@ -55,6 +55,11 @@ type Plan struct {
 	// VerifiedDomains is the number of distinct registrable domains of
 	// verified addresses in tonight's snapshot.
 	VerifiedDomains int `json:"domains"`
+	// Dependencies is the mail path's dependency domains that are not
+	// address domains (issue 12), candidates like them; DependenciesDue
+	// of them were due. Fresh counts them too.
+	Dependencies    int `json:"dependencies,omitempty"`
+	DependenciesDue int `json:"dependencies_due,omitempty"`
 	// Fresh domains had a cache entry that is not due (cache hits).
 	Fresh int `json:"fresh"`
 	// Due domains needed a lookup; Budget is the night's cap (0: none).
@@ -147,6 +152,10 @@ type PlanOptions struct {
 	// Force domains go first tonight whether due or not (the domains of
 	// addresses re-verified by their owners since an applied changeset).
 	Force []string
+	// Links is the night's links file (night.Paths.Links; "" with the
+	// mail path off): the dependency domains of the snapshot's domains
+	// are planned like them.
+	Links string
 	// States is the cache's states copy (night.Dir.StatesCopy), current
 	// (resolve owns it: CurrentStates; the plan only reads it). When set,
 	// the plan finds the due domains with DuckDB from it, decoding only
@@ -241,17 +250,17 @@ func MakePlan(ctx context.Context, o PlanOptions) (Plan, error) {
 	if o.Refresh != nil {
 		refresh = &o.Refresh.Refresh
 	}
-	sd, err := snapshotDomains(ctx, o.SnapshotPath, states, o.Now, refresh)
+	sd, err := snapshotDomains(ctx, o.SnapshotPath, states, o.Links, o.Now, refresh)
 	if err != nil {
 		return p, err
 	}
 	domains := sd.maybeDue
-	p.VerifiedDomains = sd.total
+	p.VerifiedDomains, p.Dependencies = sd.total, sd.deps
 	entries, err := lookupEntries(ctx, o.Cache, domains)
 	if err != nil {
 		return p, err
 	}
-	p.Fresh = p.VerifiedDomains - len(domains)
+	p.Fresh = p.VerifiedDomains + p.Dependencies - len(domains)
 	var cs []candidate
 	noDates := sd.noDates
 	for i, d := range domains {
@@ -287,6 +296,9 @@ func MakePlan(ctx context.Context, o PlanOptions) (Plan, error) {
 	p.Due = len(cs)
 	for _, c := range cs {
 		p.ByRisk[riskNames[c.class]]++
+		if sd.depSet[c.domain] {
+			p.DependenciesDue++
+		}
 	}
 	datesAsked := spend(&p, cs, o)
 	if o.Refresh != nil {

@@ -30,6 +30,11 @@ type snapDomains struct {
 	// noDates counts those the copy holds no authoritative answer for
 	// (never checked included), with a refresh and a states copy.
 	noDates int
+	// deps is the dependency domains of the mail path (links) of the
+	// snapshot's domains that are not address domains themselves: they
+	// are candidates too (in maybeDue when due), not counted in total.
+	deps   int
+	depSet map[string]bool
 }
 
 // snapshotDomains counts the distinct registrable domains of the
@@ -39,7 +44,7 @@ type snapDomains struct {
 // them when states is "". It is a superset of what cache.Due and
 // refresh.Due decide (times are stored truncated to the microsecond, never
 // later), so the caller checks each.
-func snapshotDomains(ctx context.Context, snapshot, states string, now time.Time, refresh *cache.Refresh) (snapDomains, error) {
+func snapshotDomains(ctx context.Context, snapshot, states, links string, now time.Time, refresh *cache.Refresh) (snapDomains, error) {
 	var out snapDomains
 	if _, err := os.Stat(snapshot); err != nil {
 		return out, fmt.Errorf("snapshot: %w", err)
@@ -55,6 +60,33 @@ func snapshotDomains(ctx context.Context, snapshot, states string, now time.Time
 	}
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM d`).Scan(&out.total); err != nil {
 		return out, fmt.Errorf("read domains of %s: %w", snapshot, err)
+	}
+	if links != "" && fileExists(links) {
+		// The mail path's dependency domains (issue 12): looked up and
+		// scheduled like address domains, once however many use them.
+		n, err := db.ExecContext(ctx, `INSERT INTO d SELECT DISTINCT dep FROM read_parquet(?)
+			WHERE dep IS NOT NULL AND domain IN (SELECT domain FROM d) AND dep NOT IN (SELECT domain FROM d)`, links)
+		if err != nil {
+			return out, fmt.Errorf("dependency domains of %s: %w", links, err)
+		}
+		k, _ := n.RowsAffected()
+		out.deps = int(k)
+		if k > 0 {
+			out.depSet = make(map[string]bool, k)
+			rows, err := db.QueryContext(ctx, `SELECT DISTINCT dep FROM read_parquet(?) WHERE dep IS NOT NULL`, links)
+			if err != nil {
+				return out, fmt.Errorf("dependency domains of %s: %w", links, err)
+			}
+			for rows.Next() {
+				var d string
+				if err := rows.Scan(&d); err != nil {
+					rows.Close()
+					return out, err
+				}
+				out.depSet[d] = true
+			}
+			rows.Close()
+		}
 	}
 	fail := func(err error) (snapDomains, error) {
 		if states == "" {

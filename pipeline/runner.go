@@ -18,6 +18,8 @@ import (
 // The stages of one night, in order.
 const (
 	StageSnapshot = "snapshot"
+	// StageDNS looks up the mail path of the due address domains (issue 12).
+	StageDNS      = "dns"
 	StagePlan     = "plan"
 	StageResolve  = "resolve"
 	StageClassify = "classify"
@@ -25,7 +27,7 @@ const (
 )
 
 // StageNames lists the stages in the order the runner runs them.
-var StageNames = []string{StageSnapshot, StagePlan, StageResolve, StageClassify, StagePublish}
+var StageNames = []string{StageSnapshot, StageDNS, StagePlan, StageResolve, StageClassify, StagePublish}
 
 // Options configure one night.
 type Options struct {
@@ -41,6 +43,10 @@ type Options struct {
 	Progress Progress
 	// Provider replaces the provider chain built from Config (tests).
 	Provider status.Provider
+	// DNS replaces the mail path's resolver built from Config.DNS (tests).
+	// A night given a Provider but no DNS runs without the mail path: its
+	// test did not ask for one, and must not reach the system's resolver.
+	DNS MailResolver
 	// AfterStage, when set, is called after each stage finished and was
 	// recorded; an error stops the night there (tests kill a night with it).
 	AfterStage func(stage string) error
@@ -233,6 +239,7 @@ func RunNight(ctx context.Context, opts Options) (res NightResult, err error) {
 	n := &nightRun{opts: opts, paths: paths, log: log, manifest: &m, env: env}
 	stages := map[string]stageFunc{
 		StageSnapshot: stageSnapshot,
+		StageDNS:      stageDNS,
 		StagePlan:     stagePlan,
 		StageResolve:  stageResolve,
 		StageClassify: stageClassify,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"runtime/debug"
 	"strings"
 
@@ -19,6 +21,51 @@ import (
 // The stages of a night, as the runner calls them (stageFunc): each takes
 // its inputs and outputs from the night's paths, calls its stage and fills
 // the night's figures.
+
+// stageDNS looks up the mail path of the due address domains and makes
+// the links copy current (issue 12); with the mail path off it removes
+// the night's links, so classify reads none.
+func stageDNS(ctx context.Context, n *nightRun) (int64, int64, error) {
+	if !n.opts.MailPathOn() {
+		n.manifest.Figures.MailPath = nil
+		if err := os.Remove(n.paths.Links()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return 0, 0, fmt.Errorf("dns: %w", err)
+		}
+		return 0, 0, nil
+	}
+	c, err := n.env.Cache()
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := os.MkdirAll(n.paths.ObservationsDir(), 0o750); err != nil {
+		return 0, 0, fmt.Errorf("dns: %w", err)
+	}
+	cfg := n.opts.Config.DNS
+	data := night.Dir(n.opts.Config.DataDir)
+	// The states copy is current before the plan reads it; the DNS stage
+	// reads only its decisive and re-registered domains, so the copy
+	// as last written serves.
+	r, err := MailPath(ctx, MailPathOptions{
+		Snapshot: n.paths.Snapshot(), LinksCopy: data.LinksCopy(), StatesCopy: data.StatesCopy(),
+		NightLinks: n.paths.Links(), NightDNS: n.paths.DNS(), Journal: n.paths.DNSJournal(), Cache: c, Resolver: n.env.Resolver,
+		Every: cfg.Every.Std(), Budget: cfg.BudgetPerNight, Concurrency: cfg.Concurrency, Now: n.opts.Now(), Log: n.log,
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, err := n.env.db.AppendMailLinks(ctx, n.opts.Date, n.paths.DNS()); err != nil {
+		return 0, 0, err
+	}
+	n.manifest.Figures.MailPath = &night.MailPathFigures{
+		Due: r.Due, LookedUp: r.LookedUp, Deferred: r.Deferred, Queries: r.Queries, Outcomes: r.Outcomes,
+		Links: r.Links, Dependencies: r.Dependencies,
+	}
+	if r.Deferred > 0 {
+		n.log.Warn("dns budget reached: mail paths deferred to tomorrow", "deferred", r.Deferred, "budget", cfg.BudgetPerNight)
+	}
+	n.log.Info("mail path", "due", r.Due, "looked_up", r.LookedUp, "queries", r.Queries, "links", r.Links, "dependencies", r.Dependencies)
+	return int64(r.Due), int64(r.LookedUp), nil
+}
 
 func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
 	c, err := n.env.Cache()
@@ -38,6 +85,7 @@ func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
 		Date: n.opts.Date, SnapshotPath: n.paths.Snapshot(), Cache: c, Now: n.opts.Now(), Force: force,
 		Budget: budget, Total: n.opts.Config.Resolve.Budget, Refresh: refresh, WatchWindow: n.opts.Config.Policy.WatchWindow.Std(),
 		CheckAll: n.opts.CheckAll, States: night.Dir(n.opts.Config.DataDir).StatesCopy(),
+		Links: mailLinks(n),
 	})
 	if err != nil {
 		return 0, 0, err
@@ -64,6 +112,9 @@ func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
 	}
 	f := &n.manifest.Figures
 	f.VerifiedDomains, f.Planned, f.Deferred, f.Fresh = p.VerifiedDomains, len(p.Lookups), p.Deferred, p.Fresh
+	if p.Dependencies > 0 {
+		n.log.Info("mail path dependency domains", "dependencies", p.Dependencies, "due", p.DependenciesDue)
+	}
 	if p.Deferred > 0 {
 		n.log.Warn("lookup budget reached: due domains deferred to tomorrow", "deferred", p.Deferred, "budget", p.Budget, "first", p.DeferredSample)
 	}
@@ -126,6 +177,13 @@ func stageResolve(ctx context.Context, n *nightRun) (int64, int64, error) {
 	}
 	f := &n.manifest.Figures
 	f.Lookups, f.LookupOutcomes = r.Lookups()
+	if mp := f.MailPath; mp != nil && mp.LookedUp > 0 {
+		// A domain's mail path is one lookup, of source "dns".
+		f.Lookups["dns"] = mp.LookedUp
+		for k, v := range mp.Outcomes {
+			f.LookupOutcomes["dns/"+k] = v
+		}
+	}
 	f.LookedUp = len(rows)
 	if r.Earlier > 0 {
 		n.log.Info("kept the lookups of an earlier run of the night", "earlier", r.Earlier, "asked_now", len(r.Answers))
@@ -236,4 +294,12 @@ func planOverStates(ctx context.Context, o PlanOptions) (Plan, error) {
 		p, err = MakePlan(ctx, o)
 	}
 	return p, err
+}
+
+// mailLinks is the night's links file when the mail path is on, else "".
+func mailLinks(n *nightRun) string {
+	if !n.opts.MailPathOn() {
+		return ""
+	}
+	return n.paths.Links()
 }

@@ -12,8 +12,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lapse-dev/lapse/cache"
+	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/night"
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/pipeline"
 	"github.com/lapse-dev/lapse/sources/address"
 	"github.com/lapse-dev/lapse/sources/status"
 	"github.com/lapse-dev/lapse/sources/status/providers"
@@ -25,6 +27,7 @@ func init() { register(newCheckCmd) }
 type checkOptions struct {
 	source  string
 	noCache bool
+	noMail  bool
 	// now and sleep are injected by tests; nil means the wall clock.
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
@@ -34,6 +37,7 @@ func (o *checkOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.source, "source", "chain", "provider to ask: chain, rdap, whois, domainr or fastly")
 	f.BoolVar(&o.noCache, "no-cache", false, "ignore the cache: always ask the providers and store nothing")
+	f.BoolVar(&o.noMail, "no-mail-path", false, "do not look up the MX and NS hosts (the mail path)")
 }
 
 func newCheckCmd(g *globalOptions) *cobra.Command {
@@ -57,7 +61,13 @@ flags, checked_at, age_days) and "authoritative" (the latest RDAP/WHOIS
 answer: source, state, registered_at, expires_at, checked_at, age_days),
 from the cache entry (kept across nights) or, with --no-cache, from this
 lookup; null when never asked. A chain that starts with a status API asks
-RDAP/WHOIS too, so a lookup shows both.`,
+RDAP/WHOIS too, so a lookup shows both.
+
+With [dns] enabled (and no --no-mail-path), each line also holds
+"mail_path": the domain's MX and NS lookup outcomes and every MX host and
+name server outside the domain, with its registrable domain and that
+domain's state, looked up like the domain itself (SERVFAIL and timeouts
+are shown, never read as evidence).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCheck(cmd.Context(), g, o, args)
@@ -129,6 +139,12 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, args []stri
 		})
 	}
 	wg.Wait()
+	var mails []*mailLine
+	if cfg.DNS.Enabled && !o.noMail {
+		if mails, err = checkMailPaths(ctx, cfg, g, p, c, domains, now); err != nil {
+			return err
+		}
+	}
 	enc := json.NewEncoder(g.stdout)
 	at := now().UTC()
 	for i, d := range domains {
@@ -145,7 +161,11 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions, args []stri
 				facts = e
 			}
 		}
-		if err := enc.Encode(newCheckLine(results[i], facts, at)); err != nil {
+		line := newCheckLine(results[i], facts, at)
+		if mails != nil {
+			line.MailPath = mails[i]
+		}
+		if err := enc.Encode(line); err != nil {
 			return fmt.Errorf("check: write: %w", err)
 		}
 	}
@@ -168,6 +188,70 @@ type checkLine struct {
 	lifecycle.Lifecycle
 	StatusAPI     *statusFacts `json:"status_api"`
 	Authoritative *authFacts   `json:"authoritative"`
+	MailPath      *mailLine    `json:"mail_path,omitempty"`
+}
+
+// mailLine is a domain's mail path in lapse check.
+type mailLine struct {
+	MX             string     `json:"mx"`
+	NS             string     `json:"ns"`
+	NullMX         bool       `json:"null_mx,omitempty"`
+	NSFromReferral bool       `json:"ns_from_referral,omitempty"`
+	Error          string     `json:"error,omitempty"`
+	Hosts          []mailHost `json:"hosts"`
+}
+
+// mailHost is one MX host or name server outside the domain, with the
+// state of its registrable domain.
+type mailHost struct {
+	Role         string           `json:"role"`
+	Host         string           `json:"host"`
+	Dep          string           `json:"domain"`
+	Pref         int              `json:"pref,omitempty"`
+	State        lifecycle.State  `json:"state"`
+	Source       lifecycle.Source `json:"source,omitempty"`
+	RegisteredAt *time.Time       `json:"registered_at,omitempty"`
+	ExpiresAt    *time.Time       `json:"expires_at,omitempty"`
+	Error        string           `json:"error,omitempty"`
+}
+
+// checkMailPaths looks up the mail path of each domain and the state of
+// every dependency domain (once each, through p: the cache answers for
+// a fresh one); with the cache, the mail paths are recorded there too.
+func checkMailPaths(ctx context.Context, cfg config.Config, g *globalOptions, p status.Provider, c *cache.Cache,
+	domains []string, now func() time.Time) ([]*mailLine, error) {
+	r, err := pipeline.NewResolver(cfg.DNS, g.log, now)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	out := make([]*mailLine, len(domains))
+	deps := map[string]lifecycle.Lifecycle{}
+	for i, d := range domains {
+		a, err := r.Lookup(ctx, d)
+		if err != nil {
+			return nil, fmt.Errorf("check %s: mail path: %w", d, err)
+		}
+		ob := pipeline.MailObservation(a)
+		if c != nil {
+			if _, err := c.RecordMailPath(ctx, ob, cfg.DNS.Every.Std()); err != nil {
+				return nil, fmt.Errorf("check %s: %w", d, err)
+			}
+		}
+		m := &mailLine{MX: ob.MX, NS: ob.NS, NullMX: ob.NullMX, NSFromReferral: ob.NSFromReferral, Error: ob.Error, Hosts: []mailHost{}}
+		for _, l := range ob.Links {
+			lc, ok := deps[l.Dep]
+			if !ok {
+				if lc, err = p.Lookup(ctx, l.Dep); err != nil {
+					return nil, fmt.Errorf("check %s: %w", l.Dep, err)
+				}
+				deps[l.Dep] = lc
+			}
+			m.Hosts = append(m.Hosts, mailHost{Role: l.Role, Host: l.Host, Dep: l.Dep, Pref: l.Pref, State: lc.State,
+				Source: lc.Source, RegisteredAt: lc.RegisteredAt, ExpiresAt: lc.ExpiresAt, Error: lc.Error})
+		}
+		out[i] = m
+	}
+	return out, nil
 }
 
 type statusFacts struct {

@@ -51,6 +51,26 @@ type Figures struct {
 	Watch           int64            `json:"watch"`
 	ChangesetStatus string           `json:"changeset_status"`
 	BlockedReason   string           `json:"blocked_reason,omitempty"`
+	// MailPath is the DNS stage's night (nil when the mail path is off).
+	MailPath *MailPathFigures `json:"mail_path,omitempty"`
+}
+
+// MailPathFigures are the DNS stage's numbers (issue 12). Each domain
+// looked up is also one "dns" lookup in Figures.Lookups.
+type MailPathFigures struct {
+	// Due address domains wanted their mail path looked up; LookedUp were
+	// (over every run of the night); Deferred were over dns.budget_per_night.
+	Due      int `json:"due"`
+	LookedUp int `json:"looked_up"`
+	Deferred int `json:"deferred"`
+	// Queries is the DNS messages sent; Outcomes counts "mx/ok",
+	// "ns/servfail", … over tonight's lookups.
+	Queries  int            `json:"queries"`
+	Outcomes map[string]int `json:"outcomes"`
+	// Links and Dependencies: the links copy's links and its distinct
+	// dependency domains (over every domain, not only tonight's).
+	Links        int `json:"links"`
+	Dependencies int `json:"dependencies"`
 }
 
 // TotalLookups sums the lookups over providers.

@@ -396,3 +396,16 @@ func (d *DB) replaceNight(ctx context.Context, table, date, insert string, args 
 	}
 	return n, nil
 }
+
+// AppendMailLinks records the links of the address domains whose mail
+// path night date looked up (a links file, cache.LinksSchema), replacing
+// what an earlier run of the night recorded.
+func (d *DB) AppendMailLinks(ctx context.Context, date, parquetPath string) (int64, error) {
+	if err := checkDate(date); err != nil {
+		return 0, err
+	}
+	return d.replaceNight(ctx, "mail_links", date,
+		`INSERT INTO mail_links (date, domain, checked_at, mx_outcome, ns_outcome, null_mx, ns_from_referral, role, host, dep, pref, first_seen)
+		SELECT CAST(? AS DATE), domain, checked_at, mx_outcome, ns_outcome, null_mx, ns_from_referral, role, host, dep, pref, first_seen
+		FROM read_parquet(?)`, date, parquetPath)
+}

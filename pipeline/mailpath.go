@@ -1,0 +1,370 @@
+package pipeline
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lapse-dev/lapse/cache"
+	"github.com/lapse-dev/lapse/internal/duck"
+	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sources/address"
+	"github.com/lapse-dev/lapse/sources/dns"
+)
+
+// The mail path (issue 12). An address whose domain is healthy is still
+// taken when its mail goes to an MX host, or its DNS to a name server, in
+// a registrable domain that lapsed. The DNS stage looks up the MX and NS
+// records of the address domains that are due (never looked up, dns.every
+// old, a failure backing off, or re-registered since), records their
+// links in the cache and rewrites the links copy; the plan then adds the
+// dependency domains (a handful of providers for thousands of domains) to
+// the night's candidates, scheduled like any domain, and classify reads
+// their states through the links.
+
+// MailResolver is what the DNS stage needs of the resolver (*dns.Resolver).
+type MailResolver interface {
+	Lookup(ctx context.Context, domain string) (dns.Answer, error)
+}
+
+// MailCache is what the DNS stage needs of the cache (*cache.Cache).
+type MailCache interface {
+	MailPathOf(ctx context.Context, domain string) (cache.MailPath, bool, error)
+	RecordMailPath(ctx context.Context, o cache.MailObservation, every time.Duration) (cache.MailPath, error)
+	cache.MailScanner
+}
+
+// MailPathOptions configure the DNS stage.
+type MailPathOptions struct {
+	Snapshot string
+	// LinksCopy is the cache's links copy (night.Dir.LinksCopy), rewritten
+	// after tonight's lookups; StatesCopy the states copy (its domains in a
+	// decisive state are not asked: they are flagged on their own, and
+	// a re-registered one is asked at once). NightLinks is the night's
+	// link to the copy (night.Paths.Links), Journal its DNS journal.
+	// NightDNS receives tonight's looked-up mail paths (night.Paths.DNS).
+	LinksCopy, StatesCopy, NightLinks, NightDNS, Journal string
+	Cache                                                MailCache
+	// Resolver is built on first use: a night with nothing due needs none.
+	Resolver    func() (MailResolver, error)
+	Every       time.Duration
+	Budget      int
+	Concurrency int
+	Now         time.Time
+	Log         *slog.Logger
+}
+
+// MailPathResult is what the DNS stage did.
+type MailPathResult struct {
+	Due, LookedUp, Deferred, Resumed int
+	Queries                          int
+	Outcomes                         map[string]int
+	Links, Dependencies              int
+}
+
+// registrable is the ICANN registrable domain of a host (sources/address).
+func registrable(host string) (string, bool) {
+	_, d, reason := address.NormalizeHost(host)
+	return d, reason == "" && d != ""
+}
+
+// MailObservation turns a DNS answer into the cache's observation: its
+// links to the registrable domains (ICANN PSL) of the hosts outside the
+// domain.
+func MailObservation(a dns.Answer) cache.MailObservation {
+	o := cache.MailObservation{
+		Domain: a.Domain, CheckedAt: a.CheckedAt, MX: string(a.MX), NS: string(a.NS),
+		MXConclusive: a.MX.Conclusive(), NSConclusive: a.NS.Conclusive(),
+		NullMX: a.NullMX, NSFromReferral: a.NSFromReferral, Error: a.Error, Queries: a.Queries,
+	}
+	for _, d := range dns.Dependencies(a, registrable) {
+		o.Links = append(o.Links, cache.MailLink{Role: d.Role, Host: d.Host, Dep: d.Dep, Pref: d.Pref})
+	}
+	return o
+}
+
+// MailPath runs the DNS stage.
+func MailPath(ctx context.Context, o MailPathOptions) (MailPathResult, error) {
+	res := MailPathResult{Outcomes: map[string]int{}}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	due, err := mailDue(ctx, o)
+	if err != nil {
+		return res, fmt.Errorf("dns: due domains: %w", err)
+	}
+	res.Due = len(due)
+	if o.Budget > 0 && len(due) > o.Budget {
+		res.Deferred = len(due) - o.Budget
+		due = due[:o.Budget]
+	}
+	done, err := readMailJournal(o.Journal)
+	if err != nil {
+		return res, err
+	}
+	// A journaled answer the cache missed (killed between the two) is
+	// recorded now; the night's counts include every run's lookups.
+	for _, ob := range done {
+		e, found, err := o.Cache.MailPathOf(ctx, ob.Domain)
+		if err != nil {
+			return res, fmt.Errorf("dns: cache %s: %w", ob.Domain, err)
+		}
+		if !found || e.CheckedAt.Before(ob.CheckedAt) {
+			if _, err := o.Cache.RecordMailPath(ctx, ob, o.Every); err != nil {
+				return res, fmt.Errorf("dns: record %s: %w", ob.Domain, err)
+			}
+		}
+		res.count(ob)
+	}
+	res.Resumed = len(done)
+	var todo []string
+	for _, d := range due {
+		if _, ok := done[d]; !ok {
+			todo = append(todo, d)
+		}
+	}
+	if len(todo) > 0 {
+		if err := o.lookup(ctx, todo, &res); err != nil {
+			return res, err
+		}
+	}
+	if len(done) > 0 || len(todo) > 0 || !fileExists(o.LinksCopy) {
+		if err := os.MkdirAll(filepath.Dir(o.LinksCopy), 0o750); err != nil {
+			return res, fmt.Errorf("dns: %w", err)
+		}
+		if _, err := cache.ExportLinks(ctx, o.Cache, o.LinksCopy); err != nil {
+			return res, fmt.Errorf("dns: links copy: %w", err)
+		}
+	}
+	if err := o.writeTonight(ctx); err != nil {
+		return res, err
+	}
+	if err := linkStates(o.LinksCopy, o.NightLinks); err != nil {
+		return res, fmt.Errorf("dns: %w", err)
+	}
+	if err := countLinks(ctx, o.LinksCopy, &res); err != nil {
+		return res, fmt.Errorf("dns: %w", err)
+	}
+	return res, nil
+}
+
+func (r *MailPathResult) count(ob cache.MailObservation) {
+	r.LookedUp++
+	r.Queries += ob.Queries
+	r.Outcomes["mx/"+ob.MX]++
+	r.Outcomes["ns/"+ob.NS]++
+}
+
+// lookup asks the resolver about todo, journaling each answer before the
+// cache records it (as resolve does), concurrently.
+func (o MailPathOptions) lookup(ctx context.Context, todo []string, res *MailPathResult) error {
+	r, err := o.Resolver()
+	if err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
+	jf, err := os.OpenFile(o.Journal, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("dns: open journal: %w", err)
+	}
+	defer jf.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu      sync.Mutex
+		firstEr error
+		wg      sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstEr == nil {
+			firstEr = err
+		}
+		mu.Unlock()
+		cancel()
+	}
+	jobs := make(chan string)
+	for range min(max(o.Concurrency, 1), len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range jobs {
+				a, err := r.Lookup(ctx, d)
+				if ctx.Err() != nil {
+					return // cancelled: not an answer; it stays due
+				}
+				if err != nil {
+					fail(fmt.Errorf("dns %s: %w", d, err))
+					return
+				}
+				if a.CheckedAt.IsZero() {
+					a.CheckedAt = o.Now
+				}
+				ob := MailObservation(a)
+				b, err := json.Marshal(ob)
+				if err != nil {
+					fail(err)
+					return
+				}
+				mu.Lock()
+				_, err = jf.Write(append(b, '\n'))
+				mu.Unlock()
+				if err != nil {
+					fail(fmt.Errorf("dns: journal: %w", err))
+					return
+				}
+				if _, err := o.Cache.RecordMailPath(context.WithoutCancel(ctx), ob, o.Every); err != nil {
+					fail(fmt.Errorf("dns: record %s: %w", d, err))
+					return
+				}
+				mu.Lock()
+				res.count(ob)
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for _, d := range todo {
+		select {
+		case jobs <- d:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if err := jf.Sync(); err != nil && firstEr == nil {
+		firstEr = fmt.Errorf("dns: sync journal: %w", err)
+	}
+	if firstEr != nil {
+		return firstEr
+	}
+	return ctx.Err()
+}
+
+// writeTonight writes the mail paths of tonight's journal, as the cache
+// now holds them, to NightDNS.
+func (o MailPathOptions) writeTonight(ctx context.Context) error {
+	if o.NightDNS == "" {
+		return nil
+	}
+	done, err := readMailJournal(o.Journal)
+	if err != nil {
+		return err
+	}
+	domains := make([]string, 0, len(done))
+	for d := range done {
+		domains = append(domains, d)
+	}
+	slices.Sort(domains)
+	_, err = cache.WriteLinks(o.NightDNS, func(add func(cache.MailPath) error) error {
+		for _, d := range domains {
+			e, found, err := o.Cache.MailPathOf(ctx, d)
+			if err != nil {
+				return err
+			}
+			if found {
+				if err := add(e); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("dns: tonight's mail paths: %w", err)
+	}
+	return nil
+}
+
+// readMailJournal reads tonight's DNS journal: the latest observation per
+// domain. A torn last line (a kill mid-write) is ignored: that lookup is
+// asked again.
+func readMailJournal(path string) (map[string]cache.MailObservation, error) {
+	out := map[string]cache.MailObservation{}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dns journal: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var ob cache.MailObservation
+		if json.Unmarshal(sc.Bytes(), &ob) != nil || ob.Domain == "" {
+			continue
+		}
+		out[ob.Domain] = ob
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("dns journal %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// mailDue returns the snapshot's verified address domains whose mail path
+// is due at o.Now: never looked up, next check passed, or the domain was
+// re-registered since its last lookup; never a domain whose own state is
+// decisive. Never looked up first, then most overdue, then by name.
+func mailDue(ctx context.Context, o MailPathOptions) ([]string, error) {
+	db, err := duck.OpenMemory()
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	links := "SELECT NULL::VARCHAR AS domain, NULL::TIMESTAMPTZ AS next_check, NULL::TIMESTAMPTZ AS checked_at WHERE false"
+	if fileExists(o.LinksCopy) {
+		links = "SELECT domain, max(next_check) AS next_check, max(checked_at) AS checked_at FROM read_parquet(" + duck.String(o.LinksCopy) + ") GROUP BY domain"
+	}
+	states := "SELECT NULL::VARCHAR AS domain, NULL::VARCHAR AS state, NULL::TIMESTAMPTZ AS registered_at_changed_at WHERE false"
+	if fileExists(o.StatesCopy) {
+		cols, err := duck.Columns(ctx, db, o.StatesCopy)
+		if err != nil {
+			return nil, err
+		}
+		states = "SELECT domain, state, " + cols.Or("registered_at_changed_at", "TIMESTAMPTZ") + " AS registered_at_changed_at FROM read_parquet(" + duck.String(o.StatesCopy) + ")"
+	}
+	q := `WITH d AS (SELECT DISTINCT domain FROM read_parquet($snap) WHERE domain IS NOT NULL AND verified),
+		l AS (` + links + `), s AS (` + states + `)
+		SELECT d.domain FROM d LEFT JOIN l USING (domain) LEFT JOIN s USING (domain)
+		WHERE (s.state IS NULL OR NOT ` + lifecycle.SQLIn("s.state", lifecycle.DecisiveStates...) + `)
+		  AND (l.domain IS NULL OR l.next_check IS NULL OR epoch_us(l.next_check) <= $now
+		       OR (s.registered_at_changed_at IS NOT NULL AND s.registered_at_changed_at > l.checked_at))
+		ORDER BY l.domain IS NOT NULL, l.next_check, d.domain`
+	rows, err := db.QueryContext(ctx, q, sql.Named("snap", o.Snapshot), sql.Named("now", o.Now.UnixMicro()))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// countLinks counts the links copy's links and distinct dependencies.
+func countLinks(ctx context.Context, path string, res *MailPathResult) error {
+	db, err := duck.OpenMemory()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.QueryRowContext(ctx, `SELECT count(role), count(DISTINCT dep) FROM read_parquet(?)`, path).Scan(&res.Links, &res.Dependencies)
+}
