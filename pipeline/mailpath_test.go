@@ -56,7 +56,12 @@ func newMZone(t *testing.T) *mZone {
 	return z
 }
 
-func (z *mZone) port() int { _, p, _ := net.SplitHostPort(z.addr); var n int; fmt.Sscan(p, &n); return n }
+func (z *mZone) port() int {
+	_, p, _ := net.SplitHostPort(z.addr)
+	var n int
+	fmt.Sscan(p, &n)
+	return n
+}
 
 func (z *mZone) set(domain string, mx, ns []string) {
 	z.mu.Lock()
