@@ -52,6 +52,11 @@ type ClassifyOptions struct {
 	// un-verified them (night.Paths.Reverified); "" or a missing file means
 	// none.
 	Reverified string
+	// Links is the night's links file (cache.LinksSchema: the mail path
+	// of the address domains, night.Paths.Links); "" or a missing file
+	// means no mail path: every mail fact is NULL. The pypi policy does
+	// not read it.
+	Links string
 	// Date is the night (YYYY-MM-DD): snapshots of later dates are ignored.
 	Date   string
 	Policy lifecycle.Policy
@@ -64,7 +69,7 @@ func ClassifyOptionsFor(p night.Paths, policy lifecycle.Policy, asOf time.Time) 
 	return ClassifyOptions{
 		Snapshot: p.Snapshot(), SnapshotGlob: p.SnapshotGlob(), States: p.States(),
 		Out: p.Decisions(), FirstSeen: p.FirstSeen(), Counts: p.Counts(), History: night.Dir(p.DataDir),
-		Date: p.Date, Policy: policy, AsOf: asOf, Reverified: p.Reverified(),
+		Date: p.Date, Policy: policy, AsOf: asOf, Reverified: p.Reverified(), Links: p.Links(),
 	}
 }
 

@@ -45,7 +45,66 @@ type gCase struct {
 	checkedAt    *time.Time
 	reverifiedAt *time.Time
 
+	// links are the address domain's mail path (the links file; none
+	// for any case: no links file at all).
+	links []gLink
+
 	want *lifecycle.Decision
+}
+
+// gLink is one link of a case's mail path: its role, host, the
+// dependency domain dep and dep's own state row (written once per dep:
+// the first link naming it with a state gives it).
+type gLink struct {
+	role, host, dep string
+	// firstSeen is when lapse first saw the link (default gLinkSeen).
+	firstSeen *time.Time
+	noState   bool // dep has no state row
+
+	state        lifecycle.State
+	source       lifecycle.Source
+	corroborated bool
+	registeredAt *time.Time
+	expiresAt    *time.Time
+	prevRegAt    *time.Time
+	regChangedAt *time.Time
+	checkedAt    *time.Time // default gAsOf
+}
+
+var gLinkSeen = gT("2026-01-02")
+
+func (l gLink) seen() *time.Time {
+	if l.firstSeen != nil {
+		return l.firstSeen
+	}
+	return gLinkSeen
+}
+
+func (l gLink) checked() *time.Time {
+	if l.checkedAt != nil {
+		return l.checkedAt
+	}
+	t := gAsOf
+	return &t
+}
+
+// mailDep is the link as lifecycle.MailDep sees it, with its
+// dependency's state row (from the first link of cases naming dep with
+// a state: gWriteFixtures writes that one).
+func (l gLink) mailDep(cases []gCase) lifecycle.MailDep {
+	d := lifecycle.MailDep{Role: l.role, Host: l.host, Dep: l.dep, FirstSeen: l.seen()}
+	for _, c := range cases {
+		for _, o := range c.links {
+			if o.dep != l.dep || o.noState {
+				continue
+			}
+			d.State, d.Source, d.Corroborated = o.state, o.source, o.corroborated
+			d.CheckedAt, d.RegisteredAt, d.ExpiresAt = o.checked(), o.registeredAt, o.expiresAt
+			d.PreviousRegisteredAt, d.RegisteredAtChangedAt = o.prevRegAt, o.regChangedAt
+			return d
+		}
+	}
+	return d
 }
 
 const gNight = "2026-06-10"
@@ -78,10 +137,11 @@ func (c gCase) dom(i int) string {
 	return fmt.Sprintf("case%d.%s", i, tld)
 }
 
-// facts is what the Go policy sees for case i (first-seen as classify
-// derives it: earliest of created, verified_at and the end of the first
-// snapshot's day).
-func (c gCase) facts(i int) lifecycle.Facts {
+// facts is what policy p sees for case i of cases (first-seen as
+// classify derives it: earliest of created, verified_at and the end of the
+// first snapshot's day; the mail facts folded from its links by
+// lifecycle.Policy.MailFactsOf).
+func (c gCase) facts(p lifecycle.Policy, cases []gCase, i int) lifecycle.Facts {
 	night := gNight
 	if c.firstNight != "" {
 		night = c.firstNight
@@ -92,7 +152,12 @@ func (c gCase) facts(i int) lifecycle.Facts {
 			fs = *t
 		}
 	}
+	var deps []lifecycle.MailDep
+	for _, l := range c.links {
+		deps = append(deps, l.mailDep(cases))
+	}
 	return lifecycle.Facts{
+		MX: p.MailFactsOf(lifecycle.RoleMX, deps, gAsOf), NS: p.MailFactsOf(lifecycle.RoleNS, deps, gAsOf),
 		InvalidAddress: c.invalid, Checked: !c.invalid && !c.unchecked,
 		State: c.state, Source: c.source, Corroborated: c.corroborated, DecisiveNights: c.decisiveNights,
 		Flags:        lifecycle.BestEffortFlags(c.source, c.statuses, c.evidence),
@@ -134,6 +199,30 @@ func gWriteFixtures(t testing.TB, dataDir string, cases []gCase) night.Paths {
 		previous_registered_at TIMESTAMPTZ, registered_at_changed_at TIMESTAMPTZ, first_checked_at TIMESTAMPTZ,
 		last_checked_at TIMESTAMPTZ, decisive_since TIMESTAMPTZ, decisive_nights INTEGER)`)
 	mustExec(`CREATE TABLE rv (email_id BIGINT, reverified_at TIMESTAMPTZ)`)
+	mustExec(`CREATE TABLE links (domain VARCHAR, checked_at TIMESTAMPTZ, next_check TIMESTAMPTZ, mx_outcome VARCHAR, ns_outcome VARCHAR,
+		null_mx BOOLEAN, ns_from_referral BOOLEAN, role VARCHAR, host VARCHAR, dep VARCHAR, pref INTEGER, first_seen TIMESTAMPTZ, error VARCHAR)`)
+	insertState := func(d string, state lifecycle.State, source lifecycle.Source, statuses []string, evidence []lifecycle.Evidence,
+		registeredAt, expiresAt, checkedAt *time.Time, corroborated bool, prevRegAt, regChangedAt *time.Time, decisiveNights int) {
+		st, _ := json.Marshal(statuses)
+		var ev any
+		if evidence != nil {
+			b, _ := json.Marshal(evidence)
+			ev = string(b)
+		}
+		var src any
+		if source != "" {
+			src = string(source)
+		}
+		mustExec(`INSERT INTO states (domain, state, statuses, registered_at, expires_at, source, checked_at, as_of, corroborated,
+			evidence_json, consecutive_errors, unverified, previous_registered_at, registered_at_changed_at, decisive_nights)
+			VALUES (?, ?, CAST(from_json(?, '["VARCHAR"]') AS VARCHAR[]), ?, ?, ?, ?, ?, ?, ?, 0, false, ?, ?, ?)`,
+			d, string(state), string(st), registeredAt, expiresAt, src, *checkedAt, gAsOf, corroborated, ev,
+			prevRegAt, regChangedAt, int32(decisiveNights))
+	}
+	anyLinks := false
+	for _, c := range cases {
+		anyLinks = anyLinks || len(c.links) > 0
+	}
 	nights := map[string]bool{gNight: true}
 	written := map[string]bool{}
 	for i, c := range cases {
@@ -163,25 +252,28 @@ func gWriteFixtures(t testing.TB, dataDir string, cases []gCase) night.Paths {
 			mustExec(`INSERT INTO snap VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, n, int64(i), uid, email, verified, i%2 == 0,
 				c.created, c.verifiedAt, host, dom, inv)
 		}
+		if anyLinks && !c.invalid && len(c.links) == 0 {
+			mustExec(`INSERT INTO links (domain, checked_at, mx_outcome, ns_outcome, null_mx, ns_from_referral) VALUES (?, ?, 'ok', 'ok', false, false)`, d, gAsOf)
+		}
+		for _, l := range c.links {
+			var pref any
+			if l.role == lifecycle.RoleMX {
+				pref = int32(10)
+			}
+			mustExec(`INSERT INTO links (domain, checked_at, mx_outcome, ns_outcome, null_mx, ns_from_referral, role, host, dep, pref, first_seen)
+				VALUES (?, ?, 'ok', 'ok', false, false, ?, ?, ?, ?, ?)`, d, gAsOf, l.role, l.host, l.dep, pref, *l.seen())
+			if l.noState || written[l.dep] {
+				continue
+			}
+			written[l.dep] = true
+			insertState(l.dep, l.state, l.source, nil, nil, l.registeredAt, l.expiresAt, l.checked(), l.corroborated, l.prevRegAt, l.regChangedAt, 0)
+		}
 		if c.invalid || c.unchecked || written[d] {
 			continue
 		}
 		written[d] = true
-		st, _ := json.Marshal(c.statuses)
-		var ev any
-		if c.evidence != nil {
-			b, _ := json.Marshal(c.evidence)
-			ev = string(b)
-		}
-		var src any
-		if c.source != "" {
-			src = string(c.source)
-		}
-		mustExec(`INSERT INTO states (domain, state, statuses, registered_at, expires_at, source, checked_at, as_of, corroborated,
-			evidence_json, consecutive_errors, unverified, previous_registered_at, registered_at_changed_at, decisive_nights)
-			VALUES (?, ?, CAST(from_json(?, '["VARCHAR"]') AS VARCHAR[]), ?, ?, ?, ?, ?, ?, ?, 0, false, ?, ?, ?)`,
-			d, string(c.state), string(st), c.registeredAt, c.expiresAt, src, *c.checked(), gAsOf, c.corroborated, ev,
-			c.prevRegAt, c.regChangedAt, int32(c.decisiveNights))
+		insertState(d, c.state, c.source, c.statuses, c.evidence, c.registeredAt, c.expiresAt, c.checked(), c.corroborated,
+			c.prevRegAt, c.regChangedAt, c.decisiveNights)
 	}
 	p := night.Paths{DataDir: dataDir, Date: gNight}
 	for n := range nights {
@@ -193,6 +285,11 @@ func gWriteFixtures(t testing.TB, dataDir string, cases []gCase) night.Paths {
 	}
 	if err := duck.CopyParquet(ctx, db, `SELECT * FROM states ORDER BY domain`, p.States(), 0o640); err != nil {
 		t.Fatal(err)
+	}
+	if anyLinks {
+		if err := duck.CopyParquet(ctx, db, `SELECT * FROM links ORDER BY domain, role, host`, p.Links(), 0o640); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var rv int
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM rv`).Scan(&rv); err != nil {
@@ -351,8 +448,8 @@ func gRunRules(t *testing.T, p lifecycle.Policy, cases []gCase) (ClassifyResult,
 	hit := map[string]bool{}
 	notKeep := 0
 	for i, c := range cases {
-		goRule := p.DecidingRule(c.facts(i), gAsOf)
-		goDec := p.Decide(c.facts(i), gAsOf)
+		goRule := p.DecidingRule(c.facts(p, cases, i), gAsOf)
+		goDec := p.Decide(c.facts(p, cases, i), gAsOf)
 		sqlRule := all[int64(i)]
 		sqlDec := sqlRule.Decision
 		hit[sqlRule.Name] = true

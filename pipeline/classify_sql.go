@@ -29,6 +29,8 @@ var classifySQL = template.Must(template.New("classify").Funcs(template.FuncMap{
 	"number": func(i int) int { return i + 1 },
 	// bestEffort is "col IN ('domainr', 'fastly')".
 	"bestEffort": func(col string) string { return lifecycle.SQLIn(col, lifecycle.BestEffortSources...) },
+	// mailcol is role's mail-fact column name (lifecycle.MailColumn).
+	"mailcol": lifecycle.MailColumn,
 }).ParseFS(classifySQLFiles, "classify_*.sql"))
 
 // renderClassifySQL executes the template of file name over data.
@@ -57,20 +59,118 @@ func planClassify(ctx context.Context, db *sql.DB, o ClassifyOptions) (classifyP
 	if err != nil {
 		return p, err
 	}
-	if p.decide, err = decideQuery(ctx, db, o, p.rules, states); err != nil {
+	mail, err := mailPlanFor(ctx, db, o, states)
+	if err != nil {
 		return p, err
 	}
-	if p.export, err = exportQuery(o, p.rules, states); err != nil {
+	if p.decide, err = decideQuery(ctx, db, o, p.rules, states, mail); err != nil {
+		return p, err
+	}
+	if p.export, err = exportQuery(o, p.rules, states, mail); err != nil {
 		return p, err
 	}
 	return p, nil
+}
+
+// linkColumns are the links file's columns classify reads (cache.LinksSchema).
+var linkColumns = []string{"domain", "role", "host", "dep", "first_seen"}
+
+// mailPlan is the mail path's part of a night's classify (issue 12): the
+// links file joined with the dependency domains' state rows (template
+// mail_links, classify_mail.sql), folded per address domain into the
+// mail-fact columns (lifecycle.MailFactColumns) the rules read.
+type mailPlan struct {
+	// Links selects the links file's links (the rows with a role);
+	// States is the states relation, parenthesized; Where, when set,
+	// restricts the links' address domains (the export's).
+	Links, States, Where string
+	// Dep is the per-link facts (lifecycle.Policy.MailDepSQL).
+	Dep      lifecycle.MailDepSQL
+	Roles    []string
+	Decisive []lifecycle.State
+}
+
+// mailPlanFor is the night's mail plan, or nil when there is no mail
+// path: the pypi policy (PyPI does not look at it), no links file. A
+// links file must have linkColumns.
+func mailPlanFor(ctx context.Context, db *sql.DB, o ClassifyOptions, states string) (*mailPlan, error) {
+	if o.Policy.Name == lifecycle.PolicyPyPI || o.Links == "" || !fileExists(o.Links) {
+		return nil, nil
+	}
+	cols, err := duck.Columns(ctx, db, o.Links)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range linkColumns {
+		if !cols.Has(c) {
+			return nil, fmt.Errorf("links %s have no %s column (written by an older lapse?)", o.Links, c)
+		}
+	}
+	links := fmt.Sprintf("SELECT domain, role, host, dep, CAST(first_seen AS TIMESTAMPTZ) AS link_first_seen FROM read_parquet(%s) WHERE %s AND dep IS NOT NULL",
+		duck.String(o.Links), lifecycle.SQLIn("role", lifecycle.MailRoles...))
+	return &mailPlan{Links: links, States: "(" + states + ")", Dep: o.Policy.MailDepSQL(o.AsOf),
+		Roles: lifecycle.MailRoles, Decisive: lifecycle.DecisiveStates}, nil
+}
+
+// factColumn is a column of classify's facts relation and its SQL type.
+type factColumn struct{ Name, SQL string }
+
+// mailColumns are the mail-fact columns of every role.
+func mailColumns() []factColumn {
+	var out []factColumn
+	for _, r := range lifecycle.MailRoles {
+		for _, c := range lifecycle.MailFactColumns {
+			out = append(out, factColumn{lifecycle.MailColumn(r, c.Name), c.SQL})
+		}
+	}
+	return out
+}
+
+// mailRuleEvidence is how the export picks, for an address decided by a
+// mail-path rule (Number), the link its evidence names: one of Role's
+// links where Filter holds, the greatest by Rank.
+type mailRuleEvidence struct {
+	Number       int
+	Role         string
+	Filter, Rank string
+	Rereg        bool
+}
+
+// mailEvidenceRules are the mail-path rules of rules (by their reasons,
+// lifecycle.Reason.MailPath) with their evidence picks.
+func mailEvidenceRules(rules []lifecycle.Rule) []mailRuleEvidence {
+	var out []mailRuleEvidence
+	for i, r := range rules {
+		if !r.Reason.MailPath() {
+			continue
+		}
+		for _, role := range lifecycle.MailRoles {
+			e := mailRuleEvidence{Number: i + 1, Role: role}
+			switch r.Reason {
+			case lifecycle.MailReason(role, "reregistered"):
+				e.Filter, e.Rank, e.Rereg = "rereg_at IS NOT NULL", "epoch(rereg_at)", true
+			case lifecycle.MailReason(role, "watch"):
+				e.Filter, e.Rank = "watch OR confirmed_state IS NOT NULL", "CAST(watch AS INTEGER)"
+			default:
+				for _, st := range lifecycle.DecisiveStates {
+					if r.Reason == lifecycle.MailReason(role, string(st)) {
+						e.Filter, e.Rank = lifecycle.SQLIs("confirmed_state", st), "epoch(checked_at)"
+					}
+				}
+			}
+			if e.Filter != "" {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
 }
 
 // decideQuery is classify_decide.sql for the night: the join into the
 // table decided, narrowed to what the policy needs. Keeping addresses,
 // evidence and strings out of the table made the join less than half as
 // costly.
-func decideQuery(ctx context.Context, db *sql.DB, o ClassifyOptions, rules []lifecycle.Rule, states string) (string, error) {
+func decideQuery(ctx context.Context, db *sql.DB, o ClassifyOptions, rules []lifecycle.Rule, states string, mail *mailPlan) (string, error) {
 	hist, err := historySelect(ctx, db, o)
 	if err != nil {
 		return "", err
@@ -83,27 +183,55 @@ func decideQuery(ctx context.Context, db *sql.DB, o ClassifyOptions, rules []lif
 		Hist, States, Date, Snapshot, Reverified string
 		Flags                                    bool
 		Rules                                    []lifecycle.Rule
+		Mail                                     *mailPlan
+		MailCols                                 []factColumn
 	}{
 		Hist: hist, States: states, Date: o.Date, Snapshot: o.Snapshot, Reverified: rv,
-		Flags: o.Policy.Name == lifecycle.PolicyPyPI, Rules: rules,
+		Flags: o.Policy.Name == lifecycle.PolicyPyPI, Rules: rules, Mail: mail, MailCols: mailColumns(),
 	})
 }
 
 // exportQuery is classify_export.sql for the night: the decisions file's
 // rows (the non-keep ones) from the decided table.
-func exportQuery(o ClassifyOptions, rules []lifecycle.Rule, states string) (string, error) {
+func exportQuery(o ClassifyOptions, rules []lifecycle.Rule, states string, mail *mailPlan) (string, error) {
 	var notKeep []string
 	for i, r := range rules {
 		if r.Action != lifecycle.ActionKeep {
 			notKeep = append(notKeep, strconv.Itoa(i+1))
 		}
 	}
+	var mailRules, mailRereg []string
+	var mailEv []mailRuleEvidence
+	if mail != nil {
+		m := *mail
+		m.Where = "l.domain IN (SELECT domain FROM mail_nk)"
+		mail = &m
+		mailEv = mailEvidenceRules(rules)
+		seen := map[int]bool{}
+		for _, e := range mailEv {
+			if !seen[e.Number] {
+				seen[e.Number] = true
+				mailRules = append(mailRules, strconv.Itoa(e.Number))
+			}
+			if e.Rereg {
+				mailRereg = append(mailRereg, strconv.Itoa(e.Number))
+			}
+		}
+		if len(mailRules) == 0 {
+			mail = nil
+		}
+	}
 	return renderClassifySQL("classify_export.sql", struct {
 		NotKeep, Snapshot, States string
 		Rules                     []lifecycle.Rule
 		Reregistered              lifecycle.Reason
+		Mail                      *mailPlan
+		MailRules, MailRereg      string
+		MailEvidence              []mailRuleEvidence
 	}{
 		NotKeep: strings.Join(notKeep, ", "), Snapshot: o.Snapshot, States: states, Rules: rules,
 		Reregistered: lifecycle.ReasonReregistered,
+		Mail:         mail, MailRules: strings.Join(mailRules, ", "),
+		MailRereg: strings.Join(append(mailRereg, "0"), ", "), MailEvidence: mailEv,
 	})
 }

@@ -24,7 +24,7 @@ var (
 // case at least per rule.
 func gPolicyCases() []gCase {
 	unverify, watch, keep, unknown := lifecycle.ActionUnverify, lifecycle.ActionWatch, lifecycle.ActionKeep, lifecycle.ActionUnknown
-	return []gCase{
+	cases := []gCase{
 		{name: "invalid address", invalid: true, want: gDec(unknown, lifecycle.ReasonInvalidAddr)},
 		{name: "never checked", unchecked: true, want: gDec(unknown, lifecycle.ReasonNotChecked)},
 		{name: "unknown state", state: lifecycle.Unknown, source: gRDAP, want: gDec(unknown, lifecycle.ReasonUnknown)},
@@ -93,6 +93,78 @@ func gPolicyCases() []gCase {
 			reverifiedAt: gT("2026-06-10"), want: gDec(unverify, lifecycle.ReasonRedemption)},
 		{name: "re-verified, tonight's best-effort answer still needs confirming", state: lifecycle.PendingDelete, source: gDomainr,
 			reverifiedAt: gT("2026-06-10"), want: gDec(watch, lifecycle.ReasonAwaitConfirm)},
+	}
+	return append(cases, gMailPolicyCases()...)
+}
+
+// gMailPolicyCases are the mail path's rules (issue 12): an address
+// domain healthy on its own, whose MX or NS host's domain is not.
+func gMailPolicyCases() []gCase {
+	unverify, watch, keep, unknown := lifecycle.ActionUnverify, lifecycle.ActionWatch, lifecycle.ActionKeep, lifecycle.ActionUnknown
+	mx, ns := lifecycle.RoleMX, lifecycle.RoleNS
+	healthy := func(c gCase) gCase {
+		c.state, c.source, c.registeredAt, c.expiresAt = lifecycle.Registered, gRDAP, gT("2010-01-01"), gT("2027-07-01")
+		return c
+	}
+	link := func(role, host, dep string, st lifecycle.State, src lifecycle.Source) gLink {
+		return gLink{role: role, host: host, dep: dep, state: st, source: src, registeredAt: gT("2012-01-01"), expiresAt: gT("2027-01-01")}
+	}
+	rereg := func(l gLink, at string) gLink { l.registeredAt = gT(at); return l }
+	corr := func(l gLink) gLink { l.corroborated = true; return l }
+	checkedOn := func(l gLink, at string) gLink { l.checkedAt = gT(at); return l }
+	expiresOn := func(l gLink, at string) gLink { l.expiresAt = gT(at); return l }
+	return []gCase{
+		healthy(gCase{name: "NS domain re-registered after the link and the address", firstNight: "2026-03-01",
+			links: []gLink{rereg(link(ns, "ns1.p1.com", "p1.com", lifecycle.Registered, gRDAP), "2026-05-01")},
+			want:  gDec(unverify, lifecycle.ReasonNSReregistered)}),
+		healthy(gCase{name: "MX domain re-registered after the link and the address", firstNight: "2026-03-01",
+			links: []gLink{rereg(link(mx, "mx1.p2.net", "p2.net", lifecycle.Registered, gWHOIS), "2026-05-01")},
+			want:  gDec(unverify, lifecycle.ReasonMXReregistered)}),
+		healthy(gCase{name: "MX domain re-registered after the link, before the address", firstNight: "2026-03-01",
+			links: []gLink{rereg(link(mx, "mx1.p3.net", "p3.net", lifecycle.Registered, gRDAP), "2026-02-01")},
+			want:  gDec(keep, lifecycle.ReasonRegistered)}),
+		healthy(gCase{name: "MX domain registered before the link was first seen (a move)",
+			links: []gLink{rereg(link(mx, "mx1.p4.net", "p4.net", lifecycle.Registered, gRDAP), "2025-12-01")},
+			want:  gDec(keep, lifecycle.ReasonRegistered)}),
+		healthy(gCase{name: "NS domain available", links: []gLink{link(ns, "ns1.p5.com", "p5.com", lifecycle.Available, gRDAP)},
+			want: gDec(unverify, lifecycle.ReasonNSAvailable)}),
+		healthy(gCase{name: "NS domain pending delete", links: []gLink{link(ns, "ns1.p6.com", "p6.com", lifecycle.PendingDelete, gWHOIS)},
+			want: gDec(unverify, lifecycle.ReasonNSPendingDelete)}),
+		healthy(gCase{name: "NS domain in redemption, corroborated", links: []gLink{corr(link(ns, "ns1.p7.com", "p7.com", lifecycle.Redemption, gDomainr))},
+			want: gDec(unverify, lifecycle.ReasonNSRedemption)}),
+		healthy(gCase{name: "MX domain available", links: []gLink{link(mx, "mx1.p8.net", "p8.net", lifecycle.Available, gRDAP)},
+			want: gDec(unverify, lifecycle.ReasonMXAvailable)}),
+		healthy(gCase{name: "MX domain pending delete, and a healthy one", links: []gLink{
+			link(mx, "mx1.p9.net", "p9.net", lifecycle.PendingDelete, gRDAP), link(mx, "mx2.p10.net", "p10.net", lifecycle.Registered, gRDAP)},
+			want: gDec(unverify, lifecycle.ReasonMXPendingDelete)}),
+		healthy(gCase{name: "MX domain in redemption outranked by an available one", links: []gLink{
+			link(mx, "mx1.p11.net", "p11.net", lifecycle.Redemption, gRDAP), corr(link(mx, "mx2.p12.net", "p12.net", lifecycle.Available, gFastly))},
+			want: gDec(unverify, lifecycle.ReasonMXAvailable)}),
+		healthy(gCase{name: "MX domain in redemption", links: []gLink{link(mx, "mx1.p13.net", "p13.net", lifecycle.Redemption, gWHOIS)},
+			want: gDec(unverify, lifecycle.ReasonMXRedemption)}),
+		healthy(gCase{name: "NS outranks MX", links: []gLink{
+			link(mx, "mx1.p8.net", "p8.net", lifecycle.Available, gRDAP), link(ns, "ns1.p13.net", "p13.net", lifecycle.Redemption, gWHOIS)},
+			want: gDec(unverify, lifecycle.ReasonNSRedemption)}),
+		healthy(gCase{name: "NS domain available on a best-effort answer only: watch",
+			links: []gLink{link(ns, "ns1.p14.com", "p14.com", lifecycle.Available, gDomainr)}, want: gDec(watch, lifecycle.ReasonNSWatch)}),
+		healthy(gCase{name: "MX domain expiring inside the watch window",
+			links: []gLink{expiresOn(link(mx, "mx1.p15.net", "p15.net", lifecycle.Registered, gRDAP), "2026-06-20")}, want: gDec(watch, lifecycle.ReasonMXWatch)}),
+		healthy(gCase{name: "MX domain in grace", links: []gLink{link(mx, "mx1.p16.net", "p16.net", lifecycle.Grace, gRDAP)},
+			want: gDec(watch, lifecycle.ReasonMXWatch)}),
+		healthy(gCase{name: "re-verified after the NS domain's lookup: stale", reverifiedAt: gT("2026-06-09"),
+			links: []gLink{checkedOn(link(ns, "ns1.p17.com", "p17.com", lifecycle.Available, gRDAP), "2026-06-01")}, want: gDec(watch, lifecycle.ReasonNSWatch)}),
+		healthy(gCase{name: "re-verified before the MX domain's lookup", reverifiedAt: gT("2026-06-09"),
+			links: []gLink{link(mx, "mx1.p18.net", "p18.net", lifecycle.Available, gRDAP)}, want: gDec(unverify, lifecycle.ReasonMXAvailable)}),
+		healthy(gCase{name: "MX domain of unknown state", links: []gLink{rereg(link(mx, "mx1.p19.net", "p19.net", lifecycle.Unknown, gRDAP), "2026-05-01")},
+			want: gDec(keep, lifecycle.ReasonRegistered)}),
+		healthy(gCase{name: "MX domain without a state row", links: []gLink{{role: mx, host: "mx1.p20.net", dep: "p20.net", noState: true}},
+			want: gDec(keep, lifecycle.ReasonRegistered)}),
+		{name: "own domain unknown, MX domain available", state: lifecycle.Unknown, source: gRDAP,
+			links: []gLink{link(mx, "mx1.p8.net", "p8.net", lifecycle.Available, gRDAP)}, want: gDec(unknown, lifecycle.ReasonUnknown)},
+		{name: "own domain never checked, NS domain available", unchecked: true,
+			links: []gLink{link(ns, "ns1.p5.com", "p5.com", lifecycle.Available, gRDAP)}, want: gDec(unknown, lifecycle.ReasonNotChecked)},
+		{name: "own domain unconfirmed outranks a watched MX domain", state: lifecycle.Available, source: gDomainr,
+			links: []gLink{link(mx, "mx1.p16.net", "p16.net", lifecycle.Grace, gRDAP)}, want: gDec(watch, lifecycle.ReasonAwaitConfirm)},
 	}
 }
 
