@@ -128,7 +128,9 @@ func mailColumns() []factColumn {
 
 // mailRuleEvidence is how the export picks, for an address decided by a
 // mail-path rule (Number), the link its evidence names: one of Role's
-// links where Filter holds, the greatest by Rank.
+// links where Filter holds, the greatest by Rank, then the least host
+// (as lifecycle.MailFactsOf picks Host: the latest re-registration, the
+// least host in the state; for watch, a watched link first).
 type mailRuleEvidence struct {
 	Number       int
 	Role         string
@@ -154,7 +156,7 @@ func mailEvidenceRules(rules []lifecycle.Rule) []mailRuleEvidence {
 			default:
 				for _, st := range lifecycle.DecisiveStates {
 					if r.Reason == lifecycle.MailReason(role, string(st)) {
-						e.Filter, e.Rank = lifecycle.SQLIs("confirmed_state", st), "epoch(checked_at)"
+						e.Filter, e.Rank = lifecycle.SQLIs("confirmed_state", st), "0"
 					}
 				}
 			}
