@@ -15,7 +15,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/sources/address"
@@ -25,6 +28,8 @@ import (
 type ServerOptions struct {
 	// Per-server fault injection.
 	Domainr, Fastly, RDAP, WHOIS Faults
+	// DNS are the DNS server's faults (recursive queries only).
+	DNS DNSFaults
 	// Dir is where the key files the Config names are written; empty means
 	// a temporary folder removed by Close.
 	Dir string
@@ -44,6 +49,7 @@ type Endpoints struct {
 	WHOIS          string `json:"whois"`           // host:port of the registry WHOIS (also answers IANA-style TLD queries)
 	WHOISRegistrar string `json:"whois_registrar"` // host:port of the registrar WHOIS the thin registry refers to
 	Control        string `json:"control"`         // base URL of the control API (/sim/date, /sim/advance)
+	DNS            string `json:"dns"`             // host:port of the DNS server (UDP and TCP): recursive with RD=1, the TLDs' servers with RD=0
 	Config         string `json:"config"`          // a lapse TOML configuration pointing at the servers
 }
 
@@ -61,6 +67,9 @@ type Servers struct {
 	tmpDir  string
 	closeMu sync.Once
 	conns   sync.Map // net.Conn → struct{}, open WHOIS connections
+
+	dns        []*dns.Server // UDP and TCP
+	dnsQueries atomic.Int64
 }
 
 // Start starts the Domainr, Fastly, RDAP, WHOIS and control servers of w on
@@ -71,6 +80,9 @@ func Start(ctx context.Context, w *World, opts ServerOptions) (*Servers, error) 
 		if err := f.Validate(name); err != nil {
 			return nil, err
 		}
+	}
+	if err := opts.DNS.Validate(); err != nil {
+		return nil, err
 	}
 	s := &Servers{w: w, opts: opts, done: make(chan struct{}), log: opts.Log}
 	if s.log == nil {
@@ -123,6 +135,9 @@ func Start(ctx context.Context, w *World, opts ServerOptions) (*Servers, error) 
 	in := newInjector(opts.WHOIS, seed, "whois", s.done)
 	s.serveWHOIS(ln, in, false)
 	s.serveWHOIS(regLn, in, true)
+	if err := s.startDNS(); err != nil {
+		return fail(err)
+	}
 
 	if s.opts.Dir == "" {
 		if s.tmpDir, err = os.MkdirTemp("", "lapse-sim-"); err != nil {
@@ -148,7 +163,8 @@ func Start(ctx context.Context, w *World, opts ServerOptions) (*Servers, error) 
 func (s *Servers) Endpoints() Endpoints { return s.ep }
 
 // Config returns a lapse TOML configuration whose providers point at the
-// servers (domainr → rdap → whois, keys in files under the Dir).
+// servers (domainr → rdap → whois, keys in files under the Dir) and whose
+// [dns] section points the mail path at the DNS server.
 func (s *Servers) Config() string { return s.ep.Config }
 
 // World returns the world the servers answer from.
@@ -169,6 +185,7 @@ func (s *Servers) Close() error {
 			k.(net.Conn).Close()
 			return true
 		})
+		s.stopDNS()
 		s.wg.Wait()
 		if s.tmpDir != "" {
 			os.RemoveAll(s.tmpDir)
@@ -233,6 +250,10 @@ func (s *Servers) config() string {
 	for _, t := range tlds {
 		fmt.Fprintf(&b, "%s = %s\n", t, q(s.ep.WHOIS))
 	}
+	port := s.ep.DNS[strings.LastIndexByte(s.ep.DNS, ':')+1:]
+	b.WriteString("\n# The mail path: the sim's DNS server is the recursive resolver (RD=1) and, on the\n# same port, every TLD's server (RD=0: referrals).\n")
+	fmt.Fprintf(&b, "[dns]\nenabled = true\nservers = [%s]\nreferral_port = %s\n", q(s.ep.DNS), port)
+	b.WriteString("rate_per_second = 2000.0\nburst = 200\nconcurrency = 16\ntimeout = \"2s\"\nretries = 2\n")
 	return b.String()
 }
 

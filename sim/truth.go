@@ -10,7 +10,7 @@ import (
 type DomainTruth struct {
 	Domain string
 	Suffix string
-	Kind   string // provider, company or personal
+	Kind   string // provider, company, personal, mail_host or dns_host
 	State  lifecycle.State
 	// RegisteredAt and ExpiresAt are what the registry publishes on the
 	// date (nil when it publishes none: available names, DENIC expiry).
@@ -62,6 +62,24 @@ type AddressTruth struct {
 	RiskStart      *time.Time
 	RegistrableAt  *time.Time
 	ReregisteredAt *time.Time
+	// MailAtRisk: the address's own domain is not ShouldFlag, but a
+	// dependency domain of its mail setup (an out-of-bailiwick MX host's,
+	// an MX alias's target's or a name server's registrable domain; no MX
+	// one with a null MX) is at risk on the date: its holder lost it
+	// (redemption, pending delete or available) or another holder
+	// registered it on a day from the address's addition (or day 0 of
+	// the simulation, if later) to the date. Whoever holds the dependency
+	// receives the address's mail (MX) or answers its domain's DNS (NS).
+	MailAtRisk bool
+	// MailRiskStart is the first day of that risk (the lapsing holder's
+	// redemption or later, not before the address was added; the earliest
+	// over its dependencies); MailRegistrableAt the day a dependency at
+	// risk became registrable by others, when that happened by the date.
+	// Both are nil unless MailAtRisk.
+	MailRiskStart     *time.Time
+	MailRegistrableAt *time.Time
+	// MailVia names the dependencies at risk: "mx:<domain>", "ns:<domain>".
+	MailVia []string
 }
 
 // AddressTruth returns the truth for every address present in the account
@@ -90,6 +108,12 @@ func (w *World) AddressTruth(date time.Time) []AddressTruth {
 			}
 			if k+1 < len(d.Epochs) && d.Epochs[k+1].Registered <= day {
 				t.ReregisteredAt = w.timeOf(d.Epochs[k+1].Registered)
+			}
+			if !t.ShouldFlag {
+				if mr := w.mailRiskOf(a, day); mr.atRisk {
+					t.MailAtRisk, t.MailVia = true, mr.via
+					t.MailRiskStart, t.MailRegistrableAt = w.timeOf(mr.start), w.timeOf(mr.registrable)
+				}
 			}
 		} else {
 			t.State = lifecycle.Invalid

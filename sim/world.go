@@ -45,6 +45,11 @@ const (
 	KindProvider Kind = iota // large mail provider: never lapses
 	KindCompany              // company: rarely lapses, often re-registered
 	KindPersonal             // personal or project domain: lapses most
+	// KindMailHost and KindDNSHost are the mail layer's hosting domains
+	// (mail.go): the MX hosts and name servers other domains depend on.
+	// They hold no addresses and come after every other domain.
+	KindMailHost // a mail hosting provider's domain (MX hosts)
+	KindDNSHost  // a DNS hosting provider's domain (name servers)
 )
 
 func (k Kind) String() string {
@@ -53,6 +58,10 @@ func (k Kind) String() string {
 		return "provider"
 	case KindCompany:
 		return "company"
+	case KindMailHost:
+		return "mail_host"
+	case KindDNSHost:
+		return "dns_host"
 	default:
 		return "personal"
 	}
@@ -116,7 +125,15 @@ type World struct {
 	Domains []Domain
 	// Emails are every address ever present, grouped by user, each user's in the order added.
 	Emails []Address
+	// Mail is each domain's mail and DNS setup (mail.go), parallel to
+	// Domains.
+	Mail   []MailSetup
 	byName map[string]int32
+	// deps are each domain's dependency domains (out-of-bailiwick MX
+	// hosts, CNAME targets and name servers), parallel to Domains.
+	deps [][]mailDep
+	// hosts are the indexes of the mail and DNS host domains.
+	hosts []int32
 
 	day atomic.Int32
 
@@ -145,7 +162,13 @@ func (u unverification) on(day int32) bool { return u.from <= day && day < u.unt
 
 // NewWorld builds the world for p. It is deterministic: the same Params give
 // the same world, byte for byte.
-func NewWorld(p Params) *World {
+func NewWorld(p Params) *World { return newWorld(p, true) }
+
+// newWorld builds the world for p, with its mail layer (the host domains
+// and every domain's mail setup) when mail is set. The mail layer draws
+// from a stream of its own after everything else, so the domains and
+// addresses are the same without it.
+func newWorld(p Params, mail bool) *World {
 	if p.Emails <= 0 && p.Domains <= 0 {
 		p.Emails = DefaultEmails
 	}
@@ -161,6 +184,9 @@ func NewWorld(p Params) *World {
 	g := &gen{w: w, rng: rand.New(rand.NewPCG(p.Seed, p.Seed^0x9e3779b97f4a7c15)), used: map[string]struct{}{}}
 	g.domains()
 	g.addresses()
+	if mail {
+		g.mail()
+	}
 	w.byName = make(map[string]int32, len(w.Domains))
 	for i := range w.Domains {
 		w.byName[w.Domains[i].Name] = int32(i)
@@ -563,7 +589,20 @@ func (g *gen) custom(kind Kind) int32 {
 		hazard, stale, resurrect = 0.03, 0.002, 0.5
 		regLo, regHi = -20*365, -365
 	}
-	pol := policies[d.policy]
+	d.Epochs = g.epochs(policies[d.policy], hazard, stale, resurrect, regLo, regHi, -120)
+	w.Domains = append(w.Domains, d)
+	return int32(len(w.Domains) - 1)
+}
+
+// epochs draws a lapsing domain's registrations: the first holder
+// registers between regLo and regHi, stops renewing at a yearly hazard
+// (stale: already given up before the clock starts), and an available
+// name is registered again by someone else with probability resurrect,
+// up to four holders. The first holder's decision to quit comes at the
+// hazard's rate from day quitFrom on.
+func (g *gen) epochs(pol registryPolicy, hazard, stale, resurrect float64, regLo, regHi, quitFrom int32) []Epoch {
+	r := g.rng
+	var out []Epoch
 	reg := g.between(regLo, regHi)
 	for e := 0; e < 4; e++ {
 		var quit int32
@@ -571,9 +610,10 @@ func (g *gen) custom(kind Kind) int32 {
 		case e == 0 && r.Float64() < stale:
 			quit = g.between(-3*365, 0)
 		case e == 0:
-			// holders decide to quit at a steady rate from four months
-			// before the clock starts, so lapses already run at the start
-			quit = -120 + int32(r.ExpFloat64()/hazard*365)
+			// holders decide to quit at a steady rate from quitFrom
+			// (four months before the clock starts for company and
+			// personal domains, so lapses already run at the start)
+			quit = quitFrom + int32(r.ExpFloat64()/hazard*365)
 		default:
 			quit = reg + int32(r.ExpFloat64()/hazard*365)
 		}
@@ -583,7 +623,7 @@ func (g *gen) custom(kind Kind) int32 {
 			ep.Grace = int16(pol.graceMin + r.IntN(pol.graceMax-pol.graceMin+1))
 			ep.Hold = r.IntN(100) < 30
 		}
-		d.Epochs = append(d.Epochs, ep)
+		out = append(out, ep)
 		if ep.Expiry == never || r.Float64() >= resurrect {
 			break
 		}
@@ -594,8 +634,7 @@ func (g *gen) custom(kind Kind) int32 {
 		}
 		reg = avail + gap
 	}
-	w.Domains = append(w.Domains, d)
-	return int32(len(w.Domains) - 1)
+	return out
 }
 
 func (g *gen) addresses() {
