@@ -350,7 +350,10 @@ func TestMailPathFailuresFlagNothing(t *testing.T) {
 	z.set("smallhost.net", []string{"mx.smallhost.net"}, []string{"ns1.smallhost.net"})
 	h, p := mNight(t, z, []string{"a@flaky.org", "b@slow.org", "c@steady.org"})
 	z.lame["flaky.org"], z.drop["slow.org"] = true, true
-	// The referral for flaky.org gives its in-bailiwick NS: no dependency.
+	// smallhost.net, the MX host of all three, is available: only
+	// steady.org, whose MX was seen, is flagged. The referral for
+	// flaky.org gives its in-bailiwick NS: no dependency either.
+	p.set("smallhost.net", lifecycle.Lifecycle{State: lifecycle.Available})
 	res, err := RunNight(ctx, mOpts(t, h, z, p, "2026-03-01"))
 	if err != nil {
 		t.Fatal(err)
@@ -359,23 +362,23 @@ func TestMailPathFailuresFlagNothing(t *testing.T) {
 	if mp.Outcomes["mx/servfail"] != 1 || mp.Outcomes["mx/timeout"] != 1 || mp.Outcomes["mx/ok"] != 1 {
 		t.Errorf("outcomes %v", mp.Outcomes)
 	}
-	if dec := mDecisions(t, night.Dir(h.cfg.DataDir).Night("2026-03-01")); len(dec) != 0 {
-		t.Errorf("decisions on a night of DNS failures: %v", dec)
+	dec := mDecisions(t, night.Dir(h.cfg.DataDir).Night("2026-03-01"))
+	if len(dec) != 1 || !strings.HasPrefix(dec["c@steady.org"], string(lifecycle.ReasonMXAvailable)) {
+		t.Errorf("decisions: %v, want only c@steady.org un-verified", dec)
 	}
-	// smallhost.net lapses; the failing domains still fail: only steady.org,
-	// whose MX was seen, is flagged.
-	p.set("smallhost.net", lifecycle.Lifecycle{State: lifecycle.Available})
+	// The failed ones are asked again the next night; still failing, they
+	// still flag nothing.
 	h.clk.Add(24 * time.Hour)
 	res, err = RunNight(ctx, mOpts(t, h, z, p, "2026-03-02"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mp := res.Figures().MailPath; mp.Due != 2 {
-		t.Errorf("second night: %d mail paths due, want the 2 that failed", mp.Due)
+	if mp := res.Figures().MailPath; mp.Due != 2 || mp.LookedUp != 2 {
+		t.Errorf("second night: %d mail paths due, %d looked up, want the 2 that failed", mp.Due, mp.LookedUp)
 	}
-	dec := mDecisions(t, night.Dir(h.cfg.DataDir).Night("2026-03-02"))
-	if len(dec) != 1 || !strings.HasPrefix(dec["c@steady.org"], string(lifecycle.ReasonMXAvailable)) {
-		t.Errorf("decisions: %v, want only c@steady.org un-verified", dec)
+	dec = mDecisions(t, night.Dir(h.cfg.DataDir).Night("2026-03-02"))
+	if len(dec) != 1 || dec["a@flaky.org"] != "" || dec["b@slow.org"] != "" {
+		t.Errorf("second night's decisions: %v", dec)
 	}
 	// steady.org now SERVFAILs: its MX link stands, and so does the flag.
 	z.mu.Lock()
