@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sinks/lifecycledb"
 )
 
@@ -409,5 +410,45 @@ func TestWriters(t *testing.T) {
 	}
 	if !strings.HasPrefix(b.String(), "date        s") || !strings.Contains(b.String(), "2026-06-10") {
 		t.Errorf("table:\n%s", b.String())
+	}
+}
+
+// The flags notebook's kind is lifecycle.Reason.MailPath: one night per
+// reason, each flagged once.
+func TestFlagsKindIsMailPath(t *testing.T) {
+	ctx := context.Background()
+	db, err := lifecycledb.Open(filepath.Join(t.TempDir(), "lapse.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	reasons := []lifecycle.Reason{lifecycle.ReasonAvailable, lifecycle.ReasonPendingDelete, lifecycle.ReasonRedemption, lifecycle.ReasonReregistered,
+		lifecycle.ReasonMXAvailable, lifecycle.ReasonMXPendingDelete, lifecycle.ReasonMXRedemption, lifecycle.ReasonMXReregistered,
+		lifecycle.ReasonNSAvailable, lifecycle.ReasonNSPendingDelete, lifecycle.ReasonNSRedemption, lifecycle.ReasonNSReregistered}
+	for i, r := range reasons {
+		if _, err := db.SQL().ExecContext(ctx, `INSERT INTO email_decisions VALUES (DATE '2026-07-01' + CAST(? AS INTEGER), ?, 'u', true, 'a.com', 'com', 'registered', 'unverify', ?, 'corroborated')`,
+			i, i, string(r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nb, err := Find("02_flags")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Query(ctx, db.SQL(), nb.Cells()[0].SQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rows) != len(reasons) {
+		t.Fatalf("%d rows, want %d: %v", len(res.Rows), len(reasons), res.Rows)
+	}
+	for i, row := range res.Rows {
+		want := "domain"
+		if reasons[i].MailPath() {
+			want = "mail_path"
+		}
+		if got := Format(row[res.Col("kind")]); got != want {
+			t.Errorf("%s: kind %s, want %s", reasons[i], got, want)
+		}
 	}
 }

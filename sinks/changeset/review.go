@@ -32,6 +32,9 @@ type ReviewOptions struct {
 	EvidencePerDomain int
 	// NewDomains is how many domains of the new addresses to list (20).
 	NewDomains int
+	// TopDependencies is how many of the mail path's dependency domains
+	// to list, with EvidencePerDomain evidence lines each (10).
+	TopDependencies int
 }
 
 func (o ReviewOptions) withDefaults() ReviewOptions {
@@ -47,6 +50,9 @@ func (o ReviewOptions) withDefaults() ReviewOptions {
 	}
 	if o.NewDomains <= 0 {
 		o.NewDomains = 20
+	}
+	if o.TopDependencies <= 0 {
+		o.TopDependencies = 10
 	}
 	return o
 }
@@ -68,8 +74,14 @@ type ReviewReport struct {
 	Brake     BrakeReview `json:"brake"`
 	// Counts are over changeset.parquet's rows (what apply would
 	// un-verify), or the manifest's when the rows cannot be read.
-	Counts     ReviewCounts   `json:"counts"`
-	TopDomains []DomainReview `json:"top_domains"`
+	Counts ReviewCounts `json:"counts"`
+	// DomainFlags and MailPath split Counts.ByReason: the rows flagged
+	// for the address's own domain, and those flagged because an MX
+	// host's or a name server's registrable domain lapsed or was
+	// re-registered (reasons mx_domain_…, ns_domain_…).
+	DomainFlags FlagGroup      `json:"domain_flags"`
+	MailPath    MailPathReview `json:"mail_path"`
+	TopDomains  []DomainReview `json:"top_domains"`
 	// New compares the rows with the last applied changeset's.
 	New NewReview `json:"new_since_applied"`
 	// Approval is approval.json, nil when there is none.
@@ -125,6 +137,42 @@ type ReviewCounts struct {
 	ByReason []Tally `json:"by_reason"`
 	ByState  []Tally `json:"by_state"`
 	ByTLD    []Tally `json:"by_tld"`
+}
+
+// FlagGroup is the flagged rows of one kind, by reason.
+type FlagGroup struct {
+	Flagged  int64   `json:"flagged"`
+	ByReason []Tally `json:"by_reason"`
+}
+
+// MailPathReview is the mail-path flags: by reason, and the dependency
+// domains (MX hosts' and name servers' registrable domains) behind them,
+// largest first.
+type MailPathReview struct {
+	Flagged int64 `json:"flagged"`
+	// AddressDomains is the distinct domains of the flagged addresses.
+	AddressDomains int64   `json:"address_domains"`
+	ByReason       []Tally `json:"by_reason"`
+	// Dependencies are the largest dependency domains (their sample
+	// evidence with addresses redacted); a row whose evidence names two
+	// counts under both. Empty when the rows cannot be read.
+	Dependencies []Dependency `json:"dependencies"`
+}
+
+// splitTallies splits tallies by reason into the domain flags and the
+// mail-path flags, keeping their order.
+func splitTallies(by []Tally) (FlagGroup, MailPathReview) {
+	d, m := FlagGroup{ByReason: []Tally{}}, MailPathReview{ByReason: []Tally{}, Dependencies: []Dependency{}}
+	for _, t := range by {
+		if IsMailPath(t.Name) {
+			m.ByReason = append(m.ByReason, t)
+			m.Flagged += t.Addresses
+		} else {
+			d.ByReason = append(d.ByReason, t)
+			d.Flagged += t.Addresses
+		}
+	}
+	return d, m
 }
 
 // Tally is a count of addresses under one name, lists of them largest
@@ -345,8 +393,10 @@ func Review(ctx context.Context, dir string, o ReviewOptions) (ReviewReport, err
 	}
 	r := ReviewReport{
 		Dir: dir, Date: m.Date, Status: m.Status, Policy: m.Policy, ManifestSHA256: sum,
-		Integrity:  Integrity{OK: len(bad) == 0, Files: len(m.Files), Problems: []FileProblem{}},
-		TopDomains: []DomainReview{},
+		Integrity:   Integrity{OK: len(bad) == 0, Files: len(m.Files), Problems: []FileProblem{}},
+		TopDomains:  []DomainReview{},
+		DomainFlags: FlagGroup{ByReason: []Tally{}},
+		MailPath:    MailPathReview{ByReason: []Tally{}, Dependencies: []Dependency{}},
 		Brake: BrakeReview{Blocked: m.Status == StatusBlocked, Reasons: nonNil(m.BlockReasons),
 			MaxFraction: m.Brake.MaxFraction, MaxCount: m.Brake.MaxCount, Protected: nonNil(m.Brake.Protected)},
 		New:  NewReview{Domains: []Tally{}, Skipped: []string{}},
@@ -372,6 +422,7 @@ func Review(ctx context.Context, dir string, o ReviewOptions) (ReviewReport, err
 			// figures.
 			r.Integrity.Problems = append(r.Integrity.Problems, FileProblem{File: FileParquet, Problem: "cannot be read: " + firstLine(err.Error())})
 			r.Counts = manifestCounts(m)
+			r.DomainFlags, r.MailPath = splitTallies(r.Counts.ByReason)
 		} else {
 			return r, fmt.Errorf("review %s: read %s: %w", dir, FileParquet, err)
 		}
@@ -409,6 +460,18 @@ func (r *ReviewReport) fromRows(ctx context.Context, db *sql.DB, m Manifest, o R
 		*g.out = t
 	}
 	r.Counts = c
+	r.DomainFlags, r.MailPath = splitTallies(c.ByReason)
+	if r.MailPath.Flagged > 0 {
+		if err := db.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(DISTINCT domain) FROM %s WHERE %s`, reviewRows, mailPathSQL("reason"))).
+			Scan(&r.MailPath.AddressDomains); err != nil {
+			return fmt.Errorf("mail-path domains: %w", err)
+		}
+		deps, err := dependencies(ctx, db, reviewRows, o.TopDependencies, o.EvidencePerDomain)
+		if err != nil {
+			return err
+		}
+		r.MailPath.Dependencies = deps
+	}
 
 	// What is new: the rows whose email_id the last applied changeset
 	// did not hold.

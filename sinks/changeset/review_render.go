@@ -179,11 +179,15 @@ func (r ReviewReport) WriteText(w io.Writer) error {
 	}
 	tw.Flush()
 
+	if len(r.Counts.ByReason) > 0 {
+		b.WriteString("\nBY REASON\n")
+		r.textByReason(&b)
+	}
 	for _, t := range []struct {
 		title, col string
 		rows       []Tally
 		prefix     string
-	}{{"BY REASON", "reason", r.Counts.ByReason, ""}, {"BY STATE", "state", r.Counts.ByState, ""}, {"BY TLD", "tld", r.Counts.ByTLD, "."}} {
+	}{{"BY STATE", "state", r.Counts.ByState, ""}, {"BY TLD", "tld", r.Counts.ByTLD, "."}} {
 		if len(t.rows) == 0 {
 			continue
 		}
@@ -227,6 +231,26 @@ func (r ReviewReport) WriteText(w io.Writer) error {
 			}
 			if more := d.EvidenceLines - int64(len(d.Evidence)); more > 0 {
 				fmt.Fprintf(&b, "  … %d more distinct evidence line(s)\n", more)
+			}
+		}
+	}
+
+	if len(r.MailPath.Dependencies) > 0 {
+		b.WriteString("\nLARGEST MAIL-PATH DEPENDENCIES (the MX or name-server domain that lapsed)\n")
+		tw = tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
+		fmt.Fprintf(tw, "dependency domain\treasons\taddresses\taddress domains\n")
+		for _, d := range r.MailPath.Dependencies {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", depName(d.Domain), d.Reasons, d.Addresses, d.AddressDomains)
+		}
+		tw.Flush()
+		b.WriteString("\nMAIL-PATH EVIDENCE (email id, addresses with it: host → its domain, which sources said what, when)\n")
+		for _, d := range r.MailPath.Dependencies {
+			if len(d.SampleEvidence) == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "%s\n", depName(d.Domain))
+			for _, e := range d.SampleEvidence {
+				fmt.Fprintf(&b, "  #%d ×%d  %s\n", e.EmailID, e.Addresses, clip(orNone(e.Evidence), 200))
 			}
 		}
 	}
@@ -289,11 +313,15 @@ func (r ReviewReport) WriteMarkdown(w io.Writer) error {
 		}
 	}
 
+	if len(r.Counts.ByReason) > 0 {
+		b.WriteString("\n## By reason\n")
+		r.markdownByReason(&b)
+	}
 	for _, t := range []struct {
 		title, col string
 		rows       []Tally
 		prefix     string
-	}{{"By reason", "reason", r.Counts.ByReason, ""}, {"By state", "state", r.Counts.ByState, ""}, {"By TLD", "tld", r.Counts.ByTLD, "."}} {
+	}{{"By state", "state", r.Counts.ByState, ""}, {"By TLD", "tld", r.Counts.ByTLD, "."}} {
 		if len(t.rows) == 0 {
 			continue
 		}
@@ -323,6 +351,20 @@ func (r ReviewReport) WriteMarkdown(w io.Writer) error {
 		}
 	}
 
+	if len(r.MailPath.Dependencies) > 0 {
+		b.WriteString("\n## Largest mail-path dependencies\n\nThe MX hosts' or name servers' registrable domains that lapsed or were re-registered.\n\n" +
+			"| dependency domain | reasons | addresses | address domains |\n|---|---|---:|---:|\n")
+		for _, d := range r.MailPath.Dependencies {
+			fmt.Fprintf(&b, "| %s | %s | %d | %d |\n", mdCell(depName(d.Domain)), mdCell(d.Reasons), d.Addresses, d.AddressDomains)
+		}
+		b.WriteString("\n## Mail-path sample evidence\n\n| dependency domain | email_id | addresses | evidence |\n|---|---:|---:|---|\n")
+		for _, d := range r.MailPath.Dependencies {
+			for _, e := range d.SampleEvidence {
+				fmt.Fprintf(&b, "| %s | %d | %d | %s |\n", mdCell(depName(d.Domain)), e.EmailID, e.Addresses, mdCell(orNone(e.Evidence)))
+			}
+		}
+	}
+
 	if r.New.Since != "" && r.New.Problem == "" {
 		fmt.Fprintf(&b, "\n## New since the changeset applied on %s\n\n", r.New.Since)
 		if len(r.New.Domains) == 0 {
@@ -346,6 +388,69 @@ func (r ReviewReport) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// textByReason writes the counts by reason for a terminal: the domain
+// flags, then the mail-path flags (or a line saying there are none), each
+// with its total.
+func (r ReviewReport) textByReason(b *strings.Builder) {
+	width := len("reason")
+	for _, t := range r.Counts.ByReason {
+		width = max(width, len([]rune(orNone(t.Name))))
+	}
+	rows := func(ts []Tally) {
+		fmt.Fprintf(b, "  %-*s  %9s\n", width, "reason", "addresses")
+		for _, t := range ts {
+			n := orNone(t.Name)
+			fmt.Fprintf(b, "  %s%s  %9d\n", n, strings.Repeat(" ", width-len([]rune(n))), t.Addresses)
+		}
+	}
+	fmt.Fprintf(b, "%s: %s\n", lowerFirst(domainTitle), plural(r.DomainFlags.Flagged, "address", "addresses"))
+	if len(r.DomainFlags.ByReason) > 0 {
+		rows(r.DomainFlags.ByReason)
+	}
+	if r.MailPath.Flagged == 0 {
+		fmt.Fprintf(b, "%s: none\n", lowerFirst(mailPathTitle))
+		return
+	}
+	fmt.Fprintf(b, "%s: %s%s\n", lowerFirst(mailPathTitle), plural(r.MailPath.Flagged, "address", "addresses"), r.mailDomainsNote())
+	rows(r.MailPath.ByReason)
+}
+
+// markdownByReason is textByReason for a ticket.
+func (r ReviewReport) markdownByReason(b *strings.Builder) {
+	fmt.Fprintf(b, "\n### %s: %s\n\n", domainTitle, plural(r.DomainFlags.Flagged, "address", "addresses"))
+	if len(r.DomainFlags.ByReason) > 0 {
+		b.WriteString("| reason | addresses |\n|---|---:|\n")
+		for _, t := range r.DomainFlags.ByReason {
+			fmt.Fprintf(b, "| %s | %d |\n", mdCell(orNone(t.Name)), t.Addresses)
+		}
+	}
+	if r.MailPath.Flagged == 0 {
+		fmt.Fprintf(b, "\n### %s: none\n", mailPathTitle)
+		return
+	}
+	fmt.Fprintf(b, "\n### %s: %s%s\n\n| reason | addresses |\n|---|---:|\n", mailPathTitle,
+		plural(r.MailPath.Flagged, "address", "addresses"), r.mailDomainsNote())
+	for _, t := range r.MailPath.ByReason {
+		fmt.Fprintf(b, "| %s | %d |\n", mdCell(t.Name), t.Addresses)
+	}
+}
+
+// mailDomainsNote is ", N address domains" when the rows could be read.
+func (r ReviewReport) mailDomainsNote() string {
+	if r.MailPath.AddressDomains == 0 {
+		return ""
+	}
+	return ", " + plural(r.MailPath.AddressDomains, "address domain", "address domains")
+}
+
+// depName names a dependency domain, or says the evidence named none.
+func depName(d string) string {
+	if d == "" {
+		return "(not named in the evidence)"
+	}
+	return d
 }
 
 func orNone(s string) string {

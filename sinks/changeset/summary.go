@@ -72,9 +72,8 @@ func summaryMarkdown(ctx context.Context, db *sql.DB, s Spec, m Manifest, rel st
 			b.WriteString("Nothing to un-verify tonight.\n\n")
 		}
 	}
-	b.WriteString("## By reason\n\n| reason | addresses |\n|---|---:|\n")
-	for _, k := range sortedByCount(c.ByReason) {
-		fmt.Fprintf(&b, "| %s | %d |\n", k, c.ByReason[k])
+	if err := summaryByReason(ctx, db, &b, c, rel); err != nil {
+		return "", err
 	}
 	b.WriteString("\n## By TLD\n\n| tld | addresses |\n|---|---:|\n")
 	for i, k := range sortedByCount(c.ByTLD) {
@@ -157,9 +156,50 @@ func summaryMarkdown(ctx context.Context, db *sql.DB, s Spec, m Manifest, rel st
 		if err := rows.Scan(&id, &d, &r, &ev); err != nil {
 			return "", err
 		}
-		fmt.Fprintf(&b, "| %d | %s | %s | %s |\n", id, d, r, strings.ReplaceAll(ev, "|", "\\|"))
+		fmt.Fprintf(&b, "| %d | %s | %s | %s |\n", id, d, r, strings.ReplaceAll(RedactAddresses(ev), "|", "\\|"))
 	}
 	return b.String(), rows.Err()
+}
+
+// summaryByReason writes the counts by reason in two sections, the
+// domain flags and the mail-path flags, each with its total; the mail-path
+// section lists the dependency domains behind its flags. A changeset
+// without mail-path rows says so in one line.
+func summaryByReason(ctx context.Context, db *sql.DB, b *strings.Builder, c Counts, rel string) error {
+	domain, mail, domainN, mailN := splitByReason(c.ByReason)
+	b.WriteString("## By reason\n\n")
+	fmt.Fprintf(b, "### %s: %s\n\n", domainTitle, plural(domainN, "address", "addresses"))
+	if len(domain) > 0 {
+		b.WriteString("| reason | addresses |\n|---|---:|\n")
+		for _, k := range sortedByCount(domain) {
+			fmt.Fprintf(b, "| %s | %d |\n", k, domain[k])
+		}
+		b.WriteString("\n")
+	}
+	if mailN == 0 {
+		fmt.Fprintf(b, "### %s: none\n", mailPathTitle)
+		return nil
+	}
+	deps, err := dependencies(ctx, db, rel, 20, 0)
+	if err != nil {
+		return err
+	}
+	var mailDomains int64
+	if err := db.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(DISTINCT domain) FROM %s WHERE %s`, rel, mailPathSQL("reason"))).Scan(&mailDomains); err != nil {
+		return fmt.Errorf("mail-path domains: %w", err)
+	}
+	fmt.Fprintf(b, "### %s: %s\n\n", mailPathTitle, plural(mailN, "address", "addresses"))
+	fmt.Fprintf(b, "The address's own domain is healthy; the registrable domain of one of its MX hosts or name servers lapsed or was re-registered. %s.\n\n",
+		plural(mailDomains, "address domain", "address domains"))
+	b.WriteString("| reason | addresses |\n|---|---:|\n")
+	for _, k := range sortedByCount(mail) {
+		fmt.Fprintf(b, "| %s | %d |\n", k, mail[k])
+	}
+	b.WriteString("\n#### Dependency domains\n\n| dependency domain | reasons | addresses | address domains |\n|---|---|---:|---:|\n")
+	for _, d := range deps {
+		fmt.Fprintf(b, "| %s | %s | %d | %d |\n", depName(d.Domain), d.Reasons, d.Addresses, d.AddressDomains)
+	}
+	return nil
 }
 
 // sortedByCount orders keys by count, largest first, then by name.

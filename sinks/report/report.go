@@ -221,9 +221,12 @@ type nightView struct {
 	Approval                    string
 	Missing                     string
 	Figures                     []figure
-	ByReason, ByTLD             template.HTML
-	TopDomains                  []topDomain
-	Dir                         string
+	// ByReason draws the domain flags' reasons, MailByReason the mail
+	// path's (an MX host's or a name server's domain lapsed), apart.
+	ByReason, MailByReason, ByTLD template.HTML
+	MailFlagged                   string
+	TopDomains                    []topDomain
+	Dir                           string
 }
 
 // topDomain is one of the night's largest flagged domains.
@@ -493,7 +496,19 @@ func loadNight(ctx context.Context, db *sql.DB, date, dir string) (nightView, er
 		} else if errors.Is(err, changeset.ErrNotApproved) {
 			n.Approval = "Not approved yet: `lapse review`, then `lapse approve --by NAME`."
 		}
-		n.ByReason = countsChart("reason", c.ByReason, 0)
+		domain, mail := splitReasons(c.ByReason)
+		n.ByReason = countsChart("reason", domain, 0)
+		n.MailByReason = countsChart("reason", mail, 0)
+		if len(mail) > 0 {
+			var t int64
+			for _, v := range mail {
+				t += v
+			}
+			n.MailFlagged = num(float64(t), "") + " addresses"
+			if t == 1 {
+				n.MailFlagged = "1 address"
+			}
+		}
 		n.ByTLD = countsChart("tld", c.ByTLD, 12)
 	}
 	figs, err := nightFigures(ctx, db, date)
@@ -507,6 +522,20 @@ func loadNight(ctx context.Context, db *sql.DB, date, dir string) (nightView, er
 	}
 	n.TopDomains = top
 	return n, errors.Join(errs...)
+}
+
+// splitReasons splits a manifest's counts by reason into the domain flags
+// and the mail-path flags (changeset.IsMailPath).
+func splitReasons(by map[string]int64) (domain, mail map[string]int64) {
+	domain, mail = map[string]int64{}, map[string]int64{}
+	for k, v := range by {
+		if changeset.IsMailPath(k) {
+			mail[k] = v
+		} else {
+			domain[k] = v
+		}
+	}
+	return domain, mail
 }
 
 // countsChart draws a manifest's counts as horizontal bars, largest first
