@@ -37,13 +37,33 @@
 // anniversary. Every state is a pure function of the domain and the day
 // (PhaseAt), so the truth for any date needs no replay.
 //
+// # Mail layer
+//
+// After the addresses, from a PCG stream of its own (so nothing above
+// changes), the world gets a mail layer (mail.go): three big shared mail
+// hosts and three big DNS hosts that never lapse, and one small mail host
+// and one small DNS host per ~150 company and personal domains, whose own
+// domains lapse like personal ones (KindMailHost, KindDNSHost; appended
+// after every other domain and served like them). Every domain has a
+// MailSetup (World.Mail): most MX mx1/mx2.<big mail host> and NS
+// ns1/ns2.<big DNS host>; ~10% MX on a small mail host, ~8% NS on a small
+// DNS host, ~10% in-bailiwick name servers, ~3% MX mail.<domain> CNAME'd to
+// a small mail host, ~4% self-hosted MX, ~2% null MX; providers and hosts
+// run their own. The registrable domains of the out-of-bailiwick MX hosts
+// (CNAME targets) and name servers are the domain's dependencies
+// (MailDependencies).
+//
 // # Truth and accounts
 //
 // DomainTruth(date) gives each domain's state in ARCHITECTURE.md's names and
 // the dates the registry publishes; AddressTruth(date) says for each address
 // whether its holder's registration reached redemption or later
 // (ShouldFlag, RiskStart), became registrable by others (AtRisk,
-// RegistrableAt) or was registered by someone else (ReregisteredAt).
+// RegistrableAt) or was registered by someone else (ReregisteredAt), and,
+// for an address whose own domain is fine, whether a dependency of its
+// mail setup lapsed or was registered by someone else since it was added
+// (MailAtRisk, MailRiskStart, MailRegistrableAt, MailVia); MailTruth(date)
+// sums it per host domain.
 // Addresses(date) is PyPI's user_emails table on that date, honouring
 // Unverify; Seed writes it to PostgreSQL (COPY), CSV or JSONL. Account,
 // UnverifyAccount and RestoreAccount read and change one row at the world's
@@ -62,4 +82,15 @@
 // "WHOIS LIMIT EXCEEDED", 5xx, resets, hangs, malformed bodies, Domainr
 // "unknown") are drawn per server from the seed, the domain, the day and
 // the attempt number.
+//
+// The DNS server (dns.go, github.com/miekg/dns, UDP and TCP on one port)
+// is a recursive resolver for queries with RD=1: NXDOMAIN for a name
+// whose domain is unknown or out of the zone on the date, SERVFAIL when
+// every name server of the domain lies in a domain out of the zone (a
+// dangling delegation), otherwise the setup's MX (null MX as "MX 0 ."),
+// NS, CNAME chains and A 127.0.0.x. With RD=0 it is every TLD's server:
+// a referral to the domain's name servers while the domain is in the
+// zone, NXDOMAIN otherwise. Its faults (DNSFaults: SERVFAIL, no answer, a
+// truncated UDP answer) are drawn from the seed, the domain, the day and
+// the query type.
 package sim
