@@ -64,6 +64,9 @@ func caseYearRecall(h *harness) string {
 func caseWarm(n int) string {
 	return fmt.Sprintf("warm night %s: lapse run / hand-written query", count(n))
 }
+func caseMailPath(n int) string {
+	return fmt.Sprintf("warm night %s: with the mail path / without", count(n))
+}
 func caseWarmRSS(n int) string {
 	return fmt.Sprintf("peak RSS, whole lapse run, %s addresses", count(n))
 }
@@ -295,7 +298,7 @@ func warmNames(h *harness) []string {
 	for i, s := range h.cfg.sizes {
 		switch {
 		case i == 0:
-			n = append(n, caseWarm(s))
+			n = append(n, caseWarm(s), caseMailPath(s))
 		case s == 10*h.cfg.sizes[0]:
 			n = append(n, caseScaling(s, h.cfg.sizes[0]))
 		}
@@ -358,22 +361,31 @@ func runWarm(ctx context.Context, h *harness) ([]Case, error) {
 			}
 			return fmt.Sprintf("building the fixture: %.0f MB so far", float64(duBytes(fixture))/(1<<20))
 		}
+		// The night without the mail path, paired with each run, at the
+		// base size only (issue 12: within 10% of it).
+		mail := "0"
+		if i == 0 {
+			mail = "1"
+		}
 		res, err := h.runBench(ctx, "./pipeline/demo", "BenchmarkWarmNight", "1x", runs, []string{
 			"TMPDIR=" + warm, "LAPSE_BENCH_ADDRESSES=" + strconv.Itoa(n), "LAPSE_BENCH_BIN=" + h.lapse,
+			"LAPSE_BENCH_MAILPATH=" + mail,
 		}, status)
 		if err != nil {
 			return cases, fmt.Errorf("warm night %s: %w", count(n), err)
 		}
 		took := time.Since(t0).Seconds()
-		var night, query, ratio, rss, cpu, whole []float64
+		var night, query, ratio, rss, cpu, whole, noMail, mailRatio []float64
 		for _, m := range res {
 			night, query, ratio = append(night, m["night-s"]), append(query, m["query-s"]), append(ratio, m["ratio"])
+			noMail, mailRatio = append(noMail, m["night-nomail-s"]), append(mailRatio, m["mail-ratio"])
 			rss, cpu, whole = append(rss, m["run-peak-RSS-MB"]), append(cpu, m["night-cpu-s"]), append(whole, m["run-with-snapshot-s"])
 		}
 		h.nightS[n] = night
 		var add []Case
 		if i == 0 {
-			add = append(add, withRatios(caseWarm(n), "s", night, query, ratio, "<=", 2))
+			add = append(add, withRatios(caseWarm(n), "s", night, query, ratio, "<=", 2),
+				withRatios(caseMailPath(n), "s", night, noMail, mailRatio, "<=", 1.1))
 		} else {
 			h.info = append(h.info, Info{Name: fmt.Sprintf("warm night %s: lapse run / hand-written query", count(n)), Value: median(ratio), Unit: "x", Runs: len(ratio)})
 			sc := h.nightS[base]

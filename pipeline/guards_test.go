@@ -161,7 +161,7 @@ func TestLowFreeSpaceStopsCleanly(t *testing.T) {
 	calls := 0
 	freeBytes = func(p string) (uint64, error) {
 		calls++
-		if calls > 3 { // the start, then before snapshot and plan
+		if calls > 4 { // the start, then before snapshot, dns and plan
 			return 1 << 20, nil
 		}
 		return real(p)

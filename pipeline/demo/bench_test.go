@@ -20,6 +20,7 @@ import (
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/pipeline"
 	"github.com/lapse-dev/lapse/sim"
+	"github.com/lapse-dev/lapse/sources/dns"
 )
 
 // warmFixture is a data dir whose cache holds a fresh answer for every
@@ -43,7 +44,8 @@ func newWarmFixture(b *testing.B, n int) warmFixture {
 	b.Helper()
 	now := time.Now().UTC()
 	date := now.Format(time.DateOnly)
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("lapse-warm-night-%d-%s", n, date))
+	// "-m": the fixture holds every domain's mail path too (issue 12).
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("lapse-warm-night-%d-%s-m", n, date))
 	cfg := config.Default()
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.Source = "jsonl:" + filepath.Join(dir, "accounts.jsonl")
@@ -75,6 +77,13 @@ func newWarmFixture(b *testing.B, n int) warmFixture {
 			b.Fatal(err)
 		}
 		f.domains++
+		// Its mail path, as the DNS stage would have recorded it: the
+		// warm night finds nothing due there either.
+		if ms, ok := w.MailSetupOf(t.Domain); ok {
+			if _, err := c.RecordMailPath(ctx, pipeline.MailObservation(simAnswer(t.Domain, ms, at)), cfg.DNS.Every.Std()); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 	if err := c.Close(); err != nil {
 		b.Fatal(err)
@@ -100,6 +109,27 @@ func currentStates(b *testing.B, cfg config.Config, now time.Time) {
 	if _, err := pipeline.CurrentStates(context.Background(), c, night.Dir(cfg.DataDir).StatesCopy()); err != nil {
 		b.Fatal(err)
 	}
+	if _, err := cache.ExportLinks(context.Background(), c, night.Dir(cfg.DataDir).LinksCopy()); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// simAnswer is the DNS answer the simulator's zone gives for a domain.
+func simAnswer(domain string, ms sim.MailSetup, at time.Time) dns.Answer {
+	a := dns.Answer{Domain: domain, CheckedAt: at, MX: dns.OK, NS: dns.OK, NullMX: ms.NullMX}
+	for _, mx := range ms.MX {
+		l := dns.Link{Role: "mx", Host: mx.Host, Pref: int(mx.Pref)}
+		for _, c := range ms.CNAMEs {
+			if c.Host == mx.Host {
+				l.CNAMEs = append(l.CNAMEs, c.Target)
+			}
+		}
+		a.Links = append(a.Links, l)
+	}
+	for _, h := range ms.NS {
+		a.Links = append(a.Links, dns.Link{Role: "ns", Host: h})
+	}
+	return a
 }
 
 // BenchmarkWarmNight times a warm night (nothing due) over 1,000,000
@@ -117,8 +147,11 @@ func BenchmarkWarmNight(b *testing.B) {
 	f := newWarmFixture(b, n)
 	ctx := context.Background()
 	paths := night.Paths{DataDir: f.cfg.DataDir, Date: f.date}
-	var night, query, nightCPU, queryCPU time.Duration
+	var night, query, nightCPU, queryCPU, noMail time.Duration
 	var lookups int
+	// The night without the mail path too, at the sizes the harness
+	// compares (LAPSE_BENCH_MAILPATH=0 skips it).
+	mailBaseline := os.Getenv("LAPSE_BENCH_MAILPATH") != "0"
 	for range b.N {
 		b.StopTimer()
 		// Snapshot again (forced), stopping there: the timed run resumes.
@@ -142,6 +175,26 @@ func BenchmarkWarmNight(b *testing.B) {
 		nightCPU += cpuTime() - c0
 		lookups += res.Figures().TotalLookups()
 		b.StopTimer()
+		if mailBaseline {
+			// The same night without the mail path: its cost, paired
+			// with the run above on the same machine load.
+			off := f.cfg
+			off.DNS.Enabled = false
+			if _, err := pipeline.RunNight(ctx, pipeline.Options{Config: off, Date: f.date, Force: true,
+				AfterStage: func(s string) error {
+					if s == pipeline.StageSnapshot {
+						return errStop
+					}
+					return nil
+				}}); !errors.Is(err, errStop) {
+				b.Fatal(err)
+			}
+			t0 := time.Now()
+			if _, err := pipeline.RunNight(ctx, pipeline.Options{Config: off, Date: f.date}); err != nil {
+				b.Fatal(err)
+			}
+			noMail += time.Since(t0)
+		}
 		t0, c0 = time.Now(), cpuTime()
 		if err := handQuery(ctx, paths, filepath.Join(b.TempDir(), "decisions.parquet")); err != nil {
 			b.Fatal(err)
@@ -155,6 +208,10 @@ func BenchmarkWarmNight(b *testing.B) {
 	b.ReportMetric(night.Seconds()/float64(b.N), "night-s")
 	b.ReportMetric(query.Seconds()/float64(b.N), "query-s")
 	b.ReportMetric(float64(night)/float64(query), "ratio")
+	if mailBaseline {
+		b.ReportMetric(noMail.Seconds()/float64(b.N), "night-nomail-s")
+		b.ReportMetric(float64(night)/float64(noMail), "mail-ratio")
+	}
 	// CPU (user+system, every thread of the process, DuckDB's included):
 	// on a shared machine wall time swings with the neighbours' load.
 	b.ReportMetric(nightCPU.Seconds()/float64(b.N), "night-cpu-s")
