@@ -2,9 +2,22 @@ package demo
 
 import (
 	"context"
+	"encoding/csv"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/lapse-dev/lapse/internal/night"
+	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sim"
+	"github.com/lapse-dev/lapse/sinks/changeset"
 )
 
 // PolicyScore compares one policy's un-verifications with the truth.
@@ -35,6 +48,12 @@ import (
 //     WHOIS) hides them from every policy.
 //   - lookups: provider requests over all nights; lookups_by_source the
 //     same by provider (a status API's against RDAP/WHOIS).
+//   - mail_path: the same against the simulator's mail-path truth
+//     (MailAtRisk: the address's own domain is fine, an MX host's or name
+//     server's domain lapsed or was registered by someone else); see
+//     MailPathScore. A flag with a mail-path reason (mx_domain_…,
+//     ns_domain_…) on an address MailAtRisk by the night it was flagged
+//     is a true positive in precision too.
 type PolicyScore struct {
 	Precision           float64 `json:"precision"`
 	Recall              float64 `json:"recall"`
@@ -70,6 +89,40 @@ type PolicyScore struct {
 	// whoever investigates a score below target.
 	MissedSample        []string `json:"missed_sample"`
 	FalsePositiveSample []string `json:"false_positive_sample"`
+
+	MailPath MailPathScore `json:"mail_path"`
+}
+
+// MailPathScore scores a policy against the mail-path truth, the way
+// PolicyScore scores it against the domain truth:
+//
+//   - at_risk: addresses MailAtRisk by the last night whose dependency was
+//     not registrable by others before the first night, verified when
+//     their risk started (or already flagged), and either flagged or
+//     registrable by others by the last night (the others are pending);
+//     caught: those flagged (for any reason) no later than the night the
+//     dependency became registrable by others; missed: the rest.
+//   - lead_days_median: over those caught whose dependency became
+//     registrable during the demo, the median of days from the flag to
+//     that date.
+//   - flagged: addresses flagged with a mail-path reason; true_flags those
+//     MailAtRisk or ShouldFlag by the night they were flagged;
+//     false_flags the rest; precision true_flags / flagged (1 when none),
+//     recall caught / at_risk (1 when none).
+type MailPathScore struct {
+	AtRisk         int     `json:"at_risk"`
+	Caught         int     `json:"caught"`
+	Missed         int     `json:"missed"`
+	Pending        int     `json:"pending"`
+	Flagged        int     `json:"flagged"`
+	TrueFlags      int     `json:"true_flags"`
+	FalseFlags     int     `json:"false_flags"`
+	LeadDaysMedian float64 `json:"lead_days_median"`
+	Precision      float64 `json:"precision"`
+	Recall         float64 `json:"recall"`
+	// Samples name a few misses and false flags (email_id@domain).
+	MissedSample    []string `json:"missed_sample"`
+	FalseFlagSample []string `json:"false_flag_sample"`
 }
 
 // Score is score.json: one PolicyScore per policy run.
@@ -77,9 +130,35 @@ type Score map[string]PolicyScore
 
 func scorePolicy(ctx context.Context, o Options, r *policyRun) (PolicyScore, error) {
 	s := PolicyScore{Lookups: r.lookups, LookupsBySource: r.bySource, Nights: o.Nights, BlockedNights: r.blocked, Reverified: r.reverified, ReflagLoops: r.loops, MissedSample: []string{}, FalsePositiveSample: []string{}, MissedBeforeStartSample: []string{}}
+	s.MailPath = MailPathScore{MissedSample: []string{}, FalseFlagSample: []string{}}
+	mp := &s.MailPath
 	first := o.Start
 	last := o.Start.AddDate(0, 0, o.Nights-1)
 	truth := r.world.AddressTruth(last)
+	reasons, err := flagReasons(r)
+	if err != nil {
+		return s, err
+	}
+	// truthOn memoizes the address truth of the nights mail-path flags
+	// were raised on (an address's own domain may lapse later, which ends
+	// its mail-path risk in the last night's truth).
+	truths := map[time.Time]map[int64]sim.AddressTruth{}
+	truthOn := func(d time.Time) map[int64]sim.AddressTruth {
+		if v, ok := truths[d]; ok {
+			return v
+		}
+		v := map[int64]sim.AddressTruth{}
+		for _, t := range r.world.AddressTruth(d) {
+			v[t.EmailID] = t
+		}
+		truths[d] = v
+		return v
+	}
+	// riskBy reports whether a was at risk by date, for its domain or
+	// (mail) through its mail path.
+	riskBy := func(a sim.AddressTruth, at time.Time, mail bool) bool {
+		return a.RiskStart != nil && !at.Before(*a.RiskStart) || mail && a.MailAtRisk && a.MailRiskStart != nil && !at.Before(*a.MailRiskStart)
+	}
 	// verifiedOn memoizes the account table per date (un-verifications
 	// applied by the demo included).
 	verified := map[time.Time]map[int64]bool{}
@@ -96,7 +175,7 @@ func scorePolicy(ctx context.Context, o Options, r *policyRun) (PolicyScore, err
 		verified[d] = v
 		return v
 	}
-	var leads []float64
+	var leads, mailLeads []float64
 	for _, a := range truth {
 		if err := ctx.Err(); err != nil {
 			return s, err
@@ -104,13 +183,56 @@ func scorePolicy(ctx context.Context, o Options, r *policyRun) (PolicyScore, err
 		at, flagged := r.flagged[a.EmailID]
 		tag := fmt.Sprintf("%d@%s", a.EmailID, a.Domain)
 		if flagged {
+			mail := reasons[a.EmailID].MailPath()
+			ok := riskBy(a, at, mail)
+			if !ok && mail {
+				ok = riskBy(truthOn(at)[a.EmailID], at, true)
+			}
 			s.Flagged++
-			if a.RiskStart != nil && !at.Before(*a.RiskStart) {
+			if ok {
 				s.TruePositives++
 			} else {
 				s.FalsePositives++
 				if len(s.FalsePositiveSample) < 10 {
 					s.FalsePositiveSample = append(s.FalsePositiveSample, tag)
+				}
+			}
+			if mail {
+				mp.Flagged++
+				if ok {
+					mp.TrueFlags++
+				} else {
+					mp.FalseFlags++
+					if len(mp.FalseFlagSample) < 10 {
+						mp.FalseFlagSample = append(mp.FalseFlagSample, tag)
+					}
+				}
+			}
+		}
+		if a.MailAtRisk && a.MailRiskStart != nil && !a.MailRiskStart.After(last) &&
+			(a.MailRegistrableAt == nil || !a.MailRegistrableAt.Before(first)) {
+			// the mail path's recall, as the domain's below
+			d0 := *a.MailRiskStart
+			if d0.Before(first) {
+				d0 = first
+			}
+			switch {
+			case !verifiedOn(d0)[a.EmailID] && !(flagged && !at.After(d0)):
+				// not a verified address while at risk
+			case !flagged && (a.MailRegistrableAt == nil || a.MailRegistrableAt.After(last)):
+				mp.Pending++
+			default:
+				mp.AtRisk++
+				if flagged && (a.MailRegistrableAt == nil || !at.After(*a.MailRegistrableAt)) {
+					mp.Caught++
+					if a.MailRegistrableAt != nil {
+						mailLeads = append(mailLeads, a.MailRegistrableAt.Sub(at).Hours()/24)
+					}
+				} else {
+					mp.Missed++
+					if len(mp.MissedSample) < 10 {
+						mp.MissedSample = append(mp.MissedSample, tag+" via "+strings.Join(a.MailVia, ","))
+					}
 				}
 			}
 		}
@@ -168,7 +290,76 @@ func scorePolicy(ctx context.Context, o Options, r *policyRun) (PolicyScore, err
 		s.Recall = float64(s.CaughtInTime) / float64(s.AtRisk)
 	}
 	s.LeadDaysMedian = median(leads)
+	mp.Precision, mp.Recall = 1, 1
+	if mp.Flagged > 0 {
+		mp.Precision = float64(mp.TrueFlags) / float64(mp.Flagged)
+	}
+	if mp.AtRisk > 0 {
+		mp.Recall = float64(mp.Caught) / float64(mp.AtRisk)
+	}
+	mp.LeadDaysMedian = median(mailLeads)
 	return s, nil
+}
+
+// flagReasons returns the reason each flagged address was un-verified
+// for: its row in the changeset of the night it was first flagged
+// (changeset.csv). A night without a changeset file gives none.
+func flagReasons(r *policyRun) (map[int64]lifecycle.Reason, error) {
+	byNight := map[time.Time][]int64{}
+	for id, at := range r.flagged {
+		byNight[at] = append(byNight[at], id)
+	}
+	out := make(map[int64]lifecycle.Reason, len(r.flagged))
+	for at, ids := range byNight {
+		p := filepath.Join(night.Paths{DataDir: r.dir, Date: at.Format(time.DateOnly)}.Changeset(), changeset.FileCSV)
+		rows, err := readReasons(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("demo: score: %w", err)
+		}
+		for _, id := range ids {
+			if reason, ok := rows[id]; ok {
+				out[id] = reason
+			}
+		}
+	}
+	return out, nil
+}
+
+// readReasons reads email_id → reason from a changeset.csv.
+func readReasons(path string) (map[int64]lifecycle.Reason, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cr := csv.NewReader(f)
+	cr.ReuseRecord = true
+	head, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	idCol, reasonCol := slices.Index(head, "email_id"), slices.Index(head, "reason")
+	if idCol < 0 || reasonCol < 0 {
+		return nil, fmt.Errorf("%s: no email_id or reason column in %v", path, head)
+	}
+	out := map[int64]lifecycle.Reason{}
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		id, err := strconv.ParseInt(rec[idCol], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: email_id %q: %w", path, rec[idCol], err)
+		}
+		out[id] = lifecycle.Reason(rec[reasonCol])
+	}
 }
 
 func median(v []float64) float64 {
