@@ -64,6 +64,8 @@ var addressTruthCols = []column{
 	{"domain", colString, true}, {"owner_epoch", colInt32, false}, {"state", colString, false},
 	{"should_flag", colBool, false}, {"at_risk", colBool, false},
 	{"risk_start", colTime, true}, {"registrable_at", colTime, true}, {"reregistered_at", colTime, true},
+	{"mail_at_risk", colBool, false}, {"mail_risk_start", colTime, true}, {"mail_registrable_at", colTime, true},
+	{"mail_via", colString, true},
 }
 
 func addressTruthTable(rows []AddressTruth) table {
@@ -71,6 +73,7 @@ func addressTruthTable(rows []AddressTruth) table {
 		r := &rows[i]
 		v[0], v[1], v[2], v[3], v[4], v[5] = r.EmailID, r.UserID, r.Email, r.Domain, int32(r.OwnerEpoch), string(r.State)
 		v[6], v[7], v[8], v[9], v[10] = r.ShouldFlag, r.AtRisk, r.RiskStart, r.RegistrableAt, r.ReregisteredAt
+		v[11], v[12], v[13], v[14] = r.MailAtRisk, r.MailRiskStart, r.MailRegistrableAt, strings.Join(r.MailVia, " ")
 	}}
 }
 

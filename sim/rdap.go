@@ -93,7 +93,7 @@ func rdapStatuses(d *Domain, ph Phase) []string {
 		}
 		return st
 	}
-	if d.Kind == KindProvider {
+	if d.Kind == KindProvider || (d.Kind == KindMailHost || d.Kind == KindDNSHost) && !d.SmallHost() {
 		return []string{"client delete prohibited", "client transfer prohibited", "client update prohibited", "server delete prohibited", "server transfer prohibited", "server update prohibited"}
 	}
 	if d.id%3 == 0 {

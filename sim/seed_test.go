@@ -165,7 +165,7 @@ func TestTruthFiles(t *testing.T) {
 			path string
 			rows int
 			col  string
-		}{{dp, len(dom), "expires_at"}, {ap, len(addr), "risk_start"}} {
+		}{{dp, len(dom), "expires_at"}, {ap, len(addr), "risk_start"}, {ap, len(addr), "mail_via"}} {
 			if ext == ".csv" {
 				f, _ := os.Open(c.path)
 				recs, err := csv.NewReader(f).ReadAll()
