@@ -71,7 +71,7 @@ func findDomain(t *testing.T, w *World, suffix string, st lifecycle.State) (*Dom
 	for day := int32(0); day < 400; day += 7 {
 		for i := range w.Domains {
 			d := &w.Domains[i]
-			if d.Suffix() == suffix && d.Kind != KindProvider && w.PhaseAt(d, day).State == st {
+			if d.Suffix() == suffix && d.Kind != KindProvider && !isHost(d) && w.PhaseAt(d, day).State == st {
 				return d, day
 			}
 		}
