@@ -373,10 +373,16 @@ func (w *World) OwnerReverify() []int64 {
 }
 
 // ownerHolds reports whether a's owner holds its domain on day, registered
-// or about to renew (not in grace or later).
+// or about to renew (not in grace or later), and receives its mail: an
+// address whose MX host's or name server's domain lapsed or changed hands
+// (its mail path at risk) cannot be verified again by its owner, whose
+// mail bounces or goes to the new holder.
 func (w *World) ownerHolds(a *Address, day int32) bool {
 	ph := w.PhaseAt(&w.Domains[a.Domain], day)
-	return ph.Epoch == int(a.Owner) && (ph.State == lifecycle.Registered || ph.State == lifecycle.Expiring)
+	if ph.Epoch != int(a.Owner) || (ph.State != lifecycle.Registered && ph.State != lifecycle.Expiring) {
+		return false
+	}
+	return !w.mailRiskOf(a, day).atRisk
 }
 
 // OwnerHolds reports whether the owner of the address with this id holds
