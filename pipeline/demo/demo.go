@@ -474,6 +474,13 @@ func printScore(w io.Writer, o Options, s Score) {
 		}
 	}
 	for _, name := range o.Policies {
+		if d, ok := s[name]; ok && d.MailPath.AtRisk+d.MailPath.Flagged > 0 {
+			m := d.MailPath
+			fmt.Fprintf(w, "%s mail path (MX or NS domain lapsed, own domain healthy): %d of %d at-risk addresses caught in time, %d missed, %d pending; %d flagged, precision %.3f, recall %.3f, lead days %.1f\n",
+				name, m.Caught, m.AtRisk, m.Missed, m.Pending, m.Flagged, m.Precision, m.Recall, m.LeadDaysMedian)
+		}
+	}
+	for _, name := range o.Policies {
 		if d, ok := s[name]; ok && d.ResurrectionsBeforeStart > 0 {
 			fmt.Fprintf(w, "%s: %d of %d addresses on names re-registered before the first night flagged\n", name, d.ResurrectionsBeforeStartCaught, d.ResurrectionsBeforeStart)
 		}
