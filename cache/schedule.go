@@ -16,8 +16,14 @@ const (
 	// so tomorrow's run, even one started up to 4 hours earlier than
 	// tonight's, finds the domain due.
 	NightSlack = 4 * time.Hour
-	// RegisteredEvery re-checks a registered (or reserved, invalid) domain.
+	// RegisteredEvery re-checks a registered (or reserved, invalid) domain
+	// whose expiry is unknown.
 	RegisteredEvery = 30 * Day
+	// RegisteredDatedEvery re-checks a registered domain whose expiry is
+	// known and further away: the registry's date bounds when it can lapse
+	// (an early delete still spends 30 days in redemption and 5 pending
+	// delete, and a re-registration in between is caught by its date).
+	RegisteredDatedEvery = 60 * Day
 	// ExpiryLead moves a registered domain's check to this long before its
 	// expires_at when that comes sooner than RegisteredEvery.
 	ExpiryLead = 14 * Day
@@ -38,8 +44,9 @@ func days(now time.Time, n int) time.Time {
 // NextCheck is the schedule: when the domain of e should be looked up again,
 // judged at now (the time of its latest lookup). It is pure.
 //
-//   - registered: 30 days, or 14 days before
-//     expires_at if that is sooner, but never before the next night;
+//   - registered: 30 days without an expiry date; with one, 60 days or 14
+//     days before expires_at if that is sooner, but never before the next
+//     night;
 //   - expiring: weekly, or at expires_at if sooner, never before the next
 //     night (a deviation from issue 3's "daily": an expiring domain cannot
 //     reach a decisive state before it expires unless its registrar deletes
@@ -78,8 +85,9 @@ func backoffNights(n int) int {
 func knownNext(e Entry, now time.Time) time.Time {
 	switch e.Lifecycle.State {
 	case lifecycle.Registered:
-		next := days(now, 30)
+		next := days(now, int(RegisteredEvery/Day))
 		if x := e.Lifecycle.ExpiresAt; x != nil {
+			next = days(now, int(RegisteredDatedEvery/Day))
 			if lead := x.Add(-ExpiryLead); lead.Before(next) {
 				next = lead
 			}

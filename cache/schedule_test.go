@@ -46,7 +46,8 @@ func TestNextCheckTable(t *testing.T) {
 		want time.Time
 	}{
 		{"registered, no expiry: 30 days", entry(lifecycle.Registered), ts("2026-04-08T22:00:00Z")},
-		{"registered, expiry far: 30 days", withExpiry("2027-03-10T00:00:00Z"), ts("2026-04-08T22:00:00Z")},
+		{"registered, expiry far: 60 days", withExpiry("2027-03-10T00:00:00Z"), ts("2026-05-08T22:00:00Z")},
+		{"registered, expiry in 70 days: 14 days before it, under 60 days", withExpiry("2026-05-19T12:00:00Z"), ts("2026-05-05T12:00:00Z")},
 		{"registered, expiry in 40 days: 14 days before it", withExpiry("2026-04-19T12:00:00Z"), ts("2026-04-05T12:00:00Z")},
 		{"registered, expiry in 20 days: 6 days", withExpiry("2026-03-30T02:00:00Z"), ts("2026-03-16T02:00:00Z")},
 		{"registered, expiry in 10 days: never in the past, next night", withExpiry("2026-03-20T00:00:00Z"), night},
