@@ -183,7 +183,10 @@ func newSimTruthCmd(g *globalOptions) *cobra.Command {
 state, registered_at, expires_at, epoch, delegated) to --out, and with
 --addresses each address's truth (email_id, user_id, email, domain,
 owner_epoch, state, should_flag, at_risk, risk_start, registrable_at,
-reregistered_at). CSV or Parquet by the file's extension.
+reregistered_at, mail_at_risk, mail_risk_start, mail_registrable_at,
+mail_via: the mail path, an MX host's or name server's domain lapsed or
+changed hands while the address's own domain is healthy). CSV or Parquet
+by the file's extension.
 
 ` + simNote,
 		Args: cobra.NoArgs,
