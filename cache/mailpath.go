@@ -60,7 +60,9 @@ type MailObservation struct {
 	NSFromReferral bool
 	Links          []MailLink // FirstSeen is set by RecordMailPath
 	Error          string
-	Queries        int
+	// Queries is the DNS messages the lookup sent; not journaled (it
+	// depends on which concurrent lookup asked a shared host first).
+	Queries int `json:"-"`
 }
 
 // MailPath is a domain's mail path entry.

@@ -7,15 +7,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/lapse-dev/lapse/cache"
+	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sources/address"
@@ -72,6 +75,11 @@ type MailPathResult struct {
 	Links, Dependencies              int
 }
 
+// serverAddr matches the server named in a DNS error ("servfail from
+// 127.0.0.1:53"): the answer files say what failed, not where, so a night
+// run again against another resolver writes the same files.
+var serverAddr = regexp.MustCompile(` \(?from [^ ()]+\)?`)
+
 // registrable is the ICANN registrable domain of a host (sources/address).
 func registrable(host string) (string, bool) {
 	_, d, reason := address.NormalizeHost(host)
@@ -85,7 +93,7 @@ func MailObservation(a dns.Answer) cache.MailObservation {
 	o := cache.MailObservation{
 		Domain: a.Domain, CheckedAt: a.CheckedAt, MX: string(a.MX), NS: string(a.NS),
 		MXConclusive: a.MX.Conclusive(), NSConclusive: a.NS.Conclusive(),
-		NullMX: a.NullMX, NSFromReferral: a.NSFromReferral, Error: a.Error, Queries: a.Queries,
+		NullMX: a.NullMX, NSFromReferral: a.NSFromReferral, Error: serverAddr.ReplaceAllString(a.Error, ""), Queries: a.Queries,
 	}
 	for _, d := range dns.Dependencies(a, registrable) {
 		o.Links = append(o.Links, cache.MailLink{Role: d.Role, Host: d.Host, Dep: d.Dep, Pref: d.Pref})
@@ -144,6 +152,11 @@ func MailPath(ctx context.Context, o MailPathOptions) (MailPathResult, error) {
 		}
 		if _, err := cache.ExportLinks(ctx, o.Cache, o.LinksCopy); err != nil {
 			return res, fmt.Errorf("dns: links copy: %w", err)
+		}
+	}
+	if len(done)+len(todo) > 0 {
+		if err := sortMailJournal(o.Journal); err != nil {
+			return res, err
 		}
 	}
 	if err := o.writeTonight(ctx); err != nil {
@@ -284,6 +297,40 @@ func (o MailPathOptions) writeTonight(ctx context.Context) error {
 		return fmt.Errorf("dns: tonight's mail paths: %w", err)
 	}
 	return nil
+}
+
+// sortMailJournal rewrites the journal in domain order, the latest line
+// per domain: the lines came in the order answers arrived, and a night
+// run again writes the same file.
+func sortMailJournal(path string) error {
+	done, err := readMailJournal(path)
+	if err != nil {
+		return err
+	}
+	err = atomicfile.WriteFrom(path, 0o640, func(w io.Writer) error {
+		bw := bufio.NewWriter(w)
+		enc := json.NewEncoder(bw)
+		for _, d := range sortedKeys(done) {
+			if err := enc.Encode(done[d]); err != nil {
+				return err
+			}
+		}
+		return bw.Flush()
+	})
+	if err != nil {
+		return fmt.Errorf("dns: journal: %w", err)
+	}
+	return nil
+}
+
+// sortedKeys returns m's keys, sorted.
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
 }
 
 // readMailJournal reads tonight's DNS journal: the latest observation per

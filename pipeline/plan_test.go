@@ -91,9 +91,10 @@ func TestPlanOrdersByRiskAndCutsToBudget(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Looked up 40 days ago: registered ones are due again (30-day schedule).
+	// Looked up 40 days ago: a registered one without an expiry date is due
+	// again (30-day schedule).
 	clk.Add(-40 * 24 * time.Hour)
-	rec("registered.io", lifecycle.Registered, lifecycle.SourceRDAP, hTP(now.Add(300*24*time.Hour)))
+	rec("registered.io", lifecycle.Registered, lifecycle.SourceRDAP, nil)
 	rec("expiring.com", lifecycle.Registered, lifecycle.SourceRDAP, hTP(now.Add(10*24*time.Hour)))
 	clk.Add(39 * 24 * time.Hour)
 	// Yesterday: a best-effort redemption, due nightly until confirmed.
@@ -207,7 +208,8 @@ func hMkdirFor(path string) error { return os.MkdirAll(filepath.Dir(path), 0o750
 //   - stale.com: RDAP 90 days ago, Domainr 20 days ago;
 //   - young.com: RDAP 89 days ago, Domainr 20 days ago;
 //   - expsoon.com: RDAP 40 days ago, expiring in 10 days;
-//   - plain.com: RDAP 40 days ago, Domainr 31 days ago;
+//   - plain.com: RDAP 70 days ago, Domainr 61 days ago (its status lookup
+//     due on the 60-day schedule of a domain with a known expiry);
 //   - new.org: never checked.
 func hRefreshCache(t *testing.T, c *cache.Cache, clk *hClock) string {
 	t.Helper()
@@ -236,8 +238,8 @@ func hRefreshCache(t *testing.T, c *cache.Cache, clk *hClock) string {
 	rdap("stale.com", 90, far)
 	rdap("young.com", 89, far)
 	rdap("expsoon.com", 40, now.Add(10*24*time.Hour))
-	rdap("plain.com", 40, far)
-	domainr("plain.com", 31)
+	rdap("plain.com", 70, far)
+	domainr("plain.com", 61)
 	domainr("stale.com", 20)
 	domainr("young.com", 20)
 	domainr("nodates.com", 2)
