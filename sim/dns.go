@@ -193,7 +193,12 @@ func (s *Servers) serveDNS(rw dns.ResponseWriter, req *dns.Msg) {
 	q := req.Question[0]
 	name := strings.TrimSuffix(strings.ToLower(q.Name), ".")
 	day := s.w.day.Load()
-	if req.RecursionDesired {
+	// Faults hit the world's domains' answers, not the registries' own
+	// zones (a TLD's servers and their addresses): a resolver keeps those
+	// for days, and a fault there would fail every referral of the TLD.
+	_, registry := strings.CutPrefix(name, "a.nic.")
+	registry = policyIndex(name) >= 0 || (registry && policyIndex(strings.TrimPrefix(name, "a.nic.")) >= 0)
+	if req.RecursionDesired && !registry {
 		key := registrableOf(name)
 		if key == "" {
 			key = name

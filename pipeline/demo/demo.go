@@ -76,6 +76,8 @@ type Options struct {
 
 	// tweak adjusts a night's runner options (tests interrupt a night).
 	tweak func(policy string, night int, o *pipeline.Options)
+	// dnsFaults are the simulator's DNS faults (tests).
+	dnsFaults sim.DNSFaults
 }
 
 // NightRow is one line of the demo's table.
@@ -237,7 +239,7 @@ func SimConfig(srv *sim.Servers, dir, policy string, concurrency int) (config.Co
 func runPolicy(ctx context.Context, o Options, policy string) (*policyRun, error) {
 	r := &policyRun{name: policy, dir: filepath.Join(o.Dir, policy), flagged: map[int64]time.Time{}, reverifiedIDs: map[int64]bool{}, bySource: map[string]int{}}
 	r.world = sim.NewWorld(sim.Params{Seed: o.Seed, Start: o.Start, Emails: o.Emails})
-	srv, err := sim.Start(ctx, r.world, sim.ServerOptions{Log: o.Log})
+	srv, err := sim.Start(ctx, r.world, sim.ServerOptions{Log: o.Log, DNS: o.dnsFaults})
 	if err != nil {
 		return nil, fmt.Errorf("demo: start simulator: %w", err)
 	}
