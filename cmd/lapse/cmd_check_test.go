@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/lifecycle"
+	"github.com/lapse-dev/lapse/sim"
 	"github.com/lapse-dev/lapse/sources/providertest"
 )
 
@@ -67,6 +69,8 @@ rate_per_second = 100.0
 burst = 10
 [providers.whois.servers]
 com = %q
+[dns]
+enabled = false
 `, w.dataDir, rdap.URL, rdap.URL, whois.Addr())
 	if err := os.WriteFile(w.config, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
@@ -218,5 +222,65 @@ func TestCheckLineAges(t *testing.T) {
 	b, _ := json.Marshal(newCheckLine(lifecycle.Lifecycle{Domain: "a.com"}, cache.Entry{}, now))
 	if !strings.Contains(string(b), `"status_api":null`) || !strings.Contains(string(b), `"authoritative":null`) || !strings.Contains(string(b), `"domain":"a.com"`) {
 		t.Errorf("never asked: %s", b)
+	}
+}
+
+// lapse check shows the mail path: every MX host and name server outside
+// the domain, with its registrable domain and that domain's state, as the
+// simulator's zone publishes them.
+func TestCheckMailPath(t *testing.T) {
+	s := newSimSetup(t, filepath.Join(t.TempDir(), "data"), "")
+	// A company or personal domain with hosts outside itself.
+	var domain string
+	var want []string
+	for _, d := range s.world.Domains {
+		if d.Kind != sim.KindCompany && d.Kind != sim.KindPersonal {
+			continue
+		}
+		if deps := s.world.MailDependencies(d.Name); len(deps) >= 2 {
+			domain, want = d.Name, deps
+			break
+		}
+	}
+	if domain == "" {
+		t.Fatal("no domain with a mail path in the world")
+	}
+	code, out, errs := runLapse(t, "", nil, "--config", s.config, "check", "--no-cache", domain)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var line struct {
+		Domain   string
+		MailPath *struct {
+			MX, NS string
+			Hosts  []struct {
+				Role, Host, Domain string
+				State              lifecycle.State
+			}
+		} `json:"mail_path"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &line); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if line.MailPath == nil || line.MailPath.MX != "ok" || line.MailPath.NS != "ok" {
+		t.Fatalf("%s: mail path %+v", domain, line.MailPath)
+	}
+	var got []string
+	for _, h := range line.MailPath.Hosts {
+		if h.State == "" || h.State == lifecycle.Unknown || !strings.HasSuffix(h.Host, h.Domain) {
+			t.Errorf("host %+v", h)
+		}
+		got = append(got, h.Role+":"+h.Domain)
+	}
+	slices.Sort(got)
+	got = slices.Compact(got)
+	slices.Sort(want)
+	if !slices.Equal(got, slices.Compact(want)) {
+		t.Errorf("%s: mail path domains %v, the simulator's %v", domain, got, want)
+	}
+	// --no-mail-path leaves it out.
+	_, out, _ = runLapse(t, "", nil, "--config", s.config, "check", "--no-cache", "--no-mail-path", domain)
+	if strings.Contains(out, "mail_path") {
+		t.Errorf("--no-mail-path: %s", out)
 	}
 }
