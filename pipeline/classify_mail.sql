@@ -6,7 +6,7 @@ The mail path (issue 12), over a mailPlan (.): used by classify_decide.sql
 
 {{- /*
 mail_links is one row per link of the links file (.Links) whose
-dependency domain has a state row (.States on dep): the link, the
+dependency domain has a state row that can give a fact (.Deps on dep): the link, the
 dependency's state columns, and its per-link facts (lifecycle.MailDepSQL):
 confirmed_state, rereg_at, watch. .Where restricts the links.
 */ -}}
@@ -15,7 +15,7 @@ SELECT *, {{.Dep.ConfirmedState}} AS confirmed_state, {{.Dep.ReregisteredAt}} AS
 FROM (
 	SELECT l.domain, l.role, l.host, l.dep, l.link_first_seen, d.state, d.source, d.corroborated, d.checked_at,
 	       d.registered_at, d.expires_at, d.previous_registered_at, d.registered_at_changed_at
-	FROM ({{.Links}}) l JOIN {{.States}} d ON d.domain = l.dep
+	FROM ({{.Links}}) l JOIN {{.Deps}} d ON d.domain = l.dep
 	{{- if .Where}}
 	WHERE {{.Where}}{{end}}
 )

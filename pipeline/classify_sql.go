@@ -84,6 +84,9 @@ type mailPlan struct {
 	// States is the states relation, parenthesized; Where, when set,
 	// restricts the links' address domains (the export's).
 	Links, States, Where string
+	// Deps is the states relation narrowed to the dependency rows that
+	// can give a mail fact (mailPlanFor).
+	Deps string
 	// Dep is the per-link facts (lifecycle.Policy.MailDepSQL).
 	Dep      lifecycle.MailDepSQL
 	Roles    []string
@@ -108,7 +111,20 @@ func mailPlanFor(ctx context.Context, db *sql.DB, o ClassifyOptions, states stri
 	}
 	links := fmt.Sprintf("SELECT domain, role, host, dep, CAST(first_seen AS TIMESTAMPTZ) AS link_first_seen FROM read_parquet(%s) WHERE %s AND dep IS NOT NULL",
 		duck.String(o.Links), lifecycle.SQLIn("role", lifecycle.MailRoles...))
-	return &mailPlan{Links: links, States: "(" + states + ")", Dep: o.Policy.MailDepSQL(o.AsOf),
+	// Only a dependency lapsing, near its expiry or registered since lapse
+	// first saw a link can give a mail fact: the join reads those state
+	// rows alone (a handful of small hosts, not the big providers that
+	// thousands of domains share), so a warm night's mail path costs a
+	// scan of the links file and little more.
+	horizon := lifecycle.SQLTimestamp(o.AsOf.Add(o.Policy.WatchWindow))
+	since := fmt.Sprintf("(SELECT min(CAST(first_seen AS TIMESTAMPTZ)) FROM read_parquet(%s))", duck.String(o.Links))
+	deps := fmt.Sprintf(`(SELECT * FROM (%s) WHERE NOT (%s) AND (%s
+		OR (%s AND expires_at IS NOT NULL AND expires_at <= %s)
+		OR registered_at > %s OR (previous_registered_at IS NOT NULL AND registered_at_changed_at > %s)))`,
+		states, lifecycle.UnknownStateSQL("state"),
+		lifecycle.SQLIn("state", append([]lifecycle.State{lifecycle.Expiring, lifecycle.Grace}, lifecycle.DecisiveStates...)...),
+		lifecycle.SQLIs("state", lifecycle.Registered), horizon, since, since)
+	return &mailPlan{Links: links, States: "(" + states + ")", Deps: deps, Dep: o.Policy.MailDepSQL(o.AsOf),
 		Roles: lifecycle.MailRoles, Decisive: lifecycle.DecisiveStates}, nil
 }
 
