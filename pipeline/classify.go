@@ -57,6 +57,11 @@ type ClassifyOptions struct {
 	// means no mail path: every mail fact is NULL. The pypi policy does
 	// not read it.
 	Links string
+	// MailLinks, when set, is where classify keeps the
+	// links joined with the dependency rows that can give a mail fact,
+	// reused while the links and states files are unchanged
+	// (DATA/states/mail_links.parquet).
+	MailLinks string
 	// Date is the night (YYYY-MM-DD): snapshots of later dates are ignored.
 	Date   string
 	Policy lifecycle.Policy
@@ -70,6 +75,7 @@ func ClassifyOptionsFor(p night.Paths, policy lifecycle.Policy, asOf time.Time) 
 		Snapshot: p.Snapshot(), SnapshotGlob: p.SnapshotGlob(), States: p.States(),
 		Out: p.Decisions(), FirstSeen: p.FirstSeen(), Counts: p.Counts(), History: night.Dir(p.DataDir),
 		Date: p.Date, Policy: policy, AsOf: asOf, Reverified: p.Reverified(), Links: p.Links(),
+		MailLinks: filepath.Join(night.Dir(p.DataDir).StatesDir(), "mail_links.parquet"),
 	}
 }
 

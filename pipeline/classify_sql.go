@@ -4,11 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
 
+	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/lifecycle"
 )
@@ -124,8 +129,79 @@ func mailPlanFor(ctx context.Context, db *sql.DB, o ClassifyOptions, states stri
 		states, lifecycle.UnknownStateSQL("state"),
 		lifecycle.SQLIn("state", append([]lifecycle.State{lifecycle.Expiring, lifecycle.Grace}, lifecycle.DecisiveStates...)...),
 		lifecycle.SQLIs("state", lifecycle.Registered), horizon, since, since)
-	return &mailPlan{Links: links, States: "(" + states + ")", Deps: deps, Dep: o.Policy.MailDepSQL(o.AsOf),
-		Roles: lifecycle.MailRoles, Decisive: lifecycle.DecisiveStates}, nil
+	plan := &mailPlan{Links: links, States: "(" + states + ")", Deps: deps, Dep: o.Policy.MailDepSQL(o.AsOf),
+		Roles: lifecycle.MailRoles, Decisive: lifecycle.DecisiveStates}
+	if o.MailLinks != "" {
+		if err := plan.materialize(ctx, db, o, states, since); err != nil {
+			return nil, err
+		}
+	}
+	return plan, nil
+}
+
+// mailReuse is how long a materialized mail_links file serves unchanged
+// inputs: its dependency rows are those near expiry within the watch
+// window plus mailReuse, so any night up to mailReuse later finds every
+// row the watch window can reach.
+const mailReuse = 60 * 24 * time.Hour
+
+// mailLinksMeta is mail_links.json: what the file beside it was made from.
+type mailLinksMeta struct {
+	States, Links string
+	Window        time.Duration
+	ValidUntil    time.Time
+}
+
+// fileKey identifies a file's version (the copies are replaced by rename,
+// never written in place): its inode, size and modification time.
+func fileKey(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%s%d:%d", inode(fi), fi.Size(), fi.ModTime().UnixNano())
+}
+
+// materialize points the plan at o.MailLinks: the links file joined with
+// the dependency rows that can give a mail fact, written when the links
+// or the states changed (or after mailReuse) and read as it is otherwise.
+// It is a few rows (the links to lapsing providers), so a warm night's
+// mail path reads neither the links file nor the states for it.
+func (m *mailPlan) materialize(ctx context.Context, db *sql.DB, o ClassifyOptions, states, since string) error {
+	want := mailLinksMeta{States: fileKey(o.States), Links: fileKey(o.Links), Window: o.Policy.WatchWindow}
+	metaPath := strings.TrimSuffix(o.MailLinks, filepath.Ext(o.MailLinks)) + ".json"
+	var have mailLinksMeta
+	b, err := os.ReadFile(metaPath)
+	fresh := err == nil && json.Unmarshal(b, &have) == nil && fileExists(o.MailLinks) &&
+		have.States == want.States && have.Links == want.Links && have.Window == want.Window && !o.AsOf.After(have.ValidUntil)
+	if !fresh {
+		wide := lifecycle.SQLTimestamp(o.AsOf.Add(o.Policy.WatchWindow + mailReuse))
+		deps := fmt.Sprintf(`(SELECT * FROM (%s) WHERE NOT (%s) AND (%s
+			OR (%s AND expires_at IS NOT NULL AND expires_at <= %s)
+			OR registered_at > %s OR (previous_registered_at IS NOT NULL AND registered_at_changed_at > %s)))`,
+			states, lifecycle.UnknownStateSQL("state"),
+			lifecycle.SQLIn("state", append([]lifecycle.State{lifecycle.Expiring, lifecycle.Grace}, lifecycle.DecisiveStates...)...),
+			lifecycle.SQLIs("state", lifecycle.Registered), wide, since, since)
+		q := `SELECT l.domain, l.role, l.host, l.dep, l.link_first_seen, d.state, d.source, d.corroborated, d.checked_at,
+			d.registered_at, d.expires_at, d.previous_registered_at, d.registered_at_changed_at
+			FROM (` + m.Links + `) l JOIN ` + deps + ` d ON d.domain = l.dep`
+		if err := duck.CopyTo(ctx, db, q, o.MailLinks, "FORMAT parquet, COMPRESSION zstd", 0o640); err != nil {
+			return fmt.Errorf("mail links: %w", err)
+		}
+		want.ValidUntil = o.AsOf.Add(mailReuse)
+		b, err := json.Marshal(want)
+		if err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(metaPath, append(b, '\n'), 0o640); err != nil {
+			return fmt.Errorf("mail links: %w", err)
+		}
+	}
+	f := duck.String(o.MailLinks)
+	m.Links = "SELECT domain, role, host, dep, link_first_seen FROM read_parquet(" + f + ")"
+	m.Deps = `(SELECT DISTINCT dep AS domain, state, source, corroborated, checked_at, registered_at, expires_at,
+		previous_registered_at, registered_at_changed_at FROM read_parquet(` + f + `))`
+	return nil
 }
 
 // factColumn is a column of classify's facts relation and its SQL type.
