@@ -107,7 +107,7 @@ func MailPath(ctx context.Context, o MailPathOptions) (MailPathResult, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	due, err := mailDue(ctx, o)
+	due, err := mailDue(ctx, o, &res)
 	if err != nil {
 		return res, fmt.Errorf("dns: due domains: %w", err)
 	}
@@ -146,6 +146,7 @@ func MailPath(ctx context.Context, o MailPathOptions) (MailPathResult, error) {
 			return res, err
 		}
 	}
+	exported := false
 	if len(done) > 0 || len(todo) > 0 || !fileExists(o.LinksCopy) {
 		if err := os.MkdirAll(filepath.Dir(o.LinksCopy), 0o750); err != nil {
 			return res, fmt.Errorf("dns: %w", err)
@@ -153,6 +154,7 @@ func MailPath(ctx context.Context, o MailPathOptions) (MailPathResult, error) {
 		if _, err := cache.ExportLinks(ctx, o.Cache, o.LinksCopy); err != nil {
 			return res, fmt.Errorf("dns: links copy: %w", err)
 		}
+		exported = true
 	}
 	if len(done)+len(todo) > 0 {
 		if err := sortMailJournal(o.Journal); err != nil {
@@ -165,8 +167,11 @@ func MailPath(ctx context.Context, o MailPathOptions) (MailPathResult, error) {
 	if err := linkStates(o.LinksCopy, o.NightLinks); err != nil {
 		return res, fmt.Errorf("dns: %w", err)
 	}
-	if err := countLinks(ctx, o.LinksCopy, &res); err != nil {
-		return res, fmt.Errorf("dns: %w", err)
+	if exported {
+		// mailDue counted the copy as it was.
+		if err := countLinks(ctx, o.LinksCopy, &res); err != nil {
+			return res, fmt.Errorf("dns: %w", err)
+		}
 	}
 	return res, nil
 }
@@ -365,12 +370,18 @@ func readMailJournal(path string) (map[string]cache.MailObservation, error) {
 // is due at o.Now: never looked up, next check passed, or the domain was
 // re-registered since its last lookup; never a domain whose own state is
 // decisive. Never looked up first, then most overdue, then by name.
-func mailDue(ctx context.Context, o MailPathOptions) ([]string, error) {
+func mailDue(ctx context.Context, o MailPathOptions, res *MailPathResult) ([]string, error) {
 	db, err := duck.OpenMemory()
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
+	if fileExists(o.LinksCopy) {
+		// The copy's figures, in the same session.
+		if err := db.QueryRowContext(ctx, `SELECT count(role), count(DISTINCT dep) FROM read_parquet(?)`, o.LinksCopy).Scan(&res.Links, &res.Dependencies); err != nil {
+			return nil, err
+		}
+	}
 	links := "SELECT NULL::VARCHAR AS domain, NULL::TIMESTAMPTZ AS next_check, NULL::TIMESTAMPTZ AS checked_at WHERE false"
 	if fileExists(o.LinksCopy) {
 		links = "SELECT domain, max(next_check) AS next_check, max(checked_at) AS checked_at FROM read_parquet(" + duck.String(o.LinksCopy) + ") GROUP BY domain"

@@ -272,24 +272,37 @@ func runPeakRSS(cmd *exec.Cmd) (int64, error) {
 }
 
 // handQuery is the baseline: one DuckDB query joining the snapshot with
-// the domain states and applying the default policy, written to Parquet.
+// the domain states and the mail path's links and applying the default
+// policy, written to Parquet.
 func handQuery(ctx context.Context, p night.Paths, out string) error {
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	// The mail path, when the night has links: each address domain's
+	// dependencies' states, folded per domain.
+	mail := `SELECT NULL::VARCHAR AS domain, false AS mail_unverify, false AS mail_watch WHERE false`
+	if _, err := os.Stat(p.Links()); err == nil {
+		mail = fmt.Sprintf(`SELECT l.domain,
+				bool_or(d.state IN ('available', 'pending_delete', 'redemption') AND (d.source IN ('rdap', 'whois') OR d.corroborated)) AS mail_unverify,
+				bool_or(d.state IN ('expiring', 'grace', 'available', 'pending_delete', 'redemption')) AS mail_watch
+			FROM read_parquet('%s') l JOIN read_parquet('%s') d ON d.domain = l.dep
+			WHERE l.role IS NOT NULL GROUP BY l.domain`, p.Links(), p.States())
+	}
 	q := fmt.Sprintf(`COPY (
+		WITH m AS (%s)
 		SELECT e.email_id, e.user_id, e.email, e.domain, s.state,
 			CASE
 				WHEN e.domain IS NULL OR s.state IS NULL OR s.state = 'unknown' THEN 'unknown'
 				WHEN s.registered_at > least(e.created, e.verified_at) THEN 'unverify'
 				WHEN s.state IN ('available', 'pending_delete', 'redemption')
 					AND (s.source IN ('rdap', 'whois') OR s.corroborated OR s.decisive_nights >= 2) THEN 'unverify'
-				WHEN s.state IN ('expiring', 'grace', 'available', 'pending_delete', 'redemption') THEN 'watch'
+				WHEN m.mail_unverify THEN 'unverify'
+				WHEN s.state IN ('expiring', 'grace', 'available', 'pending_delete', 'redemption') OR m.mail_watch THEN 'watch'
 				ELSE 'keep' END AS action
-		FROM read_parquet('%s') e LEFT JOIN read_parquet('%s') s USING (domain)
-	) TO '%s' (FORMAT parquet)`, p.Snapshot(), p.States(), out)
+		FROM read_parquet('%s') e LEFT JOIN read_parquet('%s') s USING (domain) LEFT JOIN m USING (domain)
+	) TO '%s' (FORMAT parquet)`, mail, p.Snapshot(), p.States(), out)
 	_, err = db.ExecContext(ctx, q)
 	return err
 }
