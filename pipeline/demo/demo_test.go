@@ -29,9 +29,11 @@ var start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // skipped are the files that legitimately differ between two runs of the
 // same demo: binary stores, the lock's pid, wall-clock stage timings, and
 // the RDAP bootstrap and WHOIS server caches naming the simulator's
-// (random) ports, and the states copy's bookkeeping (the cache's change
-// token is random; the copy itself is compared).
-var skipped = regexp.MustCompile(`(^|/)(cache/|lapse\.duckdb|lapse\.lock$|metrics\.prom$|rdap/|whois/|states/states\.json$)`)
+// (random) ports, and the bookkeeping of the states copy and of
+// classify's mail links (states.json holds the cache's random change
+// token, mail_links.json the inodes and times of the files it was made
+// from; the files themselves are compared).
+var skipped = regexp.MustCompile(`(^|/)(cache/|lapse\.duckdb|lapse\.lock$|metrics\.prom$|rdap/|whois/|states/states\.json$|states/mail_links\.json$)`)
 
 // timings are the manifest keys holding wall-clock times, or naming the
 // demo's folder (the source path), which the two runs compared here differ
