@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,8 +60,11 @@ type MailPathOptions struct {
 	LinksCopy, StatesCopy, NightLinks, NightDNS, Journal string
 	Cache                                                MailCache
 	// Resolver is built on first use: a night with nothing due needs none.
-	Resolver    func() (MailResolver, error)
-	Every       time.Duration
+	Resolver func() (MailResolver, error)
+	Every    time.Duration
+	// Force domains are looked up tonight whether due or not, first (the
+	// domains of addresses re-verified by their owners).
+	Force       []string
 	Budget      int
 	Concurrency int
 	Now         time.Time
@@ -110,6 +114,22 @@ func MailPath(ctx context.Context, o MailPathOptions) (MailPathResult, error) {
 	due, err := mailDue(ctx, o, &res)
 	if err != nil {
 		return res, fmt.Errorf("dns: due domains: %w", err)
+	}
+	if len(o.Force) > 0 {
+		seen := make(map[string]bool, len(o.Force))
+		forced := make([]string, 0, len(o.Force)+len(due))
+		for _, d := range o.Force {
+			if !seen[d] {
+				seen[d] = true
+				forced = append(forced, d)
+			}
+		}
+		for _, d := range due {
+			if !seen[d] {
+				forced = append(forced, d)
+			}
+		}
+		due = forced
 	}
 	res.Due = len(due)
 	if o.Budget > 0 && len(due) > o.Budget {
@@ -402,6 +422,37 @@ func mailDue(ctx context.Context, o MailPathOptions, res *MailPathResult) ([]str
 		       OR (s.registered_at_changed_at IS NOT NULL AND s.registered_at_changed_at > l.checked_at))
 		ORDER BY l.domain IS NOT NULL, l.next_check, d.domain`
 	rows, err := db.QueryContext(ctx, q, sql.Named("snap", o.Snapshot), sql.Named("now", o.Now.UnixMicro()))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// mailDependenciesOf returns the dependency domains of domains in the
+// links file, sorted.
+func mailDependenciesOf(ctx context.Context, links string, domains []string) ([]string, error) {
+	if !fileExists(links) {
+		return nil, nil
+	}
+	db, err := duck.OpenMemory()
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	list := make([]string, len(domains))
+	for i, d := range domains {
+		list[i] = duck.String(d)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT DISTINCT dep FROM read_parquet(?) WHERE dep IS NOT NULL AND domain IN (`+strings.Join(list, ", ")+`) ORDER BY dep`, links)
 	if err != nil {
 		return nil, err
 	}

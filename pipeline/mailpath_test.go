@@ -15,6 +15,7 @@ import (
 
 	mdns "github.com/miekg/dns"
 
+	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/config"
 	"github.com/lapse-dev/lapse/internal/duck"
 	"github.com/lapse-dev/lapse/internal/night"
@@ -411,4 +412,45 @@ func TestMailPathOffForPyPI(t *testing.T) {
 		t.Errorf("pypi night: mail path %+v, %d DNS queries", res.Figures().MailPath, z.total.Load())
 	}
 	_ = dns.OK
+}
+
+// A forced domain (its owner re-verified an address) has its mail path
+// looked up again although it is not due.
+func TestMailPathForced(t *testing.T) {
+	ctx := context.Background()
+	z := newMZone(t)
+	z.set("moved.org", []string{"mx.newhost.net"}, []string{"ns1.moved.org"})
+	z.set("still.org", []string{"mx.newhost.net"}, []string{"ns1.still.org"})
+	h, p := mNight(t, z, []string{"a@moved.org", "b@still.org"})
+	if _, err := RunNight(ctx, mOpts(t, h, z, p, "2026-03-01")); err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.Open(night.CacheDir(h.cfg), cache.Options{Now: h.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d := night.Dir(h.cfg.DataDir)
+	pp := d.Night("2026-03-02")
+	if err := os.MkdirAll(pp.ObservationsDir(), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewResolver(h.cfg.DNS, nil, h.clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := MailPathOptions{Snapshot: d.Night("2026-03-01").Snapshot(), LinksCopy: d.LinksCopy(), StatesCopy: d.StatesCopy(),
+		NightLinks: pp.Links(), NightDNS: pp.DNS(), Journal: pp.DNSJournal(), Cache: c, Every: 90 * 24 * time.Hour,
+		Resolver: func() (MailResolver, error) { return r, nil }, Now: h.clk.Now().Add(24 * time.Hour), Force: []string{"moved.org"}}
+	res, err := MailPath(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Due != 1 || res.LookedUp != 1 {
+		t.Errorf("forced: %d due, %d looked up, want moved.org alone", res.Due, res.LookedUp)
+	}
+	deps, err := mailDependenciesOf(ctx, pp.Links(), []string{"moved.org"})
+	if err != nil || len(deps) != 1 || deps[0] != "newhost.net" {
+		t.Errorf("dependencies of moved.org: %v %v", deps, err)
+	}
 }

@@ -40,6 +40,12 @@ func stageDNS(ctx context.Context, n *nightRun) (int64, int64, error) {
 	if err := os.MkdirAll(n.paths.ObservationsDir(), 0o750); err != nil {
 		return 0, 0, fmt.Errorf("dns: %w", err)
 	}
+	// An owner who verified an address again received its mail: the
+	// domain's mail path is looked up afresh (it may have moved).
+	force, err := reverified(ctx, n)
+	if err != nil {
+		return 0, 0, err
+	}
 	cfg := n.opts.Config.DNS
 	data := night.Dir(n.opts.Config.DataDir)
 	// The states copy is current before the plan reads it; the DNS stage
@@ -47,7 +53,7 @@ func stageDNS(ctx context.Context, n *nightRun) (int64, int64, error) {
 	// as last written serves.
 	r, err := MailPath(ctx, MailPathOptions{
 		Snapshot: n.paths.Snapshot(), LinksCopy: data.LinksCopy(), StatesCopy: data.StatesCopy(),
-		NightLinks: n.paths.Links(), NightDNS: n.paths.DNS(), Journal: n.paths.DNSJournal(), Cache: c, Resolver: n.env.Resolver,
+		NightLinks: n.paths.Links(), NightDNS: n.paths.DNS(), Journal: n.paths.DNSJournal(), Cache: c, Resolver: n.env.Resolver, Force: force,
 		Every: cfg.Every.Std(), Budget: cfg.BudgetPerNight, Concurrency: cfg.Concurrency, Now: n.opts.Now(), Log: n.log,
 	})
 	if err != nil {
@@ -76,6 +82,15 @@ func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
 	force, err := reverified(ctx, n)
 	if err != nil {
 		return 0, 0, err
+	}
+	if links := mailLinks(n); links != "" && len(force) > 0 {
+		// The dependencies of a re-verified address's domain too: a
+		// mail-path state older than the re-verification is stale.
+		deps, err := mailDependenciesOf(ctx, links, force)
+		if err != nil {
+			return 0, 0, fmt.Errorf("plan: %w", err)
+		}
+		force = append(force, deps...)
 	}
 	var refresh *RefreshOptions
 	if order, err := providers.Order(n.opts.Config, n.env.deps()); err == nil && !n.opts.CheckAll {
