@@ -281,24 +281,23 @@ func (d MailDep) ConfirmedState() State {
 	return ""
 }
 
-// ReregisteredAt is the dependency's re-registration time, read as the
-// domain rule "reregistered" reads its own (registered_at, or
-// registered_at_changed_at when previous_registered_at is set), the
-// latest of them that is later than the link's first sighting: a
-// dependency registered before lapse saw the link is a provider the
-// domain moved to, not a resurrection. Nil when none.
+// ReregisteredAt is the dependency's registration date (registered_at)
+// when it is later than the link's first sighting: a dependency
+// registered before lapse saw the link is a provider the domain moved
+// to, not a resurrection. Nil when none.
 func (d MailDep) ReregisteredAt() *time.Time {
 	if !d.usable() || d.FirstSeen == nil {
 		return nil
 	}
-	var out *time.Time
+	// The registry's own registration date, not when lapse noticed it
+	// changed: a dependency is often watched only while some address
+	// uses it, so a change noticed late would pass for one after an
+	// address that came later (the address-domain rule keeps the
+	// noticed time: lapse looks at its domain whenever it has one).
 	if d.RegisteredAt != nil && d.RegisteredAt.After(*d.FirstSeen) {
-		out = d.RegisteredAt
+		return d.RegisteredAt
 	}
-	if c := d.RegisteredAtChangedAt; d.PreviousRegisteredAt != nil && c != nil && c.After(*d.FirstSeen) && (out == nil || c.After(*out)) {
-		out = c
-	}
-	return out
+	return nil
 }
 
 // MailDepWatch reports whether dependency d is on watch at asOf: expiring,
@@ -383,10 +382,7 @@ func (p Policy) MailDepSQL(asOf time.Time) MailDepSQL {
 	decisive := SQLIn("state", DecisiveStates...)
 	return MailDepSQL{
 		ConfirmedState: fmt.Sprintf("CASE WHEN %s AND %s THEN state END", decisive, confirmed),
-		ReregisteredAt: fmt.Sprintf("CASE WHEN %s THEN greatest("+
-			"CASE WHEN registered_at > link_first_seen THEN registered_at END, "+
-			"CASE WHEN previous_registered_at IS NOT NULL AND registered_at_changed_at > link_first_seen THEN registered_at_changed_at END) END",
-			usable),
+		ReregisteredAt: fmt.Sprintf("CASE WHEN %s AND registered_at > link_first_seen THEN registered_at END", usable),
 		Watch: fmt.Sprintf("coalesce(%s AND (%s OR (%s AND NOT %s) OR (%s AND expires_at IS NOT NULL AND expires_at <= %s)), false)",
 			usable, SQLIn("state", Expiring, Grace), decisive, confirmed, SQLIs("state", Registered), SQLTimestamp(asOf.Add(p.WatchWindow))),
 	}

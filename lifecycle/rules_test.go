@@ -266,11 +266,11 @@ func TestMailFactsOf(t *testing.T) {
 			d.RegisteredAt = tp("2025-05-01")
 			return d
 		}()}, MailFacts{}},
-		{"registered after the link, date changed later still", RoleMX, []MailDep{func() MailDep {
+		{"registered after the link, the change noticed later: the registry's date", RoleMX, []MailDep{func() MailDep {
 			d := dep(RoleMX, "mx.x.net", "x.net", Registered, SourceRDAP)
 			d.RegisteredAt, d.PreviousRegisteredAt, d.RegisteredAtChangedAt = tp("2026-01-20"), tp("2020-01-01"), tp("2026-01-22")
 			return d
-		}()}, MailFacts{ReregisteredAt: tp("2026-01-22"), Host: "mx.x.net", Dep: "x.net"}},
+		}()}, MailFacts{ReregisteredAt: tp("2026-01-20"), Host: "mx.x.net", Dep: "x.net"}},
 		{"registered, expiring inside the window", RoleNS, []MailDep{func() MailDep {
 			d := dep(RoleNS, "ns.x.net", "x.net", Registered, SourceRDAP)
 			d.ExpiresAt = tp("2026-06-30")
