@@ -71,12 +71,19 @@ type MailPathOptions struct {
 	Log         *slog.Logger
 }
 
+// unreachableAfter consecutive lookups with no conclusive answer stop the
+// night's DNS lookups (MailPathResult.Unreachable).
+const unreachableAfter = 100
+
 // MailPathResult is what the DNS stage did.
 type MailPathResult struct {
 	Due, LookedUp, Deferred, Resumed int
-	Queries                          int
-	Outcomes                         map[string]int
-	Links, Dependencies              int
+	// Unreachable: unreachableAfter lookups in a row had no conclusive
+	// answer; the rest were deferred to tomorrow.
+	Unreachable         bool
+	Queries             int
+	Outcomes            map[string]int
+	Links, Dependencies int
 }
 
 // serverAddr matches the server named in a DNS error ("servfail from
@@ -162,9 +169,11 @@ func MailPath(ctx context.Context, o MailPathOptions) (MailPathResult, error) {
 		}
 	}
 	if len(todo) > 0 {
+		before := res.LookedUp
 		if err := o.lookup(ctx, todo, &res); err != nil {
 			return res, err
 		}
+		res.Deferred += len(todo) - (res.LookedUp - before)
 	}
 	exported := false
 	if len(done) > 0 || len(todo) > 0 || !fileExists(o.LinksCopy) {
@@ -230,6 +239,11 @@ func (o MailPathOptions) lookup(ctx context.Context, todo []string, res *MailPat
 		mu.Unlock()
 		cancel()
 	}
+	// A resolver that answers nothing conclusive, lookup after lookup, is
+	// unreachable or broken: the rest of the night's mail paths wait for
+	// tomorrow rather than spend hours on timeouts.
+	halt := make(chan struct{})
+	failing := 0
 	jobs := make(chan string)
 	for range min(max(o.Concurrency, 1), len(todo)) {
 		wg.Add(1)
@@ -266,6 +280,12 @@ func (o MailPathOptions) lookup(ctx context.Context, todo []string, res *MailPat
 				}
 				mu.Lock()
 				res.count(ob)
+				if ob.MXConclusive || ob.NSConclusive {
+					failing = 0
+				} else if failing++; failing == unreachableAfter {
+					res.Unreachable = true
+					close(halt)
+				}
 				mu.Unlock()
 			}
 		}()
@@ -275,6 +295,8 @@ feed:
 		select {
 		case jobs <- d:
 		case <-ctx.Done():
+			break feed
+		case <-halt:
 			break feed
 		}
 	}

@@ -454,3 +454,32 @@ func TestMailPathForced(t *testing.T) {
 		t.Errorf("dependencies of moved.org: %v %v", deps, err)
 	}
 }
+
+// A resolver that answers nothing stops the night's DNS lookups after
+// unreachableAfter of them in a row: the rest wait for tomorrow, and the
+// night goes on.
+func TestMailPathUnreachableResolverStops(t *testing.T) {
+	ctx := context.Background()
+	z := newMZone(t)
+	const n = 3 * unreachableAfter
+	emails := make([]string, n)
+	for i := range n {
+		d := fmt.Sprintf("dead%04d.org", i)
+		emails[i] = "m@" + d
+		z.set(d, []string{"mx.host.net"}, []string{"ns1." + d})
+		z.drop[d] = true
+	}
+	h, p := mNight(t, z, emails)
+	h.cfg.DNS.Timeout, h.cfg.DNS.Retries = config.Duration(20*time.Millisecond), -1
+	res, err := RunNight(ctx, mOpts(t, h, z, p, "2026-03-01"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := res.Figures().MailPath
+	if !mp.Unreachable || mp.LookedUp >= n || mp.LookedUp < unreachableAfter || mp.Deferred != n-mp.LookedUp {
+		t.Fatalf("mail path: %+v", mp)
+	}
+	if f := res.Figures(); f.Flagged != 0 || f.Planned != n {
+		t.Errorf("night: flagged %d, planned %d (the domains' own lookups go on)", f.Flagged, f.Planned)
+	}
+}

@@ -64,9 +64,13 @@ func stageDNS(ctx context.Context, n *nightRun) (int64, int64, error) {
 	}
 	n.manifest.Figures.MailPath = &night.MailPathFigures{
 		Due: r.Due, LookedUp: r.LookedUp, Deferred: r.Deferred, Queries: r.Queries, Outcomes: r.Outcomes,
-		Links: r.Links, Dependencies: r.Dependencies,
+		Links: r.Links, Dependencies: r.Dependencies, Unreachable: r.Unreachable,
 	}
-	if r.Deferred > 0 {
+	switch {
+	case r.Unreachable:
+		n.log.Error("dns: the resolver gave no conclusive answer to many lookups in a row: the rest of tonight's mail paths wait for tomorrow (check [dns] servers)",
+			"servers", cfg.Servers, "looked_up", r.LookedUp, "deferred", r.Deferred)
+	case r.Deferred > 0:
 		n.log.Warn("dns budget reached: mail paths deferred to tomorrow", "deferred", r.Deferred, "budget", cfg.BudgetPerNight)
 	}
 	n.log.Info("mail path", "due", r.Due, "looked_up", r.LookedUp, "queries", r.Queries, "links", r.Links, "dependencies", r.Dependencies)

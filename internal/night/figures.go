@@ -71,6 +71,9 @@ type MailPathFigures struct {
 	// dependency domains (over every domain, not only tonight's).
 	Links        int `json:"links"`
 	Dependencies int `json:"dependencies"`
+	// Unreachable: so many lookups in a row had no conclusive answer
+	// that the rest were deferred (the resolver is down or broken).
+	Unreachable bool `json:"unreachable,omitempty"`
 }
 
 // TotalLookups sums the lookups over providers.
