@@ -92,6 +92,9 @@ type nightRun struct {
 	// classified is classify's result in this run (nil when the night
 	// resumed after classify): publish reuses its counts.
 	classified *ClassifyResult
+	// reverified is the dns stage's list of re-verified domains in this
+	// run (nil when it did not run them): the plan reuses it.
+	reverified *[]string
 }
 
 // RunNight runs one night: snapshot → plan → resolve → classify → publish,

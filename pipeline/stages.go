@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/lapse-dev/lapse/cache"
@@ -41,11 +42,13 @@ func stageDNS(ctx context.Context, n *nightRun) (int64, int64, error) {
 		return 0, 0, fmt.Errorf("dns: %w", err)
 	}
 	// An owner who verified an address again received its mail: the
-	// domain's mail path is looked up afresh (it may have moved).
+	// domain's mail path is looked up afresh (it may have moved). The plan
+	// of this run reuses the list.
 	force, err := reverified(ctx, n)
 	if err != nil {
 		return 0, 0, err
 	}
+	n.reverified = &force
 	cfg := n.opts.Config.DNS
 	data := night.Dir(n.opts.Config.DataDir)
 	// The states copy is current before the plan reads it; the DNS stage
@@ -83,8 +86,10 @@ func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
 		return 0, 0, err
 	}
 	budget := providers.NightBudget(n.opts.Config, n.env.deps())
-	force, err := reverified(ctx, n)
-	if err != nil {
+	var force []string
+	if n.reverified != nil {
+		force = slices.Clone(*n.reverified)
+	} else if force, err = reverified(ctx, n); err != nil {
 		return 0, 0, err
 	}
 	if links := mailLinks(n); links != "" && len(force) > 0 {
