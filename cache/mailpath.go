@@ -5,20 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	badger "github.com/dgraph-io/badger/v4"
-
-	"github.com/lapse-dev/lapse/internal/atomicfile"
 )
 
 // The mail path (issue 12): beside each address domain's lifecycle, the
@@ -285,19 +278,7 @@ func ExportLinks(ctx context.Context, c MailScanner, path string) (int, error) {
 // Parquet (LinksSchema), atomically.
 func WriteLinks(path string, each func(add func(MailPath) error) error) (int, error) {
 	n := 0
-	err := atomicfile.WriteFrom(path, 0o640, func(w io.Writer) error {
-		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithMaxRowGroupLength(256<<10))
-		fw, err := pqarrow.NewFileWriter(LinksSchema, noClose{w}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-		if err != nil {
-			return fmt.Errorf("parquet %s: %w", path, err)
-		}
-		b := array.NewRecordBuilder(memory.DefaultAllocator, LinksSchema)
-		defer b.Release()
-		flush := func() error {
-			rec := b.NewRecordBatch()
-			defer rec.Release()
-			return fw.WriteBuffered(rec)
-		}
+	err := writeParquet(path, LinksSchema, func(b *array.RecordBuilder, next func() error) error {
 		str := func(i int, s string) {
 			if s == "" {
 				b.Field(i).AppendNull()
@@ -337,12 +318,9 @@ func WriteLinks(path string, each func(add func(MailPath) error) error) (int, er
 			}
 			str(12, e.Error)
 			n++
-			if n%(64<<10) == 0 {
-				return flush()
-			}
-			return nil
+			return next()
 		}
-		err = each(func(e MailPath) error {
+		return each(func(e MailPath) error {
 			if len(e.Links) == 0 {
 				return row(e, nil)
 			}
@@ -353,13 +331,6 @@ func WriteLinks(path string, each func(add func(MailPath) error) error) (int, er
 			}
 			return nil
 		})
-		if err != nil {
-			return err
-		}
-		if err := flush(); err != nil {
-			return fmt.Errorf("parquet %s: %w", path, err)
-		}
-		return fw.Close()
 	})
 	return n, err
 }

@@ -251,28 +251,46 @@ type noClose struct{ io.Writer }
 // path as Parquet, atomically, and returns how many there were.
 func writeStates(path string, each func(add func(StateRow) error) error) (int, error) {
 	n := 0
-	err := atomicfile.WriteFrom(path, 0o640, func(w io.Writer) error {
-		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithMaxRowGroupLength(256<<10))
-		fw, err := pqarrow.NewFileWriter(StateSchema, noClose{w}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-		if err != nil {
-			return fmt.Errorf("parquet %s: %w", path, err)
-		}
-		b := array.NewRecordBuilder(memory.DefaultAllocator, StateSchema)
-		defer b.Release()
-		flush := func() error {
-			rec := b.NewRecordBatch()
-			defer rec.Release()
-			return fw.WriteBuffered(rec)
-		}
-		err = each(func(r StateRow) error {
+	err := writeParquet(path, StateSchema, func(b *array.RecordBuilder, row func() error) error {
+		return each(func(r StateRow) error {
 			for i, c := range StateColumns {
 				c.put(b.Field(i), &r)
 			}
 			n++
-			if n%(64<<10) == 0 {
-				if err := flush(); err != nil {
-					return fmt.Errorf("parquet %s: %w", path, err)
-				}
+			return row()
+		})
+	})
+	return n, err
+}
+
+// batchRows is how many rows writeParquet buffers before it writes them.
+const batchRows = 64 << 10
+
+// writeParquet writes the rows fill appends to b to path as Parquet of
+// schema (zstd), atomically: fill calls row after each row it appended,
+// which writes a batch every batchRows rows. The states files and the
+// links files share it.
+func writeParquet(path string, schema *arrow.Schema, fill func(b *array.RecordBuilder, row func() error) error) error {
+	return atomicfile.WriteFrom(path, 0o640, func(w io.Writer) error {
+		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithMaxRowGroupLength(256<<10))
+		fw, err := pqarrow.NewFileWriter(schema, noClose{w}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+		if err != nil {
+			return fmt.Errorf("parquet %s: %w", path, err)
+		}
+		b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		defer b.Release()
+		flush := func() error {
+			rec := b.NewRecordBatch()
+			defer rec.Release()
+			if err := fw.WriteBuffered(rec); err != nil {
+				return fmt.Errorf("parquet %s: %w", path, err)
+			}
+			return nil
+		}
+		rows := 0
+		err = fill(b, func() error {
+			if rows++; rows%batchRows == 0 {
+				return flush()
 			}
 			return nil
 		})
@@ -280,12 +298,11 @@ func writeStates(path string, each func(add func(StateRow) error) error) (int, e
 			return err
 		}
 		if err := flush(); err != nil {
-			return fmt.Errorf("parquet %s: %w", path, err)
+			return err
 		}
 		if err := fw.Close(); err != nil {
 			return fmt.Errorf("parquet %s: %w", path, err)
 		}
 		return nil
 	})
-	return n, err
 }
