@@ -10,11 +10,11 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -185,12 +185,13 @@ func MailPath(ctx context.Context, o MailPathOptions) (MailPathResult, error) {
 		}
 		exported = true
 	}
+	var tonight []string
 	if len(done)+len(todo) > 0 {
-		if err := sortMailJournal(o.Journal); err != nil {
+		if tonight, err = sortMailJournal(o.Journal); err != nil {
 			return res, err
 		}
 	}
-	if err := o.writeTonight(ctx); err != nil {
+	if err := o.writeTonight(ctx, tonight); err != nil {
 		return res, err
 	}
 	if err := linkStates(o.LinksCopy, o.NightLinks); err != nil {
@@ -311,22 +312,13 @@ feed:
 	return ctx.Err()
 }
 
-// writeTonight writes the mail paths of tonight's journal, as the cache
-// now holds them, to NightDNS.
-func (o MailPathOptions) writeTonight(ctx context.Context) error {
+// writeTonight writes the mail paths of tonight's domains (the journal's,
+// sorted), as the cache now holds them, to NightDNS.
+func (o MailPathOptions) writeTonight(ctx context.Context, domains []string) error {
 	if o.NightDNS == "" {
 		return nil
 	}
-	done, err := readMailJournal(o.Journal)
-	if err != nil {
-		return err
-	}
-	domains := make([]string, 0, len(done))
-	for d := range done {
-		domains = append(domains, d)
-	}
-	slices.Sort(domains)
-	_, err = cache.WriteLinks(o.NightDNS, func(add func(cache.MailPath) error) error {
+	_, err := cache.WriteLinks(o.NightDNS, func(add func(cache.MailPath) error) error {
 		for _, d := range domains {
 			e, found, err := o.Cache.MailPathOf(ctx, d)
 			if err != nil {
@@ -347,17 +339,18 @@ func (o MailPathOptions) writeTonight(ctx context.Context) error {
 }
 
 // sortMailJournal rewrites the journal in domain order, the latest line
-// per domain: the lines came in the order answers arrived, and a night
-// run again writes the same file.
-func sortMailJournal(path string) error {
+// per domain (the lines came in the order answers arrived, and a night
+// run again writes the same file), and returns its domains in that order.
+func sortMailJournal(path string) ([]string, error) {
 	done, err := readMailJournal(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	domains := slices.Sorted(maps.Keys(done))
 	err = atomicfile.WriteFrom(path, 0o640, func(w io.Writer) error {
 		bw := bufio.NewWriter(w)
 		enc := json.NewEncoder(bw)
-		for _, d := range sortedKeys(done) {
+		for _, d := range domains {
 			if err := enc.Encode(done[d]); err != nil {
 				return err
 			}
@@ -365,19 +358,9 @@ func sortMailJournal(path string) error {
 		return bw.Flush()
 	})
 	if err != nil {
-		return fmt.Errorf("dns: journal: %w", err)
+		return nil, fmt.Errorf("dns: journal: %w", err)
 	}
-	return nil
-}
-
-// sortedKeys returns m's keys, sorted.
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
+	return domains, nil
 }
 
 // readMailJournal reads tonight's DNS journal: the latest observation per
@@ -443,20 +426,7 @@ func mailDue(ctx context.Context, o MailPathOptions, res *MailPathResult) ([]str
 		  AND (l.domain IS NULL OR l.next_check IS NULL OR epoch_us(l.next_check) <= $now
 		       OR (s.registered_at_changed_at IS NOT NULL AND s.registered_at_changed_at > l.checked_at))
 		ORDER BY l.domain IS NOT NULL, l.next_check, d.domain`
-	rows, err := db.QueryContext(ctx, q, sql.Named("snap", o.Snapshot), sql.Named("now", o.Now.UnixMicro()))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryStrings(ctx, db, q, sql.Named("snap", o.Snapshot), sql.Named("now", o.Now.UnixMicro()))
 }
 
 // mailDependenciesOf returns the dependency domains of domains in the
@@ -470,24 +440,8 @@ func mailDependenciesOf(ctx context.Context, links string, domains []string) ([]
 		return nil, err
 	}
 	defer db.Close()
-	list := make([]string, len(domains))
-	for i, d := range domains {
-		list[i] = duck.String(d)
-	}
-	rows, err := db.QueryContext(ctx, `SELECT DISTINCT dep FROM read_parquet(?) WHERE dep IS NOT NULL AND domain IN (`+strings.Join(list, ", ")+`) ORDER BY dep`, links)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryStrings(ctx, db, `SELECT DISTINCT dep FROM read_parquet(?)
+		WHERE dep IS NOT NULL AND list_contains(?::VARCHAR[], domain) ORDER BY dep`, links, domains)
 }
 
 // countLinks counts the links copy's links and distinct dependencies.

@@ -64,28 +64,19 @@ func snapshotDomains(ctx context.Context, snapshot, states, links string, now ti
 	if links != "" && fileExists(links) {
 		// The mail path's dependency domains (issue 12): looked up and
 		// scheduled like address domains, once however many use them.
-		n, err := db.ExecContext(ctx, `INSERT INTO d SELECT DISTINCT dep FROM read_parquet(?)
+		deps, err := queryStrings(ctx, db, `SELECT DISTINCT dep FROM read_parquet(?)
 			WHERE dep IS NOT NULL AND domain IN (SELECT domain FROM d) AND dep NOT IN (SELECT domain FROM d)`, links)
 		if err != nil {
 			return out, fmt.Errorf("dependency domains of %s: %w", links, err)
 		}
-		k, _ := n.RowsAffected()
-		out.deps = int(k)
-		if k > 0 {
-			out.depSet = make(map[string]bool, k)
-			rows, err := db.QueryContext(ctx, `SELECT DISTINCT dep FROM read_parquet(?) WHERE dep IS NOT NULL`, links)
-			if err != nil {
+		if len(deps) > 0 {
+			if _, err := db.ExecContext(ctx, `INSERT INTO d SELECT unnest(?::VARCHAR[])`, deps); err != nil {
 				return out, fmt.Errorf("dependency domains of %s: %w", links, err)
 			}
-			for rows.Next() {
-				var d string
-				if err := rows.Scan(&d); err != nil {
-					rows.Close()
-					return out, err
-				}
+			out.deps, out.depSet = len(deps), make(map[string]bool, len(deps))
+			for _, d := range deps {
 				out.depSet[d] = true
 			}
-			rows.Close()
 		}
 	}
 	fail := func(err error) (snapDomains, error) {
@@ -122,23 +113,29 @@ func snapshotDomains(ctx context.Context, snapshot, states, links string, now ti
 			}
 		}
 	}
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return fail(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return fail(err)
-		}
-		out.maybeDue = append(out.maybeDue, d)
-	}
-	if err := rows.Err(); err != nil {
+	if out.maybeDue, err = queryStrings(ctx, db, q, args...); err != nil {
 		return fail(err)
 	}
 	slices.Sort(out.maybeDue) // byte order, for GetMany's ordered walk
 	return out, nil
+}
+
+// queryStrings runs a query of one VARCHAR column and returns its values.
+func queryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }
 
 // lookupEntries returns the cache entry of each of domains (sorted), the
