@@ -121,14 +121,8 @@ func mailPlanFor(ctx context.Context, db *sql.DB, o ClassifyOptions, states stri
 	// rows alone (a handful of small hosts, not the big providers that
 	// thousands of domains share), so a warm night's mail path costs a
 	// scan of the links file and little more.
-	horizon := lifecycle.SQLTimestamp(o.AsOf.Add(o.Policy.WatchWindow))
 	since := fmt.Sprintf("(SELECT min(CAST(first_seen AS TIMESTAMPTZ)) FROM read_parquet(%s))", duck.String(o.Links))
-	deps := fmt.Sprintf(`(SELECT * FROM (%s) WHERE NOT (%s) AND (%s
-		OR (%s AND expires_at IS NOT NULL AND expires_at <= %s)
-		OR registered_at > %s OR (previous_registered_at IS NOT NULL AND registered_at_changed_at > %s)))`,
-		states, lifecycle.UnknownStateSQL("state"),
-		lifecycle.SQLIn("state", append([]lifecycle.State{lifecycle.Expiring, lifecycle.Grace}, lifecycle.DecisiveStates...)...),
-		lifecycle.SQLIs("state", lifecycle.Registered), horizon, since, since)
+	deps := mailDepRows(states, o.AsOf.Add(o.Policy.WatchWindow), since)
 	plan := &mailPlan{Links: links, States: "(" + states + ")", Deps: deps, Dep: o.Policy.MailDepSQL(o.AsOf),
 		Roles: lifecycle.MailRoles, Decisive: lifecycle.DecisiveStates}
 	if o.MailLinks != "" {
@@ -137,6 +131,18 @@ func mailPlanFor(ctx context.Context, db *sql.DB, o ClassifyOptions, states stri
 		}
 	}
 	return plan, nil
+}
+
+// mailDepRows narrows the states relation to the dependency rows that
+// can give a mail fact (lifecycle.MailDepSQL): a known state that is
+// lapsing, or registered with an expiry by horizon, or a registration
+// later than since (the links' first sighting).
+func mailDepRows(states string, horizon time.Time, since string) string {
+	return fmt.Sprintf(`(SELECT * FROM (%s) WHERE NOT (%s) AND (%s
+		OR (%s AND expires_at IS NOT NULL AND expires_at <= %s) OR registered_at > %s))`,
+		states, lifecycle.UnknownStateSQL("state"),
+		lifecycle.SQLIn("state", append([]lifecycle.State{lifecycle.Expiring, lifecycle.Grace}, lifecycle.DecisiveStates...)...),
+		lifecycle.SQLIs("state", lifecycle.Registered), lifecycle.SQLTimestamp(horizon), since)
 }
 
 // mailReuse is how long a materialized mail_links file serves unchanged
@@ -175,13 +181,7 @@ func (m *mailPlan) materialize(ctx context.Context, db *sql.DB, o ClassifyOption
 	fresh := err == nil && json.Unmarshal(b, &have) == nil && fileExists(o.MailLinks) &&
 		have.States == want.States && have.Links == want.Links && have.Window == want.Window && !o.AsOf.After(have.ValidUntil)
 	if !fresh {
-		wide := lifecycle.SQLTimestamp(o.AsOf.Add(o.Policy.WatchWindow + mailReuse))
-		deps := fmt.Sprintf(`(SELECT * FROM (%s) WHERE NOT (%s) AND (%s
-			OR (%s AND expires_at IS NOT NULL AND expires_at <= %s)
-			OR registered_at > %s OR (previous_registered_at IS NOT NULL AND registered_at_changed_at > %s)))`,
-			states, lifecycle.UnknownStateSQL("state"),
-			lifecycle.SQLIn("state", append([]lifecycle.State{lifecycle.Expiring, lifecycle.Grace}, lifecycle.DecisiveStates...)...),
-			lifecycle.SQLIs("state", lifecycle.Registered), wide, since, since)
+		deps := mailDepRows(states, o.AsOf.Add(o.Policy.WatchWindow+mailReuse), since)
 		q := `SELECT l.domain, l.role, l.host, l.dep, l.link_first_seen, d.state, d.source, d.corroborated, d.checked_at,
 			d.registered_at, d.expires_at, d.previous_registered_at, d.registered_at_changed_at
 			FROM (` + m.Links + `) l JOIN ` + deps + ` d ON d.domain = l.dep`
