@@ -49,31 +49,23 @@ func (f DNSFaults) Validate() error {
 // returns base.
 func ParseDNSFaults(spec string, base DNSFaults) (DNSFaults, error) {
 	f := base
-	for _, kv := range strings.Split(spec, ",") {
-		kv = strings.TrimSpace(kv)
-		if kv == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return f, fmt.Errorf("dns fault %q: want key=value", kv)
-		}
-		x, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return f, fmt.Errorf("dns fault %q: %v", kv, err)
-		}
+	err := eachSpec(spec, "dns fault", func(k, v string) error {
+		var x *float64
 		switch k {
 		case "servfail":
-			f.ServFailRate = x
+			x = &f.ServFailRate
 		case "timeout":
-			f.TimeoutRate = x
+			x = &f.TimeoutRate
 		case "truncate":
-			f.TruncateRate = x
+			x = &f.TruncateRate
 		default:
-			return f, fmt.Errorf("dns fault %q: unknown key (want servfail, timeout or truncate)", k)
+			return errUnknownKey{"servfail, timeout or truncate"}
 		}
-	}
-	return f, nil
+		var err error
+		*x, err = strconv.ParseFloat(v, 64)
+		return err
+	})
+	return f, err
 }
 
 // dnsFault is the fault of one DNS query.

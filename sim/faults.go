@@ -163,15 +163,7 @@ func (in *injector) hang(ctx context.Context) {
 // over base. An empty spec returns base.
 func ParseFaults(spec string, base Faults) (Faults, error) {
 	f := base
-	for _, kv := range strings.Split(spec, ",") {
-		kv = strings.TrimSpace(kv)
-		if kv == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return f, fmt.Errorf("fault %q: want key=value", kv)
-		}
+	err := eachSpec(spec, "fault", func(k, v string) error {
 		var err error
 		dur := func(d *time.Duration) { *d, err = time.ParseDuration(v) }
 		num := func(x *float64) { *x, err = strconv.ParseFloat(v, 64) }
@@ -197,11 +189,37 @@ func ParseFaults(spec string, base Faults) (Faults, error) {
 		case "unknown":
 			num(&f.UnknownRate)
 		default:
-			return f, fmt.Errorf("fault %q: unknown key (want latency, rate, burst, retry_after, error, reset, timeout, hang, malformed or unknown)", k)
+			return errUnknownKey{"latency, rate, burst, retry_after, error, reset, timeout, hang, malformed or unknown"}
 		}
-		if err != nil {
-			return f, fmt.Errorf("fault %q: %v", kv, err)
+		return err
+	})
+	return f, err
+}
+
+// errUnknownKey is a fault spec's key that names no setting.
+type errUnknownKey struct{ want string }
+
+func (e errUnknownKey) Error() string { return "unknown key (want " + e.want + ")" }
+
+// eachSpec calls set with the key and value of each "key=value" of a
+// comma-separated fault spec; what names the spec in errors ("fault",
+// "dns fault"), which quote the pair (the key alone when it is unknown).
+func eachSpec(spec, what string, set func(k, v string) error) error {
+	for _, kv := range strings.Split(spec, ",") {
+		kv = strings.TrimSpace(kv)
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fmt.Errorf("%s %q: want key=value", what, kv)
+		}
+		if err := set(k, v); err != nil {
+			if u, ok := err.(errUnknownKey); ok {
+				return fmt.Errorf("%s %q: %v", what, k, u)
+			}
+			return fmt.Errorf("%s %q: %v", what, kv, err)
 		}
 	}
-	return f, nil
+	return nil
 }
