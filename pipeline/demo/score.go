@@ -282,23 +282,20 @@ func scorePolicy(ctx context.Context, o Options, r *policyRun) (PolicyScore, err
 			}
 		}
 	}
-	s.Precision, s.Recall = 1, 1
-	if s.Flagged > 0 {
-		s.Precision = float64(s.TruePositives) / float64(s.Flagged)
-	}
-	if s.AtRisk > 0 {
-		s.Recall = float64(s.CaughtInTime) / float64(s.AtRisk)
-	}
+	s.Precision, s.Recall = share(s.TruePositives, s.Flagged), share(s.CaughtInTime, s.AtRisk)
 	s.LeadDaysMedian = median(leads)
-	mp.Precision, mp.Recall = 1, 1
-	if mp.Flagged > 0 {
-		mp.Precision = float64(mp.TrueFlags) / float64(mp.Flagged)
-	}
-	if mp.AtRisk > 0 {
-		mp.Recall = float64(mp.Caught) / float64(mp.AtRisk)
-	}
+	mp.Precision, mp.Recall = share(mp.TrueFlags, mp.Flagged), share(mp.Caught, mp.AtRisk)
 	mp.LeadDaysMedian = median(mailLeads)
 	return s, nil
+}
+
+// share is part / of, 1 when of is 0 (no flag is a precision of 1, no
+// address at risk a recall of 1).
+func share(part, of int) float64 {
+	if of == 0 {
+		return 1
+	}
+	return float64(part) / float64(of)
 }
 
 // flagReasons returns the reason each flagged address was un-verified
