@@ -77,6 +77,7 @@ const unreachableAfter = 100
 
 // MailPathResult is what the DNS stage did.
 type MailPathResult struct {
+	// Resumed of LookedUp came from the journal of an interrupted run.
 	Due, LookedUp, Deferred, Resumed int
 	// Unreachable: unreachableAfter lookups in a row had no conclusive
 	// answer; the rest were deferred to tomorrow.

@@ -76,7 +76,7 @@ func stageDNS(ctx context.Context, n *nightRun) (int64, int64, error) {
 	case r.Deferred > 0:
 		n.log.Warn("dns budget reached: mail paths deferred to tomorrow", "deferred", r.Deferred, "budget", cfg.BudgetPerNight)
 	}
-	n.log.Info("mail path", "due", r.Due, "looked_up", r.LookedUp, "queries", r.Queries, "links", r.Links, "dependencies", r.Dependencies)
+	n.log.Info("mail path", "due", r.Due, "looked_up", r.LookedUp, "resumed", r.Resumed, "queries", r.Queries, "links", r.Links, "dependencies", r.Dependencies)
 	return int64(r.Due), int64(r.LookedUp), nil
 }
 
