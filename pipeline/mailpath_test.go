@@ -41,11 +41,22 @@ type mZone struct {
 func newMZone(t *testing.T) *mZone {
 	t.Helper()
 	z := &mZone{mx: map[string][]string{}, ns: map[string][]string{}, lame: map[string]bool{}, drop: map[string]bool{}, asked: map[string]int{}}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// UDP and TCP on one port: the UDP port the OS picks may be taken
+	// for TCP by another process; pick again.
+	var (
+		pc  net.PacketConn
+		ln  net.Listener
+		err error
+	)
+	for range 20 {
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
 	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
