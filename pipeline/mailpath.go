@@ -51,6 +51,9 @@ type MailCache interface {
 // MailPathOptions configure the DNS stage.
 type MailPathOptions struct {
 	Snapshot string
+	// SnapshotDomains and SnapshotManifest are the snapshot's domain list
+	// and manifest (PlanOptions has the same).
+	SnapshotDomains, SnapshotManifest string
 	// LinksCopy is the cache's links copy (night.Dir.LinksCopy), rewritten
 	// after tonight's lookups; StatesCopy the states copy (its domains in a
 	// decisive state are not asked: they are flagged on their own, and
@@ -58,7 +61,10 @@ type MailPathOptions struct {
 	// link to the copy (night.Paths.Links), Journal its DNS journal.
 	// NightDNS receives tonight's looked-up mail paths (night.Paths.DNS).
 	LinksCopy, StatesCopy, NightLinks, NightDNS, Journal string
-	Cache                                                MailCache
+	// Schedule is the links copy folded per domain (night.Dir.MailSchedule),
+	// kept current by this stage.
+	Schedule string
+	Cache    MailCache
 	// Resolver is built on first use: a night with nothing due needs none.
 	Resolver func() (MailResolver, error)
 	Every    time.Duration
@@ -199,8 +205,9 @@ func MailPath(ctx context.Context, o MailPathOptions) (MailPathResult, error) {
 		return res, fmt.Errorf("dns: %w", err)
 	}
 	if exported {
-		// mailDue counted the copy as it was.
-		if err := countLinks(ctx, o.LinksCopy, &res); err != nil {
+		// mailDue counted the copy as it was: fold the new one (the plan
+		// reads it next) and count it.
+		if err := refreshMailSchedule(ctx, o.LinksCopy, o.Schedule, &res); err != nil {
 			return res, fmt.Errorf("dns: %w", err)
 		}
 	}
@@ -402,15 +409,13 @@ func mailDue(ctx context.Context, o MailPathOptions, res *MailPathResult) ([]str
 		return nil, err
 	}
 	defer db.Close()
-	if fileExists(o.LinksCopy) {
-		// The copy's figures, in the same session.
-		if err := db.QueryRowContext(ctx, `SELECT count(role), count(DISTINCT dep) FROM read_parquet(?)`, o.LinksCopy).Scan(&res.Links, &res.Dependencies); err != nil {
-			return nil, err
-		}
-	}
 	links := "SELECT NULL::VARCHAR AS domain, NULL::TIMESTAMPTZ AS next_check, NULL::TIMESTAMPTZ AS checked_at WHERE false"
-	if fileExists(o.LinksCopy) {
-		links = "SELECT domain, max(next_check) AS next_check, max(checked_at) AS checked_at FROM read_parquet(" + duck.String(o.LinksCopy) + ") GROUP BY domain"
+	if sched, ok, err := openMailSchedule(ctx, db, o.LinksCopy, o.Schedule); err != nil {
+		return nil, err
+	} else if ok {
+		// The copy's figures, as folded with it.
+		res.Links, res.Dependencies = sched.meta.LinkRows, sched.meta.Dependencies
+		links = sched.Rel
 	}
 	states := "SELECT NULL::VARCHAR AS domain, NULL::VARCHAR AS state, NULL::TIMESTAMPTZ AS registered_at_changed_at WHERE false"
 	if fileExists(o.StatesCopy) {
@@ -420,14 +425,25 @@ func mailDue(ctx context.Context, o MailPathOptions, res *MailPathResult) ([]str
 		}
 		states = "SELECT domain, state, " + cols.Or("registered_at_changed_at", "TIMESTAMPTZ") + " AS registered_at_changed_at FROM read_parquet(" + duck.String(o.StatesCopy) + ")"
 	}
-	q := `WITH d AS (SELECT DISTINCT domain FROM read_parquet($snap) WHERE domain IS NOT NULL AND verified),
-		l AS (` + links + `), s AS (` + states + `)
-		SELECT d.domain FROM d LEFT JOIN l USING (domain) LEFT JOIN s USING (domain)
-		WHERE (s.state IS NULL OR NOT ` + lifecycle.SQLIn("s.state", lifecycle.DecisiveStates...) + `)
-		  AND (l.domain IS NULL OR l.next_check IS NULL OR epoch_us(l.next_check) <= $now
-		       OR (s.registered_at_changed_at IS NOT NULL AND s.registered_at_changed_at > l.checked_at))
-		ORDER BY l.domain IS NOT NULL, l.next_check, d.domain`
-	return queryStrings(ctx, db, q, sql.Named("snap", o.Snapshot), sql.Named("now", o.Now.UnixMicro()))
+	q := `WITH d AS (` + snapshotDomainsSQL(o.Snapshot, o.SnapshotDomains, o.SnapshotManifest).sql + `),
+		l AS (` + links + `), s AS (` + states + `),
+		-- One join of every domain (against the schedule, for those never
+		-- looked up or due); the states narrowed first to the few rows a
+		-- rule below reads, so their joins are small.
+		c AS (
+			SELECT d.domain, l.next_check, l.checked_at, l.domain IS NOT NULL AS known FROM d LEFT JOIN l USING (domain)
+			WHERE l.domain IS NULL OR l.next_check IS NULL OR epoch_us(l.next_check) <= $now
+			UNION ALL
+			SELECT l.domain, l.next_check, l.checked_at, true FROM l
+			JOIN (SELECT domain, registered_at_changed_at FROM s WHERE registered_at_changed_at IS NOT NULL) r USING (domain)
+			WHERE r.registered_at_changed_at > l.checked_at AND l.next_check IS NOT NULL AND epoch_us(l.next_check) > $now
+			  AND l.domain IN (SELECT domain FROM d)
+		)
+		SELECT c.domain FROM c
+		LEFT JOIN (SELECT domain FROM s WHERE ` + lifecycle.SQLIn("state", lifecycle.DecisiveStates...) + `) x USING (domain)
+		WHERE x.domain IS NULL
+		ORDER BY c.known, c.next_check, c.domain`
+	return queryStrings(ctx, db, q, sql.Named("now", o.Now.UnixMicro()))
 }
 
 // mailDependenciesOf returns the dependency domains of domains in the
@@ -445,12 +461,15 @@ func mailDependenciesOf(ctx context.Context, links string, domains []string) ([]
 		WHERE dep IS NOT NULL AND list_contains(?::VARCHAR[], domain) ORDER BY dep`, links, domains)
 }
 
-// countLinks counts the links copy's links and distinct dependencies.
-func countLinks(ctx context.Context, path string, res *MailPathResult) error {
+// refreshMailSchedule folds the links copy into its schedule and counts
+// its links and distinct dependencies.
+func refreshMailSchedule(ctx context.Context, links, schedule string, res *MailPathResult) error {
 	db, err := duck.OpenMemory()
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	return db.QueryRowContext(ctx, `SELECT count(role), count(DISTINCT dep) FROM read_parquet(?)`, path).Scan(&res.Links, &res.Dependencies)
+	s, _, err := openMailSchedule(ctx, db, links, schedule)
+	res.Links, res.Dependencies = s.meta.LinkRows, s.meta.Dependencies
+	return err
 }

@@ -129,8 +129,12 @@ type RefreshOptions struct {
 type PlanOptions struct {
 	Date         string
 	SnapshotPath string
-	Cache        DomainCache
-	Now          time.Time
+	// SnapshotDomains and SnapshotManifest are the snapshot's domain list
+	// and manifest (night.Paths): the list, when the manifest vouches for
+	// it, is read instead of every address; "" reads the snapshot.
+	SnapshotDomains, SnapshotManifest string
+	Cache                             DomainCache
+	Now                               time.Time
 	// Budget caps tonight's lookups; 0 means no cap. With Refresh it caps
 	// the lookups that start with the status API (it is its budget), and
 	// Refresh.Budget those that start with RDAP/WHOIS.
@@ -154,8 +158,9 @@ type PlanOptions struct {
 	Force []string
 	// Links is the night's links file (night.Paths.Links; "" with the
 	// mail path off): the dependency domains of the snapshot's domains
-	// are planned like them.
-	Links string
+	// are planned like them. Schedule is its fold per domain
+	// (night.Dir.MailSchedule; "" folds it in memory).
+	Links, Schedule string
 	// States is the cache's states copy (night.Dir.StatesCopy), current
 	// (resolve owns it: CurrentStates; the plan only reads it). When set,
 	// the plan finds the due domains with DuckDB from it, decoding only
@@ -250,7 +255,7 @@ func MakePlan(ctx context.Context, o PlanOptions) (Plan, error) {
 	if o.Refresh != nil {
 		refresh = &o.Refresh.Refresh
 	}
-	sd, err := snapshotDomains(ctx, o.SnapshotPath, states, o.Links, o.Now, refresh)
+	sd, err := snapshotDomains(ctx, snapshotDomainsSQL(o.SnapshotPath, o.SnapshotDomains, o.SnapshotManifest), states, o.Links, o.Schedule, o.Now, refresh)
 	if err != nil {
 		return p, err
 	}

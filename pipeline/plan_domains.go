@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/internal/duck"
+	"github.com/lapse-dev/lapse/sinks/changeset"
 )
 
 // statesReadError is an error reading the states copy: the runner writes
@@ -44,8 +46,9 @@ type snapDomains struct {
 // them when states is "". It is a superset of what cache.Due and
 // refresh.Due decide (times are stored truncated to the microsecond, never
 // later), so the caller checks each.
-func snapshotDomains(ctx context.Context, snapshot, states, links string, now time.Time, refresh *cache.Refresh) (snapDomains, error) {
+func snapshotDomains(ctx context.Context, snap snapshotDomainsRel, states, links, schedule string, now time.Time, refresh *cache.Refresh) (snapDomains, error) {
 	var out snapDomains
+	snapshot := snap.snapshot
 	if _, err := os.Stat(snapshot); err != nil {
 		return out, fmt.Errorf("snapshot: %w", err)
 	}
@@ -55,7 +58,7 @@ func snapshotDomains(ctx context.Context, snapshot, states, links string, now ti
 	}
 	defer db.Close()
 	// One connection (OpenMemory's): the table of distinct domains lives in it.
-	if _, err := db.ExecContext(ctx, `CREATE TEMP TABLE d AS SELECT DISTINCT domain FROM read_parquet(?) WHERE domain IS NOT NULL AND verified`, snapshot); err != nil {
+	if _, err := db.ExecContext(ctx, `CREATE TEMP TABLE d AS `+snap.sql); err != nil {
 		return out, fmt.Errorf("read domains of %s: %w", snapshot, err)
 	}
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM d`).Scan(&out.total); err != nil {
@@ -64,8 +67,14 @@ func snapshotDomains(ctx context.Context, snapshot, states, links string, now ti
 	if links != "" && fileExists(links) {
 		// The mail path's dependency domains (issue 12): looked up and
 		// scheduled like address domains, once however many use them.
-		deps, err := queryStrings(ctx, db, `SELECT DISTINCT dep FROM read_parquet(?)
-			WHERE dep IS NOT NULL AND domain IN (SELECT domain FROM d) AND dep NOT IN (SELECT domain FROM d)`, links)
+		// From the links folded per domain (the dns stage keeps the fold
+		// current; the night's links are the copy's hard link).
+		sched, _, err := openMailSchedule(ctx, db, links, schedule)
+		if err != nil {
+			return out, fmt.Errorf("dependency domains of %s: %w", links, err)
+		}
+		deps, err := queryStrings(ctx, db, `SELECT DISTINCT dep FROM (SELECT unnest(deps) AS dep FROM (`+sched.Rel+`)
+			WHERE domain IN (SELECT domain FROM d)) WHERE dep NOT IN (SELECT domain FROM d)`)
 		if err != nil {
 			return out, fmt.Errorf("dependency domains of %s: %w", links, err)
 		}
@@ -118,6 +127,32 @@ func snapshotDomains(ctx context.Context, snapshot, states, links string, now ti
 	}
 	slices.Sort(out.maybeDue) // byte order, for GetMany's ordered walk
 	return out, nil
+}
+
+// snapshotDomainsRel is the relation of a snapshot's distinct verified
+// registrable domains (one column, domain), and the snapshot it is of.
+type snapshotDomainsRel struct{ snapshot, sql string }
+
+// snapshotDomainsSQL reads the snapshot's domain list (night.Paths.SnapshotDomains)
+// when its manifest vouches for it (same sha256): a few hundred thousand
+// rows instead of every address. Otherwise (no list, an older snapshot,
+// one with unverified addresses, a list a crash left beside an older
+// manifest) it takes the distinct domains of the snapshot's verified rows.
+func snapshotDomainsSQL(snapshot, domains, manifest string) snapshotDomainsRel {
+	r := snapshotDomainsRel{snapshot: snapshot,
+		sql: "SELECT DISTINCT domain FROM read_parquet(" + duck.String(snapshot) + ") WHERE domain IS NOT NULL AND verified"}
+	if domains == "" || manifest == "" {
+		return r
+	}
+	m, err := ReadSnapshotManifest(manifest)
+	if err != nil || m.DomainsSHA256 == "" || m.DomainsFile != filepath.Base(domains) {
+		return r
+	}
+	if fi, err := changeset.HashFile(domains); err != nil || fi.SHA256 != m.DomainsSHA256 {
+		return r
+	}
+	r.sql = "SELECT domain FROM read_parquet(" + duck.String(domains) + ")"
+	return r
 }
 
 // queryStrings runs a query of one VARCHAR column and returns its values.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/lapse-dev/lapse/config"
@@ -67,6 +68,10 @@ type SnapshotOptions struct {
 	// Path is where the snapshot goes (night.Paths.Snapshot), ManifestPath
 	// its manifest (night.Paths.SnapshotManifest), in the same folder.
 	Path, ManifestPath string
+	// DomainsPath, when set, receives the distinct registrable domains
+	// (night.Paths.SnapshotDomains); never with Read.All, whose
+	// unverified addresses' domains are no night's to plan.
+	DomainsPath string
 	// Source is postgres://…, csv:PATH or jsonl:PATH.
 	Source string
 	// Read configures the source (All, table and field mappings, batch size).
@@ -93,7 +98,7 @@ type SnapshotOptions struct {
 func SnapshotOptionsFromConfig(c config.Config, date string) SnapshotOptions {
 	p := night.Dir(c.DataDir).Night(date)
 	return SnapshotOptions{
-		Date: date, Path: p.Snapshot(), ManifestPath: p.SnapshotManifest(),
+		Date: date, Path: p.Snapshot(), ManifestPath: p.SnapshotManifest(), DomainsPath: p.SnapshotDomains(),
 		Source: c.Source,
 		Read:   emails.Options{All: c.All, Postgres: c.Postgres, CSV: c.CSV, JSONL: c.JSONL},
 	}
@@ -127,6 +132,11 @@ type SnapshotManifest struct {
 	File   string `json:"file"`
 	SHA256 string `json:"sha256"`
 	Bytes  int64  `json:"bytes"`
+	// DomainsFile is the distinct domains' file beside File and
+	// DomainsSHA256 its sha256; empty when there is none (Read.All): a
+	// reader trusts the file only when the two match.
+	DomainsFile   string `json:"domains_file,omitempty"`
+	DomainsSHA256 string `json:"domains_sha256,omitempty"`
 
 	Rows           SnapshotRows     `json:"rows"`
 	InvalidReasons map[string]int64 `json:"invalid_reasons"`
@@ -288,6 +298,19 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 	if pr.First != nil {
 		m.Problems = pr.First
 	}
+	if o.DomainsPath != "" {
+		// Before the snapshot's commit: a crash after it leaves a domains
+		// file the old manifest does not vouch for, which readers ignore.
+		if o.Read.All {
+			os.Remove(o.DomainsPath)
+		} else {
+			dr, err := writeDomainList(o.DomainsPath, n.Domains(), o.Alloc)
+			if err != nil {
+				return res, fmt.Errorf("snapshot: domains: %w", err)
+			}
+			m.DomainsFile, m.DomainsSHA256 = filepath.Base(o.DomainsPath), dr.SHA256
+		}
+	}
 
 	// The manifest's temp file exists before the Parquet file is renamed
 	// and is committed right after it: a crash in between leaves the new
@@ -338,4 +361,35 @@ func ReadSnapshotManifest(p string) (SnapshotManifest, error) {
 		return m, fmt.Errorf("snapshot manifest %s: %w", p, err)
 	}
 	return m, nil
+}
+
+// domainListSchema is the snapshot's domains file: one sorted column.
+var domainListSchema = arrow.NewSchema([]arrow.Field{{Name: ColDomain, Type: arrow.BinaryTypes.String}}, nil)
+
+// writeDomainList writes domains (sorted) to path atomically.
+func writeDomainList(path string, domains []string, alloc memory.Allocator) (pqsink.Result, error) {
+	if alloc == nil {
+		alloc = memory.DefaultAllocator
+	}
+	w, err := pqsink.Create(path, domainListSchema, pqsink.Options{Mode: 0o600, Alloc: alloc, Plain: []string{ColDomain}})
+	if err != nil {
+		return pqsink.Result{}, err
+	}
+	defer w.Abort()
+	b := array.NewStringBuilder(alloc)
+	defer b.Release()
+	for len(domains) > 0 {
+		chunk := domains[:min(len(domains), pqsink.DefaultRowGroupRows)]
+		domains = domains[len(chunk):]
+		b.AppendValues(chunk, nil)
+		col := b.NewArray()
+		rec := array.NewRecordBatch(domainListSchema, []arrow.Array{col}, int64(len(chunk)))
+		col.Release()
+		err := w.Write(rec)
+		rec.Release()
+		if err != nil {
+			return pqsink.Result{}, err
+		}
+	}
+	return w.Commit()
 }

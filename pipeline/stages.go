@@ -55,7 +55,7 @@ func stageDNS(ctx context.Context, n *nightRun) (int64, int64, error) {
 	// reads only its decisive and re-registered domains, so the copy
 	// as last written serves.
 	r, err := MailPath(ctx, MailPathOptions{
-		Snapshot: n.paths.Snapshot(), LinksCopy: data.LinksCopy(), StatesCopy: data.StatesCopy(),
+		Snapshot: n.paths.Snapshot(), SnapshotDomains: n.paths.SnapshotDomains(), SnapshotManifest: n.paths.SnapshotManifest(), LinksCopy: data.LinksCopy(), Schedule: data.MailSchedule(), StatesCopy: data.StatesCopy(),
 		NightLinks: n.paths.Links(), NightDNS: n.paths.DNS(), Journal: n.paths.DNSJournal(), Cache: c, Resolver: n.env.Resolver, Force: force,
 		Every: cfg.Every.Std(), Budget: cfg.BudgetPerNight, Concurrency: cfg.Concurrency, Now: n.opts.Now(), Log: n.log,
 	})
@@ -106,10 +106,10 @@ func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
 		refresh = refreshOptions(n.opts.Config, order)
 	}
 	p, err := planOverStates(ctx, PlanOptions{
-		Date: n.opts.Date, SnapshotPath: n.paths.Snapshot(), Cache: c, Now: n.opts.Now(), Force: force,
+		Date: n.opts.Date, SnapshotPath: n.paths.Snapshot(), SnapshotDomains: n.paths.SnapshotDomains(), SnapshotManifest: n.paths.SnapshotManifest(), Cache: c, Now: n.opts.Now(), Force: force,
 		Budget: budget, Total: n.opts.Config.Resolve.Budget, Refresh: refresh, WatchWindow: n.opts.Config.Policy.WatchWindow.Std(),
 		CheckAll: n.opts.CheckAll, States: night.Dir(n.opts.Config.DataDir).StatesCopy(),
-		Links: mailLinks(n),
+		Links: mailLinks(n), Schedule: night.Dir(n.opts.Config.DataDir).MailSchedule(),
 	})
 	if err != nil {
 		return 0, 0, err

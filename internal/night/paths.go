@@ -37,6 +37,11 @@ func (d Dir) StatesCopy() string { return d.join("states", "states.parquet") }
 // (cache.ExportLinks).
 func (d Dir) LinksCopy() string { return d.join("states", "links.parquet") }
 
+// MailSchedule is LinksCopy folded per address domain (its latest next
+// check and lookup, its dependency domains), with mail_schedule.json
+// naming the copy it was folded from: what the dns and plan stages read.
+func (d Dir) MailSchedule() string { return d.join("states", "mail_schedule.parquet") }
+
 // Snapshots, Observations, Decisions and Runs hold one Hive folder per
 // night; Changesets and Reports one folder named by the date.
 func (d Dir) Snapshots() string    { return d.join("snapshots") }
@@ -82,6 +87,11 @@ func (p Paths) Snapshot() string { return filepath.Join(p.SnapshotDir(), Snapsho
 // SnapshotFile is the snapshot's name in its folder (the snapshot
 // manifest's file field).
 const SnapshotFile = "emails.parquet"
+
+// SnapshotDomains is the snapshot's distinct registrable domains, sorted
+// (one column, domain), written with it when it holds verified addresses
+// only: the dns and plan stages read it instead of every address.
+func (p Paths) SnapshotDomains() string { return filepath.Join(p.SnapshotDir(), "domains.parquet") }
 
 // SnapshotManifest describes Snapshot: rows, sha256, source, timings.
 func (p Paths) SnapshotManifest() string { return filepath.Join(p.SnapshotDir(), "manifest.json") }

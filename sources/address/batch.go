@@ -384,6 +384,25 @@ func (s *BatchNormalizer) DistinctDomains() int64 {
 	return n
 }
 
+// Domains returns the distinct registrable domains of the rows normalized
+// so far, sorted (byte order): the snapshot's domain list, without a pass
+// over the rows.
+func (s *BatchNormalizer) Domains() []string {
+	var out []string
+	for w, c := range s.caches {
+		c.domains.each(s.seed, func(d []byte, h uint64) {
+			for _, o := range s.caches[:w] {
+				if o.domains.has(d, h) {
+					return
+				}
+			}
+			out = append(out, string(d))
+		})
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Release frees the builders' memory.
 func (s *BatchNormalizer) Release() {
 	s.host.Release()

@@ -3,9 +3,11 @@ package address
 import (
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"math"
 	"reflect"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -160,6 +162,11 @@ func TestBatchNormalizer(t *testing.T) {
 		}
 		if n := s.DistinctDomains(); n != int64(len(wantDomains)) {
 			t.Errorf("workers %d: %d distinct domains, want %d", tc.workers, n, len(wantDomains))
+		}
+		// The domain list, each once, sorted: the snapshot's domains file.
+		want := slices.Sorted(maps.Keys(wantDomains))
+		if got := s.Domains(); !slices.Equal(got, want) {
+			t.Errorf("workers %d: Domains() = %d domains %.5q…, want %d %.5q…", tc.workers, len(got), got, len(want), want)
 		}
 		s.Release()
 		mem.AssertSize(t, 0)

@@ -1,0 +1,72 @@
+package pipeline
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/lapse-dev/lapse/internal/atomicfile"
+	"github.com/lapse-dev/lapse/internal/duck"
+)
+
+// mailScheduleMeta is mail_schedule.json: the links copy the schedule
+// beside it was folded from (fileKey) and that copy's figures.
+type mailScheduleMeta struct {
+	Links        string `json:"links"`
+	LinkRows     int    `json:"link_rows"`
+	Dependencies int    `json:"dependencies"`
+}
+
+// mailSchedule is the links copy folded per address domain
+// (night.Dir.MailSchedule): one row per domain with the latest next_check
+// and checked_at of its links and deps, its dependency domains, sorted.
+// A night reads a sixth of the links' rows, with no grouping, for its due
+// mail paths and its dependency domains.
+type mailSchedule struct {
+	// Rel is the schedule as a relation (domain, next_check, checked_at,
+	// deps); meta the copy's figures.
+	Rel  string
+	meta mailScheduleMeta
+}
+
+// openMailSchedule returns the schedule of the links copy links at path,
+// folding it again when the copy changed since (or the schedule is
+// missing or unreadable); ok is false when there is no links copy.
+func openMailSchedule(ctx context.Context, db *sql.DB, links, path string) (s mailSchedule, ok bool, err error) {
+	if !fileExists(links) {
+		return s, false, nil
+	}
+	want := fileKey(links)
+	metaPath := strings.TrimSuffix(path, ".parquet") + ".json"
+	if b, err := os.ReadFile(metaPath); err == nil && json.Unmarshal(b, &s.meta) == nil && s.meta.Links == want && want != "" && fileExists(path) {
+		s.Rel = "SELECT domain, next_check, checked_at, deps FROM read_parquet(" + duck.String(path) + ")"
+		return s, true, nil
+	}
+	q := `SELECT domain, max(next_check) AS next_check, max(checked_at) AS checked_at,
+		coalesce(list_sort(list_distinct(list(dep) FILTER (WHERE dep IS NOT NULL))), []::VARCHAR[]) AS deps
+		FROM read_parquet(` + duck.String(links) + `) GROUP BY domain`
+	s.meta = mailScheduleMeta{Links: want}
+	if err := db.QueryRowContext(ctx, `SELECT count(role), count(DISTINCT dep) FROM read_parquet(?)`, links).Scan(&s.meta.LinkRows, &s.meta.Dependencies); err != nil {
+		return s, false, fmt.Errorf("mail schedule: %w", err)
+	}
+	if path == "" {
+		// No file to keep it in: folded in this session.
+		s.Rel = q
+		return s, true, nil
+	}
+	if err := duck.CopyTo(ctx, db, q+" ORDER BY domain", path, "FORMAT parquet, COMPRESSION zstd", 0o640); err != nil {
+		return s, false, fmt.Errorf("mail schedule: %w", err)
+	}
+	b, err := json.Marshal(s.meta)
+	if err != nil {
+		return s, false, err
+	}
+	if err := atomicfile.WriteFile(metaPath, append(b, '\n'), 0o640); err != nil {
+		return s, false, fmt.Errorf("mail schedule: %w", err)
+	}
+	s.Rel = "SELECT domain, next_check, checked_at, deps FROM read_parquet(" + duck.String(path) + ")"
+	return s, true, nil
+}
