@@ -55,7 +55,9 @@ func TestSnapshotDomainList(t *testing.T) {
 	if !slices.Equal(scan, want) {
 		t.Errorf("the snapshot's verified domains %q, want %q", scan, want)
 	}
-	rel := func() snapshotDomainsRel { return snapshotDomainsSQL(p.Snapshot(), p.SnapshotDomains(), p.SnapshotManifest()) }
+	rel := func() snapshotDomainsRel {
+		return snapshotDomainsSQL(p.Snapshot(), p.SnapshotDomains(), p.SnapshotManifest())
+	}
 	if r := rel(); !strings.Contains(r.sql, "domains.parquet") {
 		t.Errorf("a vouched list is not read: %s", r.sql)
 	}
