@@ -621,12 +621,21 @@ func nightFigures(ctx context.Context, db *sql.DB, date string) ([]figure, error
 }
 
 // topDomains are the night's domains with the most addresses proposed for
-// un-verification (from email_decisions: ids and domains only).
+// un-verification (from email_decisions: ids and domains only). The n
+// largest are picked by a plain count first: the distinct, ordered
+// aggregates (reasons, states, users) are then made for those n only, not
+// for each of the night's thousands of flagged domains.
 func topDomains(ctx context.Context, db *sql.DB, date string, n int) ([]topDomain, error) {
-	rows, err := db.QueryContext(ctx, `SELECT coalesce(domain, ''), string_agg(DISTINCT reason, ', ' ORDER BY reason),
-		string_agg(DISTINCT coalesce(state, ''), ', ' ORDER BY coalesce(state, '')), count(*), count(DISTINCT user_id)
-		FROM email_decisions WHERE date = CAST(? AS DATE) AND action = 'unverify' AND verified
-		GROUP BY ALL ORDER BY count(*) DESC, 1 LIMIT ?`, date, n)
+	rows, err := db.QueryContext(ctx, `WITH f AS (
+			SELECT coalesce(domain, '') AS domain, reason, state, user_id
+			FROM email_decisions WHERE date = CAST(? AS DATE) AND action = 'unverify' AND verified
+		), t AS (
+			SELECT domain, count(*) AS n FROM f GROUP BY domain ORDER BY n DESC, domain LIMIT ?
+		)
+		SELECT t.domain, string_agg(DISTINCT f.reason, ', ' ORDER BY f.reason),
+		       string_agg(DISTINCT coalesce(f.state, ''), ', ' ORDER BY coalesce(f.state, '')), t.n, count(DISTINCT f.user_id)
+		FROM t JOIN f USING (domain)
+		GROUP BY t.domain, t.n ORDER BY t.n DESC, t.domain`, date, n)
 	if err != nil {
 		return nil, fmt.Errorf("largest domains of %s: %w", date, err)
 	}
