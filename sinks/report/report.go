@@ -23,8 +23,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lapse-dev/lapse/internal/atomicfile"
@@ -278,15 +280,38 @@ func Build(ctx context.Context, db *sql.DB, o Options) (Result, error) {
 	for _, nb := range nbs {
 		base.Nav = append(base.Nav, navItem{Name: nb.Name, Title: shortTitle(nb.Title), File: nb.Name + ".html"})
 	}
+	csDir := o.Changeset
+	if csDir == "" && o.ChangesetRoot != "" && date != "" {
+		csDir = filepath.Join(o.ChangesetRoot, date)
+	}
+	// The cells and the night summary are independent reads: a few run at
+	// once, each on its own connection of db, while the pages are still
+	// assembled and written in order, each once its cells are done.
+	run := newRunner(ctx)
+	defer run.stop()
+	var night nightView
+	var nerr error
+	nightDone := run.add(func(ctx context.Context) { night, nerr = loadNight(ctx, db, date, csDir) })
+	cells := make([][]cellView, len(nbs))
+	cellsDone := make([][]<-chan struct{}, len(nbs))
+	for i, nb := range nbs {
+		cs := nb.Cells()
+		cells[i] = make([]cellView, len(cs))
+		for j, c := range cs {
+			file := nb.Name + ".html"
+			cellsDone[i] = append(cellsDone[i], run.add(func(ctx context.Context) { cells[i][j] = runCell(ctx, db, c, file, o.MaxTableRows) }))
+		}
+	}
+	run.start(cellWorkers())
 	var views []pageView
-	for _, nb := range nbs {
+	for i, nb := range nbs {
 		p := pageView{common: base, Notebook: nb, File: nb.Name + ".html"}
 		p.Here, p.PageTitle, p.Heading = nb.Name, nb.Title+" · lapse", "lapse · "+nb.Title
-		for _, c := range nb.Cells() {
-			cv := runCell(ctx, db, c, p.File, o.MaxTableRows)
-			if err := ctx.Err(); err != nil {
+		for j, c := range nb.Cells() {
+			if err := run.wait(cellsDone[i][j]); err != nil {
 				return res, err
 			}
+			cv := cells[i][j]
 			res.Cells++
 			if e := cellFailure(cv); e != nil {
 				p.Failed++
@@ -311,12 +336,7 @@ func Build(ctx context.Context, db *sql.DB, o Options) (Result, error) {
 	if date != "" {
 		iv.PageTitle = "lapse report · " + date
 	}
-	csDir := o.Changeset
-	if csDir == "" && o.ChangesetRoot != "" && date != "" {
-		csDir = filepath.Join(o.ChangesetRoot, date)
-	}
-	night, nerr := loadNight(ctx, db, date, csDir)
-	if err := ctx.Err(); err != nil {
+	if err := run.wait(nightDone); err != nil {
 		return res, err
 	}
 	iv.Night = night
@@ -343,6 +363,72 @@ func Build(ctx context.Context, db *sql.DB, o Options) (Result, error) {
 	}
 	res.Files = append(res.Files, path)
 	return res, nil
+}
+
+// cellWorkers is how many of a report's queries run at once: one per
+// core, at most 4.
+func cellWorkers() int { return min(max(runtime.GOMAXPROCS(0), 1), 4) }
+
+// runner runs Build's queries on a few goroutines, in the order they were
+// added.
+type runner struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	jobs   []func()
+}
+
+func newRunner(ctx context.Context) *runner {
+	r := &runner{}
+	r.ctx, r.cancel = context.WithCancel(ctx)
+	return r
+}
+
+// add queues f, to run with the runner's context once start is called;
+// the channel is closed when it has run.
+func (r *runner) add(f func(ctx context.Context)) <-chan struct{} {
+	done := make(chan struct{})
+	r.jobs = append(r.jobs, func() {
+		defer close(done)
+		f(r.ctx)
+	})
+	return done
+}
+
+// start runs the queued jobs on up to workers goroutines, in order.
+func (r *runner) start(workers int) {
+	next := make(chan func())
+	go func() {
+		defer close(next)
+		for _, f := range r.jobs {
+			next <- f
+		}
+	}()
+	for range min(max(workers, 1), len(r.jobs)) {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			for f := range next {
+				f()
+			}
+		}()
+	}
+}
+
+// wait waits for a job; the error is the context's, once it ended.
+func (r *runner) wait(done <-chan struct{}) error {
+	select {
+	case <-done:
+	case <-r.ctx.Done():
+	}
+	return r.ctx.Err()
+}
+
+// stop ends the context of the jobs (those not started yet return at
+// once) and waits for the workers.
+func (r *runner) stop() {
+	r.cancel()
+	r.wg.Wait()
 }
 
 func cellFailure(cv cellView) error {
