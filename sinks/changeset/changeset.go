@@ -176,19 +176,25 @@ func Write(ctx context.Context, db *sql.DB, s Spec) (Result, error) {
 	}
 	// One row per flagged address with the user's other addresses that
 	// stay verified, so the registry can tell the user where it still can.
-	// They come from the snapshot: the decisions hold no keep rows.
+	// They come from the snapshot: the decisions hold no keep rows. The
+	// rows table is read in place (a CTE of it would copy every column,
+	// the evidence too), and each user's addresses are ordered by sorting
+	// one list per user, primary first, then by email_id (the order of
+	// string_agg(… ORDER BY "primary" DESC, email_id), NULL last), which
+	// costs a third of string_agg's ordered aggregate.
 	notifyQ := fmt.Sprintf(`
-		WITH cs AS (SELECT * FROM %[1]s),
-		others AS (
-			SELECT CAST(d.user_id AS VARCHAR) AS user_id, string_agg(d.email, ' ' ORDER BY d."primary" DESC, d.email_id) AS other_verified
+		WITH others AS (
+			SELECT CAST(d.user_id AS VARCHAR) AS user_id,
+			       array_to_string(list_transform(list_sort(list((
+			           CASE WHEN d."primary" THEN 0 WHEN NOT d."primary" THEN 1 ELSE 2 END, d.email_id, d.email))), x -> x[3]), ' ') AS other_verified
 			FROM read_parquet(%[2]s) d
-			WHERE d.verified AND CAST(d.user_id AS VARCHAR) IN (SELECT user_id FROM cs)
-			  AND d.email_id NOT IN (SELECT email_id FROM cs)
+			WHERE d.verified AND CAST(d.user_id AS VARCHAR) IN (SELECT user_id FROM %[1]s)
+			  AND d.email_id NOT IN (SELECT email_id FROM %[1]s)
 			GROUP BY 1
 		)
 		SELECT cs.user_id, cs.email_id, cs.email, cs.domain, cs.reason, cs."primary" AS was_primary,
 		       coalesce(o.other_verified, '') AS other_verified
-		FROM cs LEFT JOIN others o USING (user_id)
+		FROM %[1]s cs LEFT JOIN others o USING (user_id)
 		ORDER BY cs.user_id, cs.email_id`, rowsTable, duck.String(s.Snapshot))
 	if err := duck.CopyTo(ctx, db, notifyQ, filepath.Join(s.Dir, FileNotify), "FORMAT csv, HEADER", 0o600); err != nil {
 		return res, fmt.Errorf("changeset %s: %w", s.Date, err)
