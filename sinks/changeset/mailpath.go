@@ -37,11 +37,10 @@ func mailPathSQL(col string) string {
 
 // depsSQL is the SQL list of the dependency domains a mail-path row's
 // evidence column names: the text after each "→ " up to the next space
-// (a trailing ";" or "," dropped), lowercased, distinct; [”] when the
-// evidence names none, so the row is still counted.
+// (a trailing ";" or "," dropped), lowercased, distinct; empty when the
+// evidence names none (dependencies counts such a row under [”]).
 func depsSQL(col string) string {
-	return fmt.Sprintf(`CASE WHEN len(regexp_extract_all(coalesce(%[1]s, ''), '→ ([^\s;,]+)', 1)) = 0 THEN ['']
-		ELSE list_distinct(list_transform(regexp_extract_all(coalesce(%[1]s, ''), '→ ([^\s;,]+)', 1), x -> lower(x))) END`, col)
+	return fmt.Sprintf(`list_distinct(list_transform(regexp_extract_all(coalesce(%[1]s, ''), '→ ([^\s;,]+)', 1), x -> lower(x)))`, col)
 }
 
 // splitByReason splits counts by reason into the domain flags and the
@@ -78,23 +77,34 @@ type Dependency struct {
 // dependencies lists the dependency domains of the mail-path rows of rel
 // (a table, or a parenthesized query, with email_id, domain, reason and
 // evidence), most addresses first, up to limit, each with up to samples
-// evidence lines (addresses redacted).
+// evidence lines (addresses redacted). A row whose evidence names no
+// dependency domain is counted under [”]. Each evidence is searched once
+// (x); without samples, the evidence lines are not grouped at all.
 func dependencies(ctx context.Context, db *sql.DB, rel string, limit, samples int) ([]Dependency, error) {
-	q := fmt.Sprintf(`WITH m AS (
-			SELECT email_id, domain, reason, coalesce(evidence, '') AS evidence, unnest(%[2]s) AS dep
+	with := fmt.Sprintf(`WITH x AS (
+			SELECT email_id, domain, reason, coalesce(evidence, '') AS evidence, %[2]s AS deps
 			FROM %[1]s WHERE %[3]s
+		), m AS (
+			SELECT email_id, domain, reason, evidence, unnest(CASE WHEN len(deps) = 0 THEN [''] ELSE deps END) AS dep
+			FROM x
 		), d AS (
 			SELECT dep, count(DISTINCT email_id) AS n, count(DISTINCT domain) AS nd,
 			       array_to_string(list_sort(list_distinct(list(coalesce(reason, '')))), ',') AS reasons
 			FROM m GROUP BY dep ORDER BY n DESC, dep LIMIT %[4]d
-		), e AS (
+		)`, rel, depsSQL("evidence"), mailPathSQL("reason"), limit)
+	q := with + `
+		SELECT d.dep, d.n, d.nd, d.reasons, 0 AS first, 0 AS k, '' AS evidence
+		FROM d ORDER BY d.n DESC, d.dep`
+	if samples > 0 {
+		q = with + fmt.Sprintf(`, e AS (
 			SELECT dep, evidence, min(email_id) AS first, count(DISTINCT email_id) AS k,
 			       row_number() OVER (PARTITION BY dep ORDER BY count(DISTINCT email_id) DESC, min(email_id)) AS i
 			FROM m WHERE dep IN (SELECT dep FROM d) GROUP BY dep, evidence
 		)
 		SELECT d.dep, d.n, d.nd, d.reasons, e.first, e.k, e.evidence
-		FROM d JOIN e ON e.dep = d.dep AND e.i <= %[5]d
-		ORDER BY d.n DESC, d.dep, e.i`, rel, depsSQL("evidence"), mailPathSQL("reason"), limit, max(samples, 1))
+		FROM d JOIN e ON e.dep = d.dep AND e.i <= %[1]d
+		ORDER BY d.n DESC, d.dep, e.i`, samples)
+	}
 	rows, err := db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("mail-path dependencies: %w", err)
