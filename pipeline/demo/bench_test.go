@@ -109,8 +109,13 @@ func currentStates(b *testing.B, cfg config.Config, now time.Time) {
 	if _, err := pipeline.CurrentStates(context.Background(), c, night.Dir(cfg.DataDir).StatesCopy()); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := cache.ExportLinks(context.Background(), c, night.Dir(cfg.DataDir).LinksCopy()); err != nil {
-		b.Fatal(err)
+	// The links copy only when it is missing: a warm night's copy is the
+	// one the last night left (a new one is folded and joined again, the
+	// cost of a night whose DNS stage looked something up).
+	if links := night.Dir(cfg.DataDir).LinksCopy(); !exists(links) {
+		if _, err := cache.ExportLinks(context.Background(), c, links); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
@@ -152,6 +157,15 @@ func BenchmarkWarmNight(b *testing.B) {
 	// The night without the mail path too, at the sizes the harness
 	// compares (LAPSE_BENCH_MAILPATH=0 skips it).
 	mailBaseline := os.Getenv("LAPSE_BENCH_MAILPATH") != "0"
+	// One night untimed first: the process's first DuckDB, Badger and
+	// heap warm-up would otherwise fall on the first timed night alone
+	// (the one with the mail path, measured before its pair and the hand
+	// query), not on the figures it is compared with.
+	b.StopTimer()
+	if _, err := pipeline.RunNight(ctx, pipeline.Options{Config: f.cfg, Date: f.date, Force: true}); err != nil {
+		b.Fatal(err)
+	}
+	b.StartTimer()
 	for range b.N {
 		b.StopTimer()
 		// Snapshot again (forced), stopping there: the timed run resumes.
@@ -314,4 +328,9 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
