@@ -72,6 +72,9 @@ func isStaleTemp(name string) bool {
 	if name == ".classify-spill" {
 		return true
 	}
+	if strings.HasSuffix(name, ".parquet.link") {
+		return true // linkStates' temp link (older lapse left it behind)
+	}
 	if !strings.HasPrefix(name, ".") {
 		return false
 	}

@@ -249,6 +249,7 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 		filepath.Join(data, ".metrics.prom.tmp-7"),
 		filepath.Join(data, "decisions", "date="+date, ".classify-spill", "spill.tmp"),
 		filepath.Join(data, "decisions", "date="+date, ".decisions.parquet.tmp-99", "decisions.parquet"),
+		filepath.Join(night.Paths{DataDir: data, Date: date}.ObservationsDir(), "states.parquet.link"),
 	}
 	kept := []string{
 		filepath.Join(night.Paths{DataDir: data, Date: "2026-02-01"}.SnapshotDir(), ".emails.parquet.tmp-1"), // not tonight's
@@ -278,7 +279,7 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 			t.Errorf("%s deleted: %v", p, err)
 		}
 	}
-	if !strings.Contains(logs.String(), "removed temp files left by an interrupted run") || !strings.Contains(logs.String(), "files=5") {
+	if !strings.Contains(logs.String(), "removed temp files left by an interrupted run") || !strings.Contains(logs.String(), "files=6") {
 		t.Errorf("logs:\n%s", logs)
 	}
 }

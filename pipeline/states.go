@@ -107,6 +107,11 @@ func linkStates(src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
 		return fmt.Errorf("states: %w", err)
 	}
+	if sameFile(src, dst) {
+		// Already the link: rename(2) between two links of one file does
+		// nothing and succeeds, which would leave the temp link behind.
+		return nil
+	}
 	tmp := dst + ".link"
 	os.Remove(tmp)
 	if err := os.Link(src, tmp); err == nil {
@@ -129,4 +134,14 @@ func linkStates(src, dst string) error {
 		return fmt.Errorf("states: copy %s: %w", src, err)
 	}
 	return nil
+}
+
+// sameFile reports whether a and b are the same file (one inode).
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }

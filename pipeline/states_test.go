@@ -158,6 +158,22 @@ func TestCurrentStatesRewritesOnlyAfterAChange(t *testing.T) {
 	if n := hCountRows(t, night); n != 3 {
 		t.Errorf("relinked night states have %d rows, want 3", n)
 	}
+	// Linking what is already linked (a resumed or forced night) leaves
+	// the night's folder as it was: no temp link beside the file.
+	if err := linkStates(path, night); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(filepath.Dir(night))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != "states.parquet" {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("night folder after linking twice holds %q, want only states.parquet", names)
+	}
 }
 
 func hCountRows(t *testing.T, path string) int {
