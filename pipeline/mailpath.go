@@ -91,6 +91,11 @@ type MailPathResult struct {
 	Queries             int
 	Outcomes            map[string]int
 	Links, Dependencies int
+	// DependencyDomains are the dependency domains of the snapshot's
+	// domains that are not address domains themselves, sorted, as the
+	// links copy the stage ends with holds them; nil when the stage
+	// rewrote the copy (the plan reads them from the new one).
+	DependencyDomains []string
 }
 
 // serverAddr matches the server named in a DNS error ("servfail from
@@ -125,7 +130,7 @@ func MailPath(ctx context.Context, o MailPathOptions) (MailPathResult, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	due, err := mailDue(ctx, o, &res)
+	due, deps, err := mailDue(ctx, o, &res)
 	if err != nil {
 		return res, fmt.Errorf("dns: due domains: %w", err)
 	}
@@ -210,6 +215,8 @@ func MailPath(ctx context.Context, o MailPathOptions) (MailPathResult, error) {
 		if err := refreshMailSchedule(ctx, o.LinksCopy, o.Schedule, &res); err != nil {
 			return res, fmt.Errorf("dns: %w", err)
 		}
+	} else {
+		res.DependencyDomains = deps
 	}
 	return res, nil
 }
@@ -403,15 +410,15 @@ func readMailJournal(path string) (map[string]cache.MailObservation, error) {
 // is due at o.Now: never looked up, next check passed, or the domain was
 // re-registered since its last lookup; never a domain whose own state is
 // decisive. Never looked up first, then most overdue, then by name.
-func mailDue(ctx context.Context, o MailPathOptions, res *MailPathResult) ([]string, error) {
+func mailDue(ctx context.Context, o MailPathOptions, res *MailPathResult) (due, deps []string, err error) {
 	db, err := duck.OpenMemory()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer db.Close()
-	links := "SELECT NULL::VARCHAR AS domain, NULL::TIMESTAMPTZ AS next_check, NULL::TIMESTAMPTZ AS checked_at WHERE false"
+	links := "SELECT NULL::VARCHAR AS domain, NULL::TIMESTAMPTZ AS next_check, NULL::TIMESTAMPTZ AS checked_at, NULL::VARCHAR[] AS deps WHERE false"
 	if sched, ok, err := openMailSchedule(ctx, db, o.LinksCopy, o.Schedule); err != nil {
-		return nil, err
+		return nil, nil, err
 	} else if ok {
 		// The copy's figures, as folded with it.
 		res.Links, res.Dependencies = sched.meta.LinkRows, sched.meta.Dependencies
@@ -421,29 +428,48 @@ func mailDue(ctx context.Context, o MailPathOptions, res *MailPathResult) ([]str
 	if fileExists(o.StatesCopy) {
 		cols, err := duck.Columns(ctx, db, o.StatesCopy)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		states = "SELECT domain, state, " + cols.Or("registered_at_changed_at", "TIMESTAMPTZ") + " AS registered_at_changed_at FROM read_parquet(" + duck.String(o.StatesCopy) + ")"
 	}
-	q := `WITH d AS (` + snapshotDomainsSQL(o.Snapshot, o.SnapshotDomains, o.SnapshotManifest).sql + `),
-		l AS (` + links + `), s AS (` + states + `),
-		-- One join of every domain (against the schedule, for those never
-		-- looked up or due); the states narrowed first to the few rows a
-		-- rule below reads, so their joins are small.
+	// One join of every domain with the schedule (one connection,
+	// OpenMemory's: the table lives in it); the due domains and the
+	// dependency domains are both read from it, the states narrowed first
+	// to the few rows a rule below reads, so their joins are small.
+	if _, err := db.ExecContext(ctx, `CREATE TEMP TABLE dl AS
+		SELECT d.domain, l.domain IS NOT NULL AS known, l.next_check, l.checked_at, l.deps
+		FROM (`+snapshotDomainsSQL(o.Snapshot, o.SnapshotDomains, o.SnapshotManifest).sql+`) d LEFT JOIN (`+links+`) l USING (domain)`); err != nil {
+		return nil, nil, err
+	}
+	q := `WITH s AS (` + states + `),
 		c AS (
-			SELECT d.domain, l.next_check, l.checked_at, l.domain IS NOT NULL AS known FROM d LEFT JOIN l USING (domain)
-			WHERE l.domain IS NULL OR l.next_check IS NULL OR epoch_us(l.next_check) <= $now
+			SELECT domain, next_check, known FROM dl
+			WHERE NOT known OR next_check IS NULL OR epoch_us(next_check) <= $now
 			UNION ALL
-			SELECT l.domain, l.next_check, l.checked_at, true FROM l
+			SELECT dl.domain, dl.next_check, true FROM dl
 			JOIN (SELECT domain, registered_at_changed_at FROM s WHERE registered_at_changed_at IS NOT NULL) r USING (domain)
-			WHERE r.registered_at_changed_at > l.checked_at AND l.next_check IS NOT NULL AND epoch_us(l.next_check) > $now
-			  AND l.domain IN (SELECT domain FROM d)
+			WHERE dl.known AND r.registered_at_changed_at > dl.checked_at AND dl.next_check IS NOT NULL AND epoch_us(dl.next_check) > $now
 		)
 		SELECT c.domain FROM c
 		LEFT JOIN (SELECT domain FROM s WHERE ` + lifecycle.SQLIn("state", lifecycle.DecisiveStates...) + `) x USING (domain)
 		WHERE x.domain IS NULL
 		ORDER BY c.known, c.next_check, c.domain`
-	return queryStrings(ctx, db, q, sql.Named("now", o.Now.UnixMicro()))
+	if due, err = queryStrings(ctx, db, q, sql.Named("now", o.Now.UnixMicro())); err != nil {
+		return nil, nil, err
+	}
+	// The dependency domains of tonight's address domains that are not
+	// address domains themselves (the plan's candidates): the few that
+	// are, found by probing with the small side.
+	deps, err = queryStrings(ctx, db, `WITH u AS (SELECT DISTINCT unnest(deps) AS dep FROM dl WHERE known),
+		hit AS (SELECT domain FROM dl SEMI JOIN u ON u.dep = dl.domain)
+		SELECT dep FROM u ANTI JOIN hit ON hit.domain = u.dep ORDER BY dep`)
+	if err != nil {
+		return nil, nil, err
+	}
+	if deps == nil {
+		deps = []string{} // known: none
+	}
+	return due, deps, nil
 }
 
 // mailDependenciesOf returns the dependency domains of domains in the

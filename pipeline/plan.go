@@ -161,6 +161,10 @@ type PlanOptions struct {
 	// are planned like them. Schedule is its fold per domain
 	// (night.Dir.MailSchedule; "" folds it in memory).
 	Links, Schedule string
+	// KnownDependencies, when not nil, are the dependency domains the dns
+	// stage found in this run from the same links (MailPathResult's): the
+	// plan takes them instead of joining the schedule again.
+	KnownDependencies []string
 	// States is the cache's states copy (night.Dir.StatesCopy), current
 	// (resolve owns it: CurrentStates; the plan only reads it). When set,
 	// the plan finds the due domains with DuckDB from it, decoding only
@@ -255,7 +259,7 @@ func MakePlan(ctx context.Context, o PlanOptions) (Plan, error) {
 	if o.Refresh != nil {
 		refresh = &o.Refresh.Refresh
 	}
-	sd, err := snapshotDomains(ctx, snapshotDomainsSQL(o.SnapshotPath, o.SnapshotDomains, o.SnapshotManifest), states, o.Links, o.Schedule, o.Now, refresh)
+	sd, err := snapshotDomains(ctx, snapshotDomainsSQL(o.SnapshotPath, o.SnapshotDomains, o.SnapshotManifest), states, depsSource{o.Links, o.Schedule, o.KnownDependencies}, o.Now, refresh)
 	if err != nil {
 		return p, err
 	}

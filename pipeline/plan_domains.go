@@ -46,7 +46,15 @@ type snapDomains struct {
 // them when states is "". It is a superset of what cache.Due and
 // refresh.Due decide (times are stored truncated to the microsecond, never
 // later), so the caller checks each.
-func snapshotDomains(ctx context.Context, snap snapshotDomainsRel, states, links, schedule string, now time.Time, refresh *cache.Refresh) (snapDomains, error) {
+// depsSource is where the plan takes the mail path's dependency domains
+// from: known (the dns stage's, in the same run) or the links file's
+// schedule; none when links is "".
+type depsSource struct {
+	links, schedule string
+	known           []string
+}
+
+func snapshotDomains(ctx context.Context, snap snapshotDomainsRel, states string, ds depsSource, now time.Time, refresh *cache.Refresh) (snapDomains, error) {
 	var out snapDomains
 	snapshot := snap.snapshot
 	if _, err := os.Stat(snapshot); err != nil {
@@ -64,19 +72,22 @@ func snapshotDomains(ctx context.Context, snap snapshotDomainsRel, states, links
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM d`).Scan(&out.total); err != nil {
 		return out, fmt.Errorf("read domains of %s: %w", snapshot, err)
 	}
-	if links != "" && fileExists(links) {
+	if links := ds.links; links != "" && fileExists(links) {
 		// The mail path's dependency domains (issue 12): looked up and
 		// scheduled like address domains, once however many use them.
 		// From the links folded per domain (the dns stage keeps the fold
 		// current; the night's links are the copy's hard link).
-		sched, _, err := openMailSchedule(ctx, db, links, schedule)
-		if err != nil {
-			return out, fmt.Errorf("dependency domains of %s: %w", links, err)
-		}
-		deps, err := queryStrings(ctx, db, `SELECT DISTINCT dep FROM (SELECT unnest(deps) AS dep FROM (`+sched.Rel+`)
-			WHERE domain IN (SELECT domain FROM d)) WHERE dep NOT IN (SELECT domain FROM d)`)
-		if err != nil {
-			return out, fmt.Errorf("dependency domains of %s: %w", links, err)
+		deps := ds.known
+		if deps == nil {
+			sched, _, err := openMailSchedule(ctx, db, links, ds.schedule)
+			if err != nil {
+				return out, fmt.Errorf("dependency domains of %s: %w", links, err)
+			}
+			deps, err = queryStrings(ctx, db, `SELECT DISTINCT dep FROM (SELECT unnest(deps) AS dep FROM (`+sched.Rel+`)
+				WHERE domain IN (SELECT domain FROM d)) WHERE dep NOT IN (SELECT domain FROM d)`)
+			if err != nil {
+				return out, fmt.Errorf("dependency domains of %s: %w", links, err)
+			}
 		}
 		if len(deps) > 0 {
 			if _, err := db.ExecContext(ctx, `INSERT INTO d SELECT unnest(?::VARCHAR[])`, deps); err != nil {
@@ -115,11 +126,17 @@ func snapshotDomains(ctx context.Context, snap snapshotDomainsRel, states, links
 		q = `SELECT d.domain FROM d LEFT JOIN s USING (domain) WHERE ` + due
 		args = []any{sql.Named("now", now.UnixMicro())}
 		if refresh != nil {
+			// One join for both: the due domains and the count of those
+			// without an authoritative answer.
 			args = append(args, sql.Named("cutoff", now.Add(-refresh.MaxAge()).UnixMicro()))
-			err := db.QueryRowContext(ctx, `SELECT count(*) FROM d LEFT JOIN s USING (domain) WHERE s.domain IS NULL OR s.auth_checked_at IS NULL`).Scan(&out.noDates)
-			if err != nil {
+			if _, err := db.ExecContext(ctx, `CREATE TEMP TABLE j AS SELECT d.domain, coalesce(`+due+`, false) AS due,
+				s.domain IS NULL OR s.auth_checked_at IS NULL AS no_dates FROM d LEFT JOIN s USING (domain)`, args...); err != nil {
 				return fail(err)
 			}
+			if err := db.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE no_dates) FROM j`).Scan(&out.noDates); err != nil {
+				return fail(err)
+			}
+			q, args = `SELECT domain FROM j WHERE due`, nil
 		}
 	}
 	if out.maybeDue, err = queryStrings(ctx, db, q, args...); err != nil {

@@ -95,6 +95,9 @@ type nightRun struct {
 	// reverified is the dns stage's list of re-verified domains in this
 	// run (nil when it did not run them): the plan reuses it.
 	reverified *[]string
+	// mailDeps is the dns stage's dependency domains in this run (nil when
+	// it did not run, or rewrote the links copy): the plan reuses them.
+	mailDeps []string
 }
 
 // RunNight runs one night: snapshot → plan → resolve → classify → publish,

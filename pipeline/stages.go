@@ -62,6 +62,7 @@ func stageDNS(ctx context.Context, n *nightRun) (int64, int64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	n.mailDeps = r.DependencyDomains
 	if _, err := n.env.db.AppendMailLinks(ctx, n.opts.Date, n.paths.DNS()); err != nil {
 		return 0, 0, err
 	}
@@ -109,7 +110,7 @@ func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
 		Date: n.opts.Date, SnapshotPath: n.paths.Snapshot(), SnapshotDomains: n.paths.SnapshotDomains(), SnapshotManifest: n.paths.SnapshotManifest(), Cache: c, Now: n.opts.Now(), Force: force,
 		Budget: budget, Total: n.opts.Config.Resolve.Budget, Refresh: refresh, WatchWindow: n.opts.Config.Policy.WatchWindow.Std(),
 		CheckAll: n.opts.CheckAll, States: night.Dir(n.opts.Config.DataDir).StatesCopy(),
-		Links: mailLinks(n), Schedule: night.Dir(n.opts.Config.DataDir).MailSchedule(),
+		Links: mailLinks(n), Schedule: night.Dir(n.opts.Config.DataDir).MailSchedule(), KnownDependencies: n.mailDeps,
 	})
 	if err != nil {
 		return 0, 0, err
