@@ -152,7 +152,7 @@ func BenchmarkWarmNight(b *testing.B) {
 	f := newWarmFixture(b, n)
 	ctx := context.Background()
 	paths := night.Paths{DataDir: f.cfg.DataDir, Date: f.date}
-	var night, query, nightCPU, queryCPU, noMail time.Duration
+	var night, query, nightCPU, queryCPU, noMail, noMailCPU time.Duration
 	var lookups int
 	// The night without the mail path too, at the sizes the harness
 	// compares (LAPSE_BENCH_MAILPATH=0 skips it).
@@ -203,11 +203,12 @@ func BenchmarkWarmNight(b *testing.B) {
 				}}); !errors.Is(err, errStop) {
 				b.Fatal(err)
 			}
-			t0 := time.Now()
+			t0, c0 := time.Now(), cpuTime()
 			if _, err := pipeline.RunNight(ctx, pipeline.Options{Config: off, Date: f.date}); err != nil {
 				b.Fatal(err)
 			}
 			noMail += time.Since(t0)
+			noMailCPU += cpuTime() - c0
 		}
 		t0, c0 = time.Now(), cpuTime()
 		if err := handQuery(ctx, paths, filepath.Join(b.TempDir(), "decisions.parquet")); err != nil {
@@ -225,6 +226,7 @@ func BenchmarkWarmNight(b *testing.B) {
 	if mailBaseline {
 		b.ReportMetric(noMail.Seconds()/float64(b.N), "night-nomail-s")
 		b.ReportMetric(float64(night)/float64(noMail), "mail-ratio")
+		b.ReportMetric(float64(nightCPU)/float64(noMailCPU), "mail-cpu-ratio")
 	}
 	// CPU (user+system, every thread of the process, DuckDB's included):
 	// on a shared machine wall time swings with the neighbours' load.
