@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -283,6 +285,27 @@ func TestMailPathSharedDependencyLookedUpOnce(t *testing.T) {
 	}
 	if mp := res.Figures().MailPath; mp.Due != 0 || z.total.Load() != before {
 		t.Errorf("second night: %d due, %d DNS queries", mp.Due, z.total.Load()-before)
+	}
+	// The plan took the dns stage's dependency domains: the same as a
+	// plan of its own (a resumed night) reads from the schedule.
+	p2, data := night.Dir(h.cfg.DataDir).Night("2026-03-02"), night.Dir(h.cfg.DataDir)
+	if pl, err := ReadPlan(p2.Plan()); err != nil || pl.Dependencies != 2 {
+		t.Errorf("second night's plan: %d dependencies (%v), want 2", pl.Dependencies, err)
+	}
+	var mr MailPathResult
+	_, deps, err := mailDue(ctx, MailPathOptions{Snapshot: p2.Snapshot(), SnapshotDomains: p2.SnapshotDomains(), SnapshotManifest: p2.SnapshotManifest(),
+		LinksCopy: data.LinksCopy(), Schedule: data.MailSchedule(), StatesCopy: data.StatesCopy(), Now: time.Now()}, &mr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, err := snapshotDomains(ctx, snapshotDomainsSQL(p2.Snapshot(), p2.SnapshotDomains(), p2.SnapshotManifest()), "",
+		depsSource{links: p2.Links(), schedule: data.MailSchedule()}, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"bigdns.com", "bigmail.net"}
+	if got := slices.Sorted(maps.Keys(sd.depSet)); !slices.Equal(deps, want) || !slices.Equal(got, want) {
+		t.Errorf("dependency domains: dns stage %q, plan from the schedule %q, want %q", deps, got, want)
 	}
 }
 
