@@ -31,9 +31,9 @@ var start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // the RDAP bootstrap and WHOIS server caches naming the simulator's
 // (random) ports, and the bookkeeping of the states copy and of
 // classify's mail links (states.json holds the cache's random change
-// token, mail_links.json the inodes and times of the files it was made
-// from; the files themselves are compared).
-var skipped = regexp.MustCompile(`(^|/)(cache/|lapse\.duckdb|lapse\.lock$|metrics\.prom$|rdap/|whois/|states/states\.json$|states/mail_links\.json$)`)
+// token, mail_links.json and mail_schedule.json the inodes and times of
+// the files they were made from; the files themselves are compared).
+var skipped = regexp.MustCompile(`(^|/)(cache/|lapse\.duckdb|lapse\.lock$|metrics\.prom$|rdap/|whois/|states/states\.json$|states/mail_links\.json$|states/mail_schedule\.json$)`)
 
 // timings are the manifest keys holding wall-clock times, or naming the
 // demo's folder (the source path), which the two runs compared here differ
