@@ -349,7 +349,7 @@ func runWarm(ctx context.Context, h *harness) ([]Case, error) {
 	// clock): those of other days are only disk space.
 	if old, _ := filepath.Glob(filepath.Join(warm, "lapse-warm-night-*")); len(old) > 0 {
 		for _, d := range old {
-			if !strings.HasSuffix(d, "-"+today) {
+			if !strings.Contains(filepath.Base(d), "-"+today) {
 				os.RemoveAll(d)
 			}
 		}
@@ -357,7 +357,8 @@ func runWarm(ctx context.Context, h *harness) ([]Case, error) {
 	var cases []Case
 	base := h.cfg.sizes[0]
 	for i, n := range h.cfg.sizes {
-		fixture := filepath.Join(warm, fmt.Sprintf("lapse-warm-night-%d-%s", n, today))
+		// As BenchmarkWarmNight names it ("-m": with every mail path).
+		fixture := filepath.Join(warm, fmt.Sprintf("lapse-warm-night-%d-%s-m", n, today))
 		_, err := os.Stat(filepath.Join(fixture, "ready"))
 		ready := err == nil
 		runs := h.runs(5, 3)
