@@ -41,8 +41,9 @@ func openMailSchedule(ctx context.Context, db *sql.DB, links, path string) (s ma
 	}
 	want := fileKey(links)
 	metaPath := strings.TrimSuffix(path, ".parquet") + ".json"
+	kept := "SELECT domain, next_check, checked_at, deps FROM read_parquet(" + duck.String(path) + ")"
 	if b, err := os.ReadFile(metaPath); err == nil && json.Unmarshal(b, &s.meta) == nil && s.meta.Links == want && want != "" && fileExists(path) {
-		s.Rel = "SELECT domain, next_check, checked_at, deps FROM read_parquet(" + duck.String(path) + ")"
+		s.Rel = kept
 		return s, true, nil
 	}
 	q := `SELECT domain, max(next_check) AS next_check, max(checked_at) AS checked_at,
@@ -67,6 +68,6 @@ func openMailSchedule(ctx context.Context, db *sql.DB, links, path string) (s ma
 	if err := atomicfile.WriteFile(metaPath, append(b, '\n'), 0o640); err != nil {
 		return s, false, fmt.Errorf("mail schedule: %w", err)
 	}
-	s.Rel = "SELECT domain, next_check, checked_at, deps FROM read_parquet(" + duck.String(path) + ")"
+	s.Rel = kept
 	return s, true, nil
 }

@@ -293,23 +293,28 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 	pr := src.Problems()
 	c := n.Counts()
 	m.Rows = SnapshotRows{Addresses: c.Addresses, Verified: c.Verified, Invalid: c.Invalid, NotUTF8: c.NotUTF8,
-		Malformed: pr.Malformed, SkippedUnverified: pr.SkippedUnverified, Domains: n.DistinctDomains()}
+		Malformed: pr.Malformed, SkippedUnverified: pr.SkippedUnverified}
 	m.InvalidReasons = c.Reasons
 	if pr.First != nil {
 		m.Problems = pr.First
 	}
-	if o.DomainsPath != "" {
+	switch {
+	case o.DomainsPath != "" && !o.Read.All:
 		// Before the snapshot's commit: a crash after it leaves a domains
 		// file the old manifest does not vouch for, which readers ignore.
-		if o.Read.All {
-			os.Remove(o.DomainsPath)
-		} else {
-			dr, err := writeDomainList(o.DomainsPath, n.Domains(), o.Alloc)
-			if err != nil {
-				return res, fmt.Errorf("snapshot: domains: %w", err)
-			}
-			m.DomainsFile, m.DomainsSHA256 = filepath.Base(o.DomainsPath), dr.SHA256
+		// Every row is verified here: the list is the domains counted.
+		domains := n.Domains()
+		dr, err := writeDomainList(o.DomainsPath, domains, o.Alloc)
+		if err != nil {
+			return res, fmt.Errorf("snapshot: domains: %w", err)
 		}
+		m.Rows.Domains = int64(len(domains))
+		m.DomainsFile, m.DomainsSHA256 = filepath.Base(o.DomainsPath), dr.SHA256
+	case o.DomainsPath != "":
+		os.Remove(o.DomainsPath) // an --all snapshot has none
+		fallthrough
+	default:
+		m.Rows.Domains = n.DistinctDomains()
 	}
 
 	// The manifest's temp file exists before the Parquet file is renamed

@@ -51,6 +51,9 @@ func TestSnapshotDomainList(t *testing.T) {
 	if got := list("SELECT domain FROM read_parquet(" + duck.String(p.SnapshotDomains()) + ")"); !slices.Equal(got, want) {
 		t.Errorf("domains file %q, want %q (sorted, verified only)", got, want)
 	}
+	if res.Manifest.Rows.Domains != int64(len(want)) {
+		t.Errorf("manifest distinct_domains %d, want %d", res.Manifest.Rows.Domains, len(want))
+	}
 	scan := list("SELECT DISTINCT domain FROM read_parquet(" + duck.String(p.Snapshot()) + ") WHERE domain IS NOT NULL AND verified ORDER BY 1")
 	if !slices.Equal(scan, want) {
 		t.Errorf("the snapshot's verified domains %q, want %q", scan, want)

@@ -368,19 +368,10 @@ func NewBatchNormalizer(mem memory.Allocator, norm *Normalizer, workers int, sch
 func (s *BatchNormalizer) Counts() BatchCounts { return s.counts }
 
 // DistinctDomains counts the distinct registrable domains of the rows
-// normalized so far (the union of the workers' domain sets).
+// normalized so far.
 func (s *BatchNormalizer) DistinctDomains() int64 {
 	var n int64
-	for w, c := range s.caches {
-		c.domains.each(s.seed, func(d []byte, h uint64) {
-			for _, o := range s.caches[:w] {
-				if o.domains.has(d, h) {
-					return
-				}
-			}
-			n++
-		})
-	}
+	s.eachDomain(func([]byte) { n++ })
 	return n
 }
 
@@ -389,6 +380,14 @@ func (s *BatchNormalizer) DistinctDomains() int64 {
 // over the rows.
 func (s *BatchNormalizer) Domains() []string {
 	var out []string
+	s.eachDomain(func(d []byte) { out = append(out, string(d)) })
+	slices.Sort(out)
+	return out
+}
+
+// eachDomain calls f once with every domain of the union of the workers'
+// domain sets (a domain is the first worker's that holds it).
+func (s *BatchNormalizer) eachDomain(f func(d []byte)) {
 	for w, c := range s.caches {
 		c.domains.each(s.seed, func(d []byte, h uint64) {
 			for _, o := range s.caches[:w] {
@@ -396,11 +395,9 @@ func (s *BatchNormalizer) Domains() []string {
 					return
 				}
 			}
-			out = append(out, string(d))
+			f(d)
 		})
 	}
-	slices.Sort(out)
-	return out
 }
 
 // Release frees the builders' memory.
