@@ -3,7 +3,6 @@ package pipeline
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +20,6 @@ import (
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/internal/atomicfile"
 	"github.com/lapse-dev/lapse/internal/duck"
-	"github.com/lapse-dev/lapse/lifecycle"
 	"github.com/lapse-dev/lapse/sources/address"
 	"github.com/lapse-dev/lapse/sources/dns"
 )
@@ -404,72 +402,6 @@ func readMailJournal(path string) (map[string]cache.MailObservation, error) {
 		return nil, fmt.Errorf("dns journal %s: %w", path, err)
 	}
 	return out, nil
-}
-
-// mailDue returns the snapshot's verified address domains whose mail path
-// is due at o.Now: never looked up, next check passed, or the domain was
-// re-registered since its last lookup; never a domain whose own state is
-// decisive. Never looked up first, then most overdue, then by name.
-func mailDue(ctx context.Context, o MailPathOptions, res *MailPathResult) (due, deps []string, err error) {
-	db, err := duck.OpenMemory()
-	if err != nil {
-		return nil, nil, err
-	}
-	defer db.Close()
-	links := "SELECT NULL::VARCHAR AS domain, NULL::TIMESTAMPTZ AS next_check, NULL::TIMESTAMPTZ AS checked_at, NULL::VARCHAR[] AS deps WHERE false"
-	if sched, ok, err := openMailSchedule(ctx, db, o.LinksCopy, o.Schedule); err != nil {
-		return nil, nil, err
-	} else if ok {
-		// The copy's figures, as folded with it.
-		res.Links, res.Dependencies = sched.meta.LinkRows, sched.meta.Dependencies
-		links = sched.Rel
-	}
-	states := "SELECT NULL::VARCHAR AS domain, NULL::VARCHAR AS state, NULL::TIMESTAMPTZ AS registered_at_changed_at WHERE false"
-	if fileExists(o.StatesCopy) {
-		cols, err := duck.Columns(ctx, db, o.StatesCopy)
-		if err != nil {
-			return nil, nil, err
-		}
-		states = "SELECT domain, state, " + cols.Or("registered_at_changed_at", "TIMESTAMPTZ") + " AS registered_at_changed_at FROM read_parquet(" + duck.String(o.StatesCopy) + ")"
-	}
-	// One join of every domain with the schedule (one connection,
-	// OpenMemory's: the table lives in it); the due domains and the
-	// dependency domains are both read from it, the states narrowed first
-	// to the few rows a rule below reads, so their joins are small.
-	if _, err := db.ExecContext(ctx, `CREATE TEMP TABLE dl AS
-		SELECT d.domain, l.domain IS NOT NULL AS known, l.next_check, l.checked_at, l.deps
-		FROM (`+snapshotDomainsSQL(o.Snapshot, o.SnapshotDomains, o.SnapshotManifest).sql+`) d LEFT JOIN (`+links+`) l USING (domain)`); err != nil {
-		return nil, nil, err
-	}
-	q := `WITH s AS (` + states + `),
-		c AS (
-			SELECT domain, next_check, known FROM dl
-			WHERE NOT known OR next_check IS NULL OR epoch_us(next_check) <= $now
-			UNION ALL
-			SELECT dl.domain, dl.next_check, true FROM dl
-			JOIN (SELECT domain, registered_at_changed_at FROM s WHERE registered_at_changed_at IS NOT NULL) r USING (domain)
-			WHERE dl.known AND r.registered_at_changed_at > dl.checked_at AND dl.next_check IS NOT NULL AND epoch_us(dl.next_check) > $now
-		)
-		SELECT c.domain FROM c
-		LEFT JOIN (SELECT domain FROM s WHERE ` + lifecycle.SQLIn("state", lifecycle.DecisiveStates...) + `) x USING (domain)
-		WHERE x.domain IS NULL
-		ORDER BY c.known, c.next_check, c.domain`
-	if due, err = queryStrings(ctx, db, q, sql.Named("now", o.Now.UnixMicro())); err != nil {
-		return nil, nil, err
-	}
-	// The dependency domains of tonight's address domains that are not
-	// address domains themselves (the plan's candidates): the few that
-	// are, found by probing with the small side.
-	deps, err = queryStrings(ctx, db, `WITH u AS (SELECT DISTINCT unnest(deps) AS dep FROM dl WHERE known),
-		hit AS (SELECT domain FROM dl SEMI JOIN u ON u.dep = dl.domain)
-		SELECT dep FROM u ANTI JOIN hit ON hit.domain = u.dep ORDER BY dep`)
-	if err != nil {
-		return nil, nil, err
-	}
-	if deps == nil {
-		deps = []string{} // known: none
-	}
-	return due, deps, nil
 }
 
 // mailDependenciesOf returns the dependency domains of domains in the

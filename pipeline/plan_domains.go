@@ -147,8 +147,9 @@ func snapshotDomains(ctx context.Context, snap snapshotDomainsRel, states string
 }
 
 // snapshotDomainsRel is the relation of a snapshot's distinct verified
-// registrable domains (one column, domain), and the snapshot it is of.
-type snapshotDomainsRel struct{ snapshot, sql string }
+// registrable domains (one column, domain), and the snapshot it is of;
+// list is the domain list file it reads, "" when it scans the snapshot.
+type snapshotDomainsRel struct{ snapshot, sql, list string }
 
 // snapshotDomainsSQL reads the snapshot's domain list (night.Paths.SnapshotDomains)
 // when its manifest vouches for it (same sha256): a few hundred thousand
@@ -169,6 +170,7 @@ func snapshotDomainsSQL(snapshot, domains, manifest string) snapshotDomainsRel {
 		return r
 	}
 	r.sql = "SELECT domain FROM read_parquet(" + duck.String(domains) + ")"
+	r.list = domains
 	return r
 }
 

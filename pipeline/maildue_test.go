@@ -1,0 +1,96 @@
+package pipeline
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/lapse-dev/lapse/internal/duck"
+)
+
+// TestMailDueRules: the Go walk of the domain list and the schedule keeps
+// the due rules and their order (never looked up, then the earliest next
+// check, then the name; a re-registration since the last lookup is due;
+// a decisive domain never is) and finds the dependency domains of
+// tonight's domains alone, the address domains among them left out.
+func TestMailDueRules(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := duck.OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	copyTo := func(path, q string) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, "COPY ("+q+") TO "+duck.String(path)+" (FORMAT parquet)"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap := filepath.Join(dir, "emails.parquet")
+	copyTo(snap, `SELECT * FROM (VALUES ('rereg.example', true), ('late.example', true), ('new.example', true), ('fresh.example', true),
+		('later.example', true), ('dead.example', true), ('late.example', true), ('unverified.example', false), (NULL, true)) v(domain, verified)`)
+	links := filepath.Join(dir, "links.parquet")
+	copyTo(links, `SELECT domain, role, dep, CAST(next_check AS TIMESTAMPTZ) AS next_check, CAST(checked_at AS TIMESTAMPTZ) AS checked_at
+		FROM (VALUES ('late.example', 'mx', 'mail.net', '2026-11-01', '2026-08-01'),
+			('later.example', 'ns', NULL, '2026-11-20', '2026-08-20'),
+			('fresh.example', 'ns', 'dns.net', '2027-01-01', '2026-11-01'),
+			('fresh.example', 'mx', 'new.example', '2027-01-01', '2026-11-01'),
+			('rereg.example', 'mx', 'mail.net', '2027-01-01', '2026-11-01'),
+			('dead.example', 'mx', 'dead-mail.net', '2026-10-01', '2026-07-01'),
+			('gone.example', 'mx', 'old.net', '2026-10-01', '2026-07-01')) v(domain, role, dep, next_check, checked_at)`)
+	states := filepath.Join(dir, "states.parquet")
+	copyTo(states, `SELECT domain, state, CAST(changed AS TIMESTAMPTZ) AS registered_at_changed_at
+		FROM (VALUES ('rereg.example', 'registered', '2026-11-15'), ('fresh.example', 'registered', '2026-10-01'),
+			('dead.example', 'available', NULL), ('late.example', 'registered', NULL)) v(domain, state, changed)`)
+	now := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	var res MailPathResult
+	due, deps, err := mailDue(ctx, MailPathOptions{Snapshot: snap, LinksCopy: links, Schedule: filepath.Join(dir, "mail_schedule.parquet"),
+		StatesCopy: states, Now: now}, &res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"new.example", "late.example", "later.example", "rereg.example"}; !slices.Equal(due, want) {
+		t.Errorf("due %v, want %v", due, want)
+	}
+	if want := []string{"dead-mail.net", "dns.net", "mail.net"}; !slices.Equal(deps, want) {
+		t.Errorf("dependencies %v, want %v", deps, want)
+	}
+	if res.Links != 7 || res.Dependencies != 5 {
+		t.Errorf("figures: %d links, %d dependencies, want 7 and 5", res.Links, res.Dependencies)
+	}
+
+	// No links copy yet: every domain is due, in name order, and none has
+	// a dependency.
+	due, deps, err = mailDue(ctx, MailPathOptions{Snapshot: snap, LinksCopy: filepath.Join(dir, "none.parquet"), StatesCopy: states, Now: now}, &res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"fresh.example", "late.example", "later.example", "new.example", "rereg.example"}; !slices.Equal(due, want) || deps == nil || len(deps) != 0 {
+		t.Errorf("first night: due %v deps %#v, want %v and none", due, deps, want)
+	}
+
+	// A domain list not in order (not as the snapshot writes it) is
+	// sorted, not trusted.
+	list := filepath.Join(dir, "domains.parquet")
+	copyTo(list, `SELECT * FROM (VALUES ('b.example'), ('a.example'), ('c.example'), ('a.example')) v(domain)`)
+	got, err := tonightDomains(ctx, db, snapshotDomainsRel{snapshot: snap, list: list})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for i := range got.Len() {
+		names = append(names, got.Value(i))
+	}
+	if want := []string{"a.example", "b.example", "c.example"}; !slices.Equal(names, want) {
+		t.Errorf("domain list %v, want %v", names, want)
+	}
+	if i, ok := got.find("b.example"); !ok || i != 1 {
+		t.Errorf("find b.example: %d %v", i, ok)
+	}
+	if _, ok := got.find("bb.example"); ok {
+		t.Error("find bb.example: found")
+	}
+}
