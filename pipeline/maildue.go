@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -26,10 +25,9 @@ import (
 // are the dependency domains of tonight's address domains that are not
 // address domains themselves (the plan's candidates), sorted.
 //
-// The domain list and the mail schedule are both sorted by domain, so Go
-// walks them side by side (a warm night: two reads of 167k names and one
-// merge, a fifth of what DuckDB's join of them cost); DuckDB reads the
-// few state rows the rules need.
+// The domain list, the mail schedule and the states copy are all sorted
+// by domain, so Go walks them side by side: three reads and one merge,
+// not DuckDB's hash joins of 167k names with 259k.
 func mailDue(ctx context.Context, o MailPathOptions, res *MailPathResult) (due, deps []string, err error) {
 	db, err := duck.OpenMemory()
 	if err != nil {
@@ -53,68 +51,63 @@ func mailDue(ctx context.Context, o MailPathOptions, res *MailPathResult) (due, 
 		// The copy's figures, as folded with it.
 		res.Links, res.Dependencies = sched.meta.LinkRows, sched.meta.Dependencies
 	}
-	// The three reads are independent: on two cores, side by side.
+	// The reads are independent: on two cores, side by side. The plan
+	// of this run walks the same index (o.index, when it is current).
 	var (
-		wg               sync.WaitGroup
-		domains          sortedStrings
-		marks            map[string]mailStateMark
-		s                scheduleCols
-		errD, errM, errS error
+		wg         sync.WaitGroup
+		idx        = o.index
+		s          *scheduleCols
+		errI, errS error
 	)
-	wg.Go(func() {
-		domains, errD = tonightDomains(ctx, db, snapshotDomainsSQL(o.Snapshot, o.SnapshotDomains, o.SnapshotManifest))
-	})
-	wg.Go(func() { marks, errM = mailStateMarks(ctx, db, o.StatesCopy) })
+	rel := snapshotDomainsSQL(o.Snapshot, o.SnapshotDomains, o.SnapshotManifest)
+	if !idx.current(rel, o.StatesCopy) {
+		wg.Go(func() { idx, errI = loadNightIndex(ctx, db, rel, o.StatesCopy) })
+	}
 	if ok {
-		wg.Go(func() {
-			if s, errS = readScheduleCols(ctx, o.Schedule); errS != nil {
-				errS = fmt.Errorf("mail schedule: %w", errS)
-			}
-		})
+		wg.Go(func() { s, errS = readScheduleCols(ctx, o.Schedule, len(sched.meta.DepNames)) })
 	}
 	wg.Wait()
 	defer s.release()
-	if err := errors.Join(errD, errM, errS); err != nil {
+	if err := errors.Join(errI, errS); err != nil {
 		return nil, nil, err
 	}
+	if o.keep != nil {
+		*o.keep = idx
+	}
+	domains, st := idx.domains, idx.states
 	type cand struct {
 		domain string
 		known  bool
-		next   time.Time // zero: none
+		next   int64 // µs; 0: none
 	}
 	var cands []cand
-	var names []string
-	if ok {
-		names = sched.meta.DepNames
-	}
-	used := make([]bool, len(names))
-	now := o.Now
-	j := 0
-	for i := range domains.Len() {
-		d := domains.Value(i)
-		for j < s.n && s.domain.Value(s.at(j)) < d {
-			j++
-		}
+	used := make([]bool, len(sched.meta.DepNames))
+	now := o.Now.UnixMicro()
+	js, jt := 0, 0
+	for i := range domains.n {
+		d := domains.value(i)
 		c := cand{domain: d}
-		m := marks[d]
-		if j < s.n && s.domain.Value(s.at(j)) == d {
-			r := s.at(j)
-			c.known = true
-			checked := s.time(s.checked, r)
-			c.next = s.time(s.next, r)
-			lo, hi := s.deps.ValueOffsets(r)
-			for _, id := range s.depIDs[lo:hi] {
-				if id < 0 || int(id) >= len(used) {
-					return nil, nil, fmt.Errorf("mail schedule %s: dependency id %d out of range (fold it again: remove it)", o.Schedule, id)
-				}
-				used[id] = true
-			}
-			reregistered := !m.changed.IsZero() && !checked.IsZero() && m.changed.After(checked)
-			if !c.next.IsZero() && c.next.After(now) && !reregistered {
-				continue
+		var decisive bool
+		var changed int64
+		if st != nil {
+			if r, ok := st.dom.seek(&jt, d); ok {
+				decisive = st.decisive(r)
+				changed, _ = microAt(st.changed, r)
 			}
 		}
-		if m.decisive {
+		if s != nil {
+			if r, ok := s.dom.seek(&js, d); ok {
+				c.known = true
+				checked, hasChecked := microAt(s.checked, r)
+				c.next, _ = microAt(s.next, r)
+				s.use(r, used)
+				reregistered := changed != 0 && hasChecked && changed > checked
+				if c.next != 0 && c.next > now && !reregistered {
+					continue
+				}
+			}
+		}
+		if decisive {
 			continue
 		}
 		cands = append(cands, c)
@@ -128,234 +121,226 @@ func mailDue(ctx context.Context, o MailPathOptions, res *MailPathResult) (due, 
 			}
 			return 1
 		}
-		if a.next.IsZero() != b.next.IsZero() {
-			if b.next.IsZero() {
+		if (a.next == 0) != (b.next == 0) {
+			if b.next == 0 {
 				return -1
 			}
 			return 1
 		}
-		return cmp.Or(a.next.Compare(b.next), cmp.Compare(a.domain, b.domain))
+		return cmp.Or(cmp.Compare(a.next, b.next), cmp.Compare(a.domain, b.domain))
 	})
 	for _, c := range cands {
 		due = append(due, c.domain)
 	}
-	deps = []string{} // known: none
+	return due, depNames(used, sched.meta.DepNames, domains), nil
+}
+
+// use marks the dependencies of schedule row r in used.
+func (s *scheduleCols) use(r int, used []bool) {
+	lo, hi := s.deps.ValueOffsets(r)
+	for _, id := range s.depIDs[lo:hi] {
+		used[id] = true
+	}
+}
+
+// depNames is the dependency names marked in used that are not among
+// domains (address domains are planned as such), sorted as names is;
+// never nil (known: none).
+func depNames(used []bool, names []string, domains sortedColumn) []string {
+	out := []string{}
 	for id, dep := range names {
 		if _, isDomain := domains.find(dep); used[id] && !isDomain {
-			deps = append(deps, dep)
+			out = append(out, dep)
 		}
 	}
-	return due, deps, nil
+	return out
 }
 
-// stringValues is a column of strings: an Arrow string array or a slice.
-type stringValues interface {
-	Len() int
-	Value(i int) string
-}
-
-type stringSlice []string
-
-func (s stringSlice) Len() int           { return len(s) }
-func (s stringSlice) Value(i int) string { return s[i] }
-
-// sortedStrings is tonight's domains, sorted and distinct.
-type sortedStrings struct{ stringValues }
-
-// find is the index of v, and whether it is there.
-func (s sortedStrings) find(v string) (int, bool) {
-	i, j := 0, s.Len()
-	for i < j {
-		h := int(uint(i+j) >> 1)
-		if s.Value(h) < v {
-			i = h + 1
-		} else {
-			j = h
+// scheduleDeps is the dependency domains of domains in the links copy's
+// schedule (openMailSchedule), as mailDue finds them: the plan's, when
+// the dns stage of the same run did not hand them over.
+func scheduleDeps(ctx context.Context, db *sql.DB, domains sortedColumn, links, schedule string) ([]string, error) {
+	if schedule == "" {
+		dir, err := os.MkdirTemp("", "lapse-mail-schedule-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		schedule = filepath.Join(dir, "mail_schedule.parquet")
+	}
+	sched, ok, err := openMailSchedule(ctx, db, links, schedule)
+	if err != nil || !ok {
+		return nil, err
+	}
+	s, err := readScheduleCols(ctx, schedule, len(sched.meta.DepNames))
+	if err != nil {
+		return nil, err
+	}
+	defer s.release()
+	used := make([]bool, len(sched.meta.DepNames))
+	j := 0
+	for i := range domains.n {
+		if r, ok := s.dom.seek(&j, domains.value(i)); ok {
+			s.use(r, used)
 		}
 	}
-	return i, i < s.Len() && s.Value(i) == v
+	return depNames(used, sched.meta.DepNames, domains), nil
 }
 
-// tonightDomains is the snapshot's verified domains, sorted and
-// distinct: the domain list read as it is when the manifest vouches for
-// it (written sorted by the snapshot), the snapshot's rows otherwise.
-func tonightDomains(ctx context.Context, db *sql.DB, rel snapshotDomainsRel) (sortedStrings, error) {
+// nightIndex is tonight's domains and the states copy's columns, read
+// once and walked by both the dns stage and the plan of a run (for the
+// files they were read from: keys).
+type nightIndex struct {
+	listKey, statesKey string
+	domains            sortedColumn
+	states             *stateCols // nil: no states copy
+}
+
+// indexKeys names the versions of the files an index is read from.
+func indexKeys(rel snapshotDomainsRel, states string) (list, st string) {
+	list = "scan " + fileKey(rel.snapshot)
 	if rel.list != "" {
-		cols, err := readParquetColumns(ctx, rel.list, ColDomain)
-		if err != nil {
-			return sortedStrings{}, fmt.Errorf("domain list: %w", err)
+		list = "list " + fileKey(rel.list)
+	}
+	return list, fileKey(states)
+}
+
+// current reports whether x was read from these files as they are now.
+func (x *nightIndex) current(rel snapshotDomainsRel, states string) bool {
+	if x == nil {
+		return false
+	}
+	l, s := indexKeys(rel, states)
+	return x.listKey == l && x.statesKey == s
+}
+
+// loadNightIndex reads tonight's domains and the states copy side by
+// side. An error reading the states copy is a statesReadError (the
+// runner writes the copy again from the cache).
+func loadNightIndex(ctx context.Context, db *sql.DB, rel snapshotDomainsRel, states string) (*nightIndex, error) {
+	x := &nightIndex{}
+	x.listKey, x.statesKey = indexKeys(rel, states)
+	var wg sync.WaitGroup
+	var errD, errS error
+	wg.Go(func() { x.domains, errD = tonightDomains(ctx, db, rel) })
+	wg.Go(func() { x.states, errS = readStateCols(ctx, states) })
+	wg.Wait()
+	if errS != nil {
+		errS = statesReadError{errS}
+	}
+	if err := errors.Join(errD, errS); err != nil {
+		x.states.release()
+		return nil, err
+	}
+	return x, nil
+}
+
+// tonightDomains is the snapshot's verified domains, in order: the domain
+// list read as it is when the manifest vouches for it (written sorted by
+// the snapshot), the snapshot's rows otherwise.
+func tonightDomains(ctx context.Context, db *sql.DB, rel snapshotDomainsRel) (sortedColumn, error) {
+	if rel.list != "" {
+		var a *array.String
+		if _, err := columnsOf(ctx, rel.list, []string{ColDomain}, nil, &a); err != nil {
+			return sortedColumn{}, fmt.Errorf("domain list: %w", err)
 		}
-		defer releaseChunked(cols)
-		a, err := concatStrings(cols[0])
-		if err != nil {
-			return sortedStrings{}, fmt.Errorf("domain list %s: %w", rel.list, err)
+		// Views into a, which lives as long as the stage that asked.
+		c := newSortedColumn(a)
+		if c.order != nil {
+			// Not as the snapshot writes it: duplicates dropped.
+			c.order = slices.CompactFunc(c.order, func(x, y int) bool { return a.Value(x) == a.Value(y) })
+			c.n = len(c.order)
 		}
-		if sortedDistinct(a) {
-			// Views into a; it lives as long as the night's stage.
-			return sortedStrings{a}, nil
-		}
-		// Not as written: sorted here rather than trusted.
-		out := make([]string, 0, a.Len())
-		for i := range a.Len() {
-			out = append(out, a.Value(i))
-		}
-		slices.Sort(out)
-		return sortedStrings{stringSlice(slices.Compact(out))}, nil
+		return c, nil
 	}
 	out, err := queryStrings(ctx, db, rel.sql+" ORDER BY domain")
 	if err != nil {
-		return sortedStrings{}, fmt.Errorf("snapshot domains: %w", err)
+		return sortedColumn{}, fmt.Errorf("snapshot domains: %w", err)
 	}
-	return sortedStrings{stringSlice(out)}, nil
+	b := array.NewStringBuilder(memory.DefaultAllocator)
+	defer b.Release()
+	b.AppendValues(out, nil)
+	return newSortedColumn(b.NewStringArray()), nil
 }
 
-// sortedDistinct reports whether a's values are in strictly increasing
-// order, with no null.
-func sortedDistinct(a *array.String) bool {
-	for i := range a.Len() {
-		if a.IsNull(i) || (i > 0 && a.Value(i-1) >= a.Value(i)) {
-			return false
-		}
-	}
-	return true
+// stateCols is the states copy's columns the DNS stage and the plan walk,
+// in domain order (cache.ExportStates writes it sorted).
+type stateCols struct {
+	dom                                   sortedColumn
+	state                                 *array.String
+	next, authChecked, authRetry, changed *array.Timestamp
+	arrays                                []arrow.Array
 }
 
-// concatStrings is a string column as one array.
-func concatStrings(c *arrow.Chunked) (*array.String, error) {
-	a, err := array.Concatenate(c.Chunks(), memory.DefaultAllocator)
+// readStateCols reads the states copy at path; nil when there is none.
+// Every column but domain and state may be missing (an older copy): it
+// reads as null, and the plan, which needs next_check, says so.
+func readStateCols(ctx context.Context, path string) (*stateCols, error) {
+	if !fileExists(path) {
+		return nil, nil
+	}
+	s := &stateCols{}
+	var dom *array.String
+	cols, err := columnsOf(ctx, path,
+		[]string{"domain", "state", "next_check", "auth_checked_at", "auth_retry_at", "registered_at_changed_at"},
+		map[string]bool{"next_check": true, "auth_checked_at": true, "auth_retry_at": true, "registered_at_changed_at": true},
+		&dom, &s.state, &s.next, &s.authChecked, &s.authRetry, &s.changed)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("states %s: %w", path, err)
 	}
-	s, ok := a.(*array.String)
-	if !ok {
-		a.Release()
-		return nil, fmt.Errorf("column is %s, not a string", c.DataType())
-	}
+	s.arrays, s.dom = cols, newSortedColumn(dom)
 	return s, nil
 }
 
-// mailStateMark is what the mail schedule needs of a domain's state row.
-type mailStateMark struct {
-	decisive bool
-	changed  time.Time // registered_at_changed_at, zero when none
+// decisive reports whether row r's state is decisive (its own state
+// decides the domain's addresses).
+func (s *stateCols) decisive(r int) bool {
+	return !s.state.IsNull(r) && slices.Contains(lifecycle.DecisiveStates, lifecycle.State(s.state.Value(r)))
 }
 
-// mailStateMarks reads the state rows the due rules need: decisive
-// domains (their own state decides them: no mail path needed) and
-// registrations that changed (re-registered since their last lookup).
-func mailStateMarks(ctx context.Context, db *sql.DB, states string) (map[string]mailStateMark, error) {
-	out := map[string]mailStateMark{}
-	if !fileExists(states) {
-		return out, nil
+func (s *stateCols) release() {
+	if s != nil {
+		releaseArrays(s.arrays)
 	}
-	cols, err := duck.Columns(ctx, db, states)
-	if err != nil {
-		return nil, err
-	}
-	decisive := lifecycle.SQLIn("state", lifecycle.DecisiveStates...)
-	changed := cols.Or("registered_at_changed_at", "TIMESTAMPTZ")
-	rows, err := db.QueryContext(ctx, `SELECT domain, coalesce(`+decisive+`, false), epoch_us(`+changed+`)
-		FROM read_parquet(`+duck.String(states)+`) WHERE domain IS NOT NULL AND (`+decisive+` OR `+changed+` IS NOT NULL)`)
-	if err != nil {
-		return nil, fmt.Errorf("states %s: %w", states, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var d string
-		var m mailStateMark
-		var us sql.NullInt64
-		if err := rows.Scan(&d, &m.decisive, &us); err != nil {
-			return nil, fmt.Errorf("states %s: %w", states, err)
-		}
-		if us.Valid {
-			m.changed = time.UnixMicro(us.Int64).UTC()
-		}
-		out[d] = m
-	}
-	return out, rows.Err()
 }
 
-// scheduleCols is the mail schedule's columns, in domain order (at maps
-// a position in that order to a row).
+// scheduleCols is the mail schedule's columns (openMailSchedule), in
+// domain order.
 type scheduleCols struct {
-	n             int
-	domain        *array.String
+	dom           sortedColumn
 	next, checked *array.Timestamp
-	unit          arrow.TimeUnit
 	deps          *array.List
-	depIDs        []int32 // deps' values
-	order         []int   // nil: the file is sorted
+	depIDs        []int32 // deps' values, each < the meta's len(DepNames)
 	arrays        []arrow.Array
 }
 
-func (s scheduleCols) at(i int) int {
-	if s.order == nil {
-		return i
-	}
-	return s.order[i]
-}
-
-// time is a timestamp column's value at row r, zero when null.
-func (s scheduleCols) time(a *array.Timestamp, r int) time.Time {
-	if a.IsNull(r) {
-		return time.Time{}
-	}
-	return a.Value(r).ToTime(s.unit)
-}
-
-func (s scheduleCols) release() {
-	for _, a := range s.arrays {
-		a.Release()
+func (s *scheduleCols) release() {
+	if s != nil {
+		releaseArrays(s.arrays)
 	}
 }
 
-// readScheduleCols reads the mail schedule file (openMailSchedule).
-func readScheduleCols(ctx context.Context, path string) (scheduleCols, error) {
-	var s scheduleCols
-	cols, err := readParquetColumns(ctx, path, "domain", "next_check", "checked_at", "dep_ids")
+// readScheduleCols reads the mail schedule file; names is how many
+// dependency names its meta holds.
+func readScheduleCols(ctx context.Context, path string, names int) (*scheduleCols, error) {
+	s := &scheduleCols{}
+	var dom *array.String
+	cols, err := columnsOf(ctx, path, []string{"domain", "next_check", "checked_at", "dep_ids"}, nil, &dom, &s.next, &s.checked, &s.deps)
 	if err != nil {
-		return s, err
+		return nil, fmt.Errorf("mail schedule: %w", err)
 	}
-	defer releaseChunked(cols)
-	for _, c := range cols {
-		a, err := array.Concatenate(c.Chunks(), memory.DefaultAllocator)
-		if err != nil {
+	s.arrays, s.dom = cols, newSortedColumn(dom)
+	ids, ok := s.deps.ListValues().(*array.Int32)
+	if !ok {
+		s.release()
+		return nil, fmt.Errorf("mail schedule %s: dep_ids are %s, not integers", path, s.deps.ListValues().DataType())
+	}
+	s.depIDs = ids.Int32Values()
+	for _, id := range s.depIDs {
+		if id < 0 || int(id) >= names {
 			s.release()
-			return s, err
+			return nil, fmt.Errorf("mail schedule %s: dependency id %d out of range (remove the file: the next night folds it again)", path, id)
 		}
-		s.arrays = append(s.arrays, a)
-	}
-	var ok [5]bool
-	s.domain, ok[0] = s.arrays[0].(*array.String)
-	s.next, ok[1] = s.arrays[1].(*array.Timestamp)
-	s.checked, ok[2] = s.arrays[2].(*array.Timestamp)
-	s.deps, ok[3] = s.arrays[3].(*array.List)
-	if ok[3] {
-		var ids *array.Int32
-		if ids, ok[4] = s.deps.ListValues().(*array.Int32); ok[4] {
-			s.depIDs = ids.Int32Values()
-		}
-	}
-	if ok != [5]bool{true, true, true, true, true} {
-		s.release()
-		return s, fmt.Errorf("%s: unexpected column types (written by an older lapse?)", path)
-	}
-	s.unit = s.next.DataType().(*arrow.TimestampType).Unit
-	if u := s.checked.DataType().(*arrow.TimestampType).Unit; u != s.unit {
-		s.release()
-		return s, fmt.Errorf("%s: next_check and checked_at differ in unit", path)
-	}
-	s.n = s.domain.Len()
-	if !sortedDistinct(s.domain) {
-		// Folded by another lapse, or by hand: walk it in order anyway.
-		s.order = make([]int, 0, s.n)
-		for i := range s.n {
-			if !s.domain.IsNull(i) {
-				s.order = append(s.order, i)
-			}
-		}
-		slices.SortStableFunc(s.order, func(a, b int) int { return cmp.Compare(s.domain.Value(a), s.domain.Value(b)) })
-		s.n = len(s.order)
 	}
 	return s, nil
 }

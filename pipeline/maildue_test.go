@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -81,16 +83,66 @@ func TestMailDueRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	var names []string
-	for i := range got.Len() {
-		names = append(names, got.Value(i))
+	for i := range got.n {
+		names = append(names, got.value(i))
 	}
 	if want := []string{"a.example", "b.example", "c.example"}; !slices.Equal(names, want) {
 		t.Errorf("domain list %v, want %v", names, want)
 	}
-	if i, ok := got.find("b.example"); !ok || i != 1 {
-		t.Errorf("find b.example: %d %v", i, ok)
+	if r, ok := got.find("b.example"); !ok || r != 0 {
+		t.Errorf("find b.example: row %d %v, want row 0", r, ok)
 	}
 	if _, ok := got.find("bb.example"); ok {
 		t.Error("find bb.example: found")
+	}
+}
+
+// TestNightIndexCurrent: the plan walks the dns stage's index only while
+// the files it was read from are unchanged; a states copy written since
+// (CurrentStates before the plan) is read again.
+func TestNightIndexCurrent(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := duck.OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	snap, states := filepath.Join(dir, "emails.parquet"), filepath.Join(dir, "states.parquet")
+	write := func(path, q string) {
+		t.Helper()
+		tmp := path + ".tmp"
+		if _, err := db.ExecContext(ctx, "COPY ("+q+") TO "+duck.String(tmp)+" (FORMAT parquet)"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil { // as the copies are replaced
+			t.Fatal(err)
+		}
+	}
+	write(snap, `SELECT * FROM (VALUES ('b.example', true), ('a.example', true)) v(domain, verified)`)
+	write(states, `SELECT * FROM (VALUES ('a.example', 'registered')) v(domain, state)`)
+	rel := snapshotDomainsSQL(snap, "", "")
+	x, err := loadNightIndex(ctx, db, rel, states)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !x.current(rel, states) || x.domains.n != 2 || x.states == nil || x.states.dom.n != 1 {
+		t.Fatalf("index: current %v, %d domains, states %+v", x.current(rel, states), x.domains.n, x.states)
+	}
+	var none *nightIndex
+	if none.current(rel, states) {
+		t.Error("no index is current")
+	}
+	write(states, `SELECT * FROM (VALUES ('a.example', 'registered'), ('b.example', 'available')) v(domain, state)`)
+	if x.current(rel, states) {
+		t.Error("index still current after the states copy was written again")
+	}
+	// A states copy that cannot be read is the runner's to write again.
+	if err := os.WriteFile(states, []byte("not parquet"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var unreadable statesReadError
+	if _, err := loadNightIndex(ctx, db, rel, states); !errors.As(err, &unreadable) {
+		t.Errorf("damaged states copy: %v, want a statesReadError", err)
 	}
 }

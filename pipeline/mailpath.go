@@ -65,7 +65,11 @@ type MailPathOptions struct {
 	Cache    MailCache
 	// Resolver is built on first use: a night with nothing due needs none.
 	Resolver func() (MailResolver, error)
-	Every    time.Duration
+	// index, when current, is tonight's domains and states already read;
+	// keep, when set, receives the index the stage walked (the plan's).
+	index *nightIndex
+	keep  **nightIndex
+	Every time.Duration
 	// Force domains are looked up tonight whether due or not, first (the
 	// domains of addresses re-verified by their owners).
 	Force       []string

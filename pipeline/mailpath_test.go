@@ -299,7 +299,7 @@ func TestMailPathSharedDependencyLookedUpOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	sd, err := snapshotDomains(ctx, snapshotDomainsSQL(p2.Snapshot(), p2.SnapshotDomains(), p2.SnapshotManifest()), "",
-		depsSource{links: p2.Links(), schedule: data.MailSchedule()}, time.Now(), nil)
+		depsSource{links: p2.Links(), schedule: data.MailSchedule()}, time.Now(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,19 +4,22 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
 // readParquetColumns reads the named top-level columns of a Parquet file,
-// in the order named; the caller releases each. A night's small side
+// in the order named, each as one array; a column the file lacks is nil
+// (the caller says whether it may be missing). A night's small side
 // files (the domain list, the mail schedule) are read this way when Go
 // walks them itself: a merge of two sorted lists costs less than
 // DuckDB's hash join of them.
-func readParquetColumns(ctx context.Context, path string, cols ...string) ([]*arrow.Chunked, error) {
+func readParquetColumns(ctx context.Context, path string, cols ...string) ([]arrow.Array, error) {
 	pf, err := file.OpenParquetFile(path, false)
 	if err != nil {
 		return nil, err
@@ -25,15 +28,14 @@ func readParquetColumns(ctx context.Context, path string, cols ...string) ([]*ar
 	sc := pf.MetaData().Schema
 	var leaves []int
 	for _, name := range cols {
-		n := len(leaves)
 		for i := range sc.NumColumns() {
 			if p := sc.Column(i).ColumnPath(); len(p) > 0 && p[0] == name {
 				leaves = append(leaves, i)
 			}
 		}
-		if len(leaves) == n {
-			return nil, fmt.Errorf("%s has no %s column", path, name)
-		}
+	}
+	if len(leaves) == 0 {
+		return make([]arrow.Array, len(cols)), nil
 	}
 	slices.Sort(leaves)
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{Parallel: true, BatchSize: 1 << 16}, memory.DefaultAllocator)
@@ -49,24 +51,156 @@ func readParquetColumns(ctx context.Context, path string, cols ...string) ([]*ar
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer t.Release()
-	out := make([]*arrow.Chunked, len(cols))
+	out := make([]arrow.Array, len(cols))
 	for i, name := range cols {
 		j := slices.IndexFunc(t.Schema().Fields(), func(f arrow.Field) bool { return f.Name == name })
 		if j < 0 {
-			releaseChunked(out)
-			return nil, fmt.Errorf("%s has no %s column", path, name)
+			continue
 		}
-		out[i] = t.Column(j).Data()
-		out[i].Retain()
+		a, err := array.Concatenate(t.Column(j).Data().Chunks(), memory.DefaultAllocator)
+		if err != nil {
+			releaseArrays(out)
+			return nil, fmt.Errorf("%s: %s: %w", path, name, err)
+		}
+		out[i] = a
 	}
 	return out, nil
 }
 
-// releaseChunked releases what readParquetColumns returned.
-func releaseChunked(cols []*arrow.Chunked) {
+// releaseArrays releases what readParquetColumns returned.
+func releaseArrays(cols []arrow.Array) {
 	for _, c := range cols {
 		if c != nil {
 			c.Release()
 		}
 	}
+}
+
+// columnsOf reads path's columns (readParquetColumns) and checks the
+// type of each: into[i] must be a pointer to the array type wanted, nil
+// to skip; a column missing from the file is an error unless optional,
+// when it stays nil.
+func columnsOf(ctx context.Context, path string, names []string, optional map[string]bool, into ...any) ([]arrow.Array, error) {
+	cols, err := readParquetColumns(ctx, path, names...)
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range cols {
+		if a == nil {
+			if !optional[names[i]] {
+				releaseArrays(cols)
+				return nil, fmt.Errorf("%s has no %s column (written by an older lapse?)", path, names[i])
+			}
+			continue
+		}
+		var ok bool
+		switch p := into[i].(type) {
+		case **array.String:
+			*p, ok = a.(*array.String)
+		case **array.Timestamp:
+			*p, ok = a.(*array.Timestamp)
+			if ok && (*p).DataType().(*arrow.TimestampType).Unit != arrow.Microsecond {
+				ok = false
+			}
+		case **array.List:
+			*p, ok = a.(*array.List)
+		}
+		if !ok {
+			releaseArrays(cols)
+			return nil, fmt.Errorf("%s: column %s is %s, not what this lapse writes", path, names[i], a.DataType())
+		}
+	}
+	return cols, nil
+}
+
+// microAt is a microsecond timestamp column's value at row r, ok false
+// when null (or the column is missing).
+func microAt(a *array.Timestamp, r int) (int64, bool) {
+	if a == nil || a.IsNull(r) {
+		return 0, false
+	}
+	return int64(a.Value(r)), true
+}
+
+// sortedOrder is the order in which to walk a's rows by value: nil when
+// they are already strictly increasing (as lapse writes its files), else
+// the non-null rows sorted (a file folded elsewhere is walked all the
+// same).
+func sortedOrder(a *array.String) []int {
+	if sortedDistinct(a) {
+		return nil
+	}
+	order := make([]int, 0, a.Len())
+	for i := range a.Len() {
+		if !a.IsNull(i) {
+			order = append(order, i)
+		}
+	}
+	slices.SortStableFunc(order, func(x, y int) int { return strings.Compare(a.Value(x), a.Value(y)) })
+	return order
+}
+
+// sortedDistinct reports whether a's values are in strictly increasing
+// order, with no null.
+func sortedDistinct(a *array.String) bool {
+	for i := range a.Len() {
+		if a.IsNull(i) || (i > 0 && a.Value(i-1) >= a.Value(i)) {
+			return false
+		}
+	}
+	return true
+}
+
+// sortedColumn is a string column walked in value order (sortedOrder).
+type sortedColumn struct {
+	col   *array.String
+	order []int
+	n     int
+}
+
+func newSortedColumn(a *array.String) sortedColumn {
+	c := sortedColumn{col: a, order: sortedOrder(a), n: a.Len()}
+	if c.order != nil {
+		c.n = len(c.order)
+	}
+	return c
+}
+
+// row is the file row at position i of the walk.
+func (c sortedColumn) row(i int) int {
+	if c.order == nil {
+		return i
+	}
+	return c.order[i]
+}
+
+func (c sortedColumn) value(i int) string { return c.col.Value(c.row(i)) }
+
+// seek advances position i to the first value ≥ v and reports the row
+// there when it equals v: a merge walk, for callers visiting v in order.
+func (c sortedColumn) seek(i *int, v string) (row int, ok bool) {
+	for *i < c.n && c.value(*i) < v {
+		*i++
+	}
+	if *i < c.n && c.value(*i) == v {
+		return c.row(*i), true
+	}
+	return 0, false
+}
+
+// find is the row holding v, by binary search.
+func (c sortedColumn) find(v string) (row int, ok bool) {
+	lo, hi := 0, c.n
+	for lo < hi {
+		h := int(uint(lo+hi) >> 1)
+		if c.value(h) < v {
+			lo = h + 1
+		} else {
+			hi = h
+		}
+	}
+	if lo < c.n && c.value(lo) == v {
+		return c.row(lo), true
+	}
+	return 0, false
 }

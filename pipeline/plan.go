@@ -165,6 +165,9 @@ type PlanOptions struct {
 	// stage found in this run from the same links (MailPathResult's): the
 	// plan takes them instead of joining the schedule again.
 	KnownDependencies []string
+	// index, when current, is tonight's domains and the states copy as
+	// the dns stage of the same run read them.
+	index *nightIndex
 	// States is the cache's states copy (night.Dir.StatesCopy), current
 	// (resolve owns it: CurrentStates; the plan only reads it). When set,
 	// the plan finds the due domains with DuckDB from it, decoding only
@@ -259,7 +262,7 @@ func MakePlan(ctx context.Context, o PlanOptions) (Plan, error) {
 	if o.Refresh != nil {
 		refresh = &o.Refresh.Refresh
 	}
-	sd, err := snapshotDomains(ctx, snapshotDomainsSQL(o.SnapshotPath, o.SnapshotDomains, o.SnapshotManifest), states, depsSource{o.Links, o.Schedule, o.KnownDependencies}, o.Now, refresh)
+	sd, err := snapshotDomains(ctx, snapshotDomainsSQL(o.SnapshotPath, o.SnapshotDomains, o.SnapshotManifest), states, depsSource{o.Links, o.Schedule, o.KnownDependencies}, o.Now, refresh, o.index)
 	if err != nil {
 		return p, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,7 +55,7 @@ type depsSource struct {
 	known           []string
 }
 
-func snapshotDomains(ctx context.Context, snap snapshotDomainsRel, states string, ds depsSource, now time.Time, refresh *cache.Refresh) (snapDomains, error) {
+func snapshotDomains(ctx context.Context, snap snapshotDomainsRel, states string, ds depsSource, now time.Time, refresh *cache.Refresh, idx *nightIndex) (snapDomains, error) {
 	var out snapDomains
 	snapshot := snap.snapshot
 	if _, err := os.Stat(snapshot); err != nil {
@@ -65,82 +66,93 @@ func snapshotDomains(ctx context.Context, snap snapshotDomainsRel, states string
 		return out, err
 	}
 	defer db.Close()
-	// One connection (OpenMemory's): the table of distinct domains lives in it.
-	if _, err := db.ExecContext(ctx, `CREATE TEMP TABLE d AS `+snap.sql); err != nil {
-		return out, fmt.Errorf("read domains of %s: %w", snapshot, err)
+	if states != "" && !fileExists(states) {
+		return out, statesReadError{fmt.Errorf("due domains: states copy %s is missing", states)}
 	}
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM d`).Scan(&out.total); err != nil {
-		return out, fmt.Errorf("read domains of %s: %w", snapshot, err)
+	if !idx.current(snap, states) {
+		// Not the dns stage's (a resumed plan, the mail path off, or a
+		// states copy written since): read here.
+		if idx, err = loadNightIndex(ctx, db, snap, states); err != nil {
+			var unreadable statesReadError
+			if errors.As(err, &unreadable) {
+				return out, statesReadError{fmt.Errorf("due domains from %s: %w", states, unreadable.error)}
+			}
+			return out, fmt.Errorf("read domains of %s: %w", snapshot, err)
+		}
+		defer idx.states.release()
 	}
+	domains := idx.domains
+	out.total = domains.n
+	var deps []string
 	if links := ds.links; links != "" && fileExists(links) {
 		// The mail path's dependency domains (issue 12): looked up and
 		// scheduled like address domains, once however many use them.
 		// From the links folded per domain (the dns stage keeps the fold
 		// current; the night's links are the copy's hard link).
-		deps := ds.known
+		deps = ds.known
 		if deps == nil {
-			sched, _, err := openMailSchedule(ctx, db, links, ds.schedule)
-			if err != nil {
-				return out, fmt.Errorf("dependency domains of %s: %w", links, err)
-			}
-			deps, err = queryStrings(ctx, db, `SELECT DISTINCT dep FROM (SELECT unnest(deps) AS dep FROM (`+sched.Rel+`)
-				WHERE domain IN (SELECT domain FROM d)) WHERE dep NOT IN (SELECT domain FROM d)`)
-			if err != nil {
+			if deps, err = scheduleDeps(ctx, db, domains, links, ds.schedule); err != nil {
 				return out, fmt.Errorf("dependency domains of %s: %w", links, err)
 			}
 		}
 		if len(deps) > 0 {
-			if _, err := db.ExecContext(ctx, `INSERT INTO d SELECT unnest(?::VARCHAR[])`, deps); err != nil {
-				return out, fmt.Errorf("dependency domains of %s: %w", links, err)
-			}
 			out.deps, out.depSet = len(deps), make(map[string]bool, len(deps))
 			for _, d := range deps {
 				out.depSet[d] = true
 			}
 		}
 	}
-	fail := func(err error) (snapDomains, error) {
-		if states == "" {
-			return snapDomains{}, fmt.Errorf("read domains of %s: %w", snapshot, err)
+	st := idx.states
+	if states == "" || st == nil {
+		out.maybeDue = make([]string, 0, domains.n+len(deps))
+		for i := range domains.n {
+			out.maybeDue = append(out.maybeDue, domains.value(i))
 		}
-		return snapDomains{}, statesReadError{fmt.Errorf("due domains from %s: %w", states, err)}
+		out.maybeDue = append(out.maybeDue, deps...)
+		slices.Sort(out.maybeDue) // byte order, for GetMany's ordered walk
+		return out, nil
 	}
-	q, args := `SELECT domain FROM d`, []any(nil)
-	if states != "" {
-		due := `s.domain IS NULL OR s.next_check IS NULL OR epoch_us(s.next_check) <= $now`
-		cols := "domain, next_check"
-		if refresh != nil {
-			c, err := duck.Columns(ctx, db, states)
-			if err != nil {
-				return fail(err)
+	if st.next == nil {
+		return out, statesReadError{fmt.Errorf("due domains from %s: no next_check column", states)}
+	}
+	nowUS, cutoff := now.UnixMicro(), int64(0)
+	if refresh != nil {
+		cutoff = now.Add(-refresh.MaxAge()).UnixMicro()
+	}
+	// due is cache.Due's superset (and refresh.Due's: no authoritative
+	// answer, or one older than Every less NightSlack, unless a failed
+	// refresh backs off) over the copy's row r, found or not.
+	visit := func(d string, r int, found bool) {
+		if !found {
+			out.maybeDue = append(out.maybeDue, d)
+			if refresh != nil {
+				out.noDates++
 			}
-			cols += ", " + c.Or("auth_checked_at", "TIMESTAMPTZ") + " AS auth_checked_at, " + c.Or("auth_retry_at", "TIMESTAMPTZ") + " AS auth_retry_at"
-			// refresh.Due: no authoritative answer, or one older than
-			// Every (less NightSlack), unless a failed refresh backs off.
-			due += ` OR ((s.auth_retry_at IS NULL OR epoch_us(s.auth_retry_at) <= $now)
-				AND (s.auth_checked_at IS NULL OR epoch_us(s.auth_checked_at) <= $cutoff))`
+			return
 		}
-		if _, err := db.ExecContext(ctx, `CREATE TEMP TABLE s AS SELECT `+cols+` FROM read_parquet($states)`, sql.Named("states", states)); err != nil {
-			return fail(err)
-		}
-		q = `SELECT d.domain FROM d LEFT JOIN s USING (domain) WHERE ` + due
-		args = []any{sql.Named("now", now.UnixMicro())}
+		next, hasNext := microAt(st.next, r)
+		due := !hasNext || next <= nowUS
 		if refresh != nil {
-			// One join for both: the due domains and the count of those
-			// without an authoritative answer.
-			args = append(args, sql.Named("cutoff", now.Add(-refresh.MaxAge()).UnixMicro()))
-			if _, err := db.ExecContext(ctx, `CREATE TEMP TABLE j AS SELECT d.domain, coalesce(`+due+`, false) AS due,
-				s.domain IS NULL OR s.auth_checked_at IS NULL AS no_dates FROM d LEFT JOIN s USING (domain)`, args...); err != nil {
-				return fail(err)
+			auth, hasAuth := microAt(st.authChecked, r)
+			retry, hasRetry := microAt(st.authRetry, r)
+			due = due || ((!hasRetry || retry <= nowUS) && (!hasAuth || auth <= cutoff))
+			if !hasAuth {
+				out.noDates++
 			}
-			if err := db.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE no_dates) FROM j`).Scan(&out.noDates); err != nil {
-				return fail(err)
-			}
-			q, args = `SELECT domain FROM j WHERE due`, nil
+		}
+		if due {
+			out.maybeDue = append(out.maybeDue, d)
 		}
 	}
-	if out.maybeDue, err = queryStrings(ctx, db, q, args...); err != nil {
-		return fail(err)
+	j := 0
+	for i := range domains.n {
+		d := domains.value(i)
+		r, found := st.dom.seek(&j, d)
+		visit(d, r, found)
+	}
+	for _, d := range deps {
+		r, found := st.dom.find(d)
+		visit(d, r, found)
 	}
 	slices.Sort(out.maybeDue) // byte order, for GetMany's ordered walk
 	return out, nil

@@ -193,7 +193,7 @@ func TestDeferredGoFirstTomorrow(t *testing.T) {
 }
 
 func TestSnapshotDomainsMissingFile(t *testing.T) {
-	_, err := snapshotDomains(context.Background(), snapshotDomainsSQL(filepath.Join(t.TempDir(), "nope.parquet"), "", ""), "", depsSource{}, time.Time{}, nil)
+	_, err := snapshotDomains(context.Background(), snapshotDomainsSQL(filepath.Join(t.TempDir(), "nope.parquet"), "", ""), "", depsSource{}, time.Time{}, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "nope.parquet") {
 		t.Errorf("missing snapshot: %v", err)
 	}

@@ -98,6 +98,9 @@ type nightRun struct {
 	// mailDeps is the dns stage's dependency domains in this run (nil when
 	// it did not run, or rewrote the links copy): the plan reuses them.
 	mailDeps []string
+	// index is tonight's domains and states as the dns stage read them,
+	// for the plan.
+	index *nightIndex
 }
 
 // RunNight runs one night: snapshot → plan → resolve → classify → publish,

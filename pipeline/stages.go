@@ -58,6 +58,7 @@ func stageDNS(ctx context.Context, n *nightRun) (int64, int64, error) {
 		Snapshot: n.paths.Snapshot(), SnapshotDomains: n.paths.SnapshotDomains(), SnapshotManifest: n.paths.SnapshotManifest(), LinksCopy: data.LinksCopy(), Schedule: data.MailSchedule(), StatesCopy: data.StatesCopy(),
 		NightLinks: n.paths.Links(), NightDNS: n.paths.DNS(), Journal: n.paths.DNSJournal(), Cache: c, Resolver: n.env.Resolver, Force: force,
 		Every: cfg.Every.Std(), Budget: cfg.BudgetPerNight, Concurrency: cfg.Concurrency, Now: n.opts.Now(), Log: n.log,
+		keep: &n.index,
 	})
 	if err != nil {
 		return 0, 0, err
@@ -111,7 +112,9 @@ func stagePlan(ctx context.Context, n *nightRun) (int64, int64, error) {
 		Budget: budget, Total: n.opts.Config.Resolve.Budget, Refresh: refresh, WatchWindow: n.opts.Config.Policy.WatchWindow.Std(),
 		CheckAll: n.opts.CheckAll, States: night.Dir(n.opts.Config.DataDir).StatesCopy(),
 		Links: mailLinks(n), Schedule: night.Dir(n.opts.Config.DataDir).MailSchedule(), KnownDependencies: n.mailDeps,
+		index: n.index,
 	})
+	n.index = nil // the plan was its last reader
 	if err != nil {
 		return 0, 0, err
 	}
