@@ -29,10 +29,7 @@ import (
 // by domain, so Go walks them side by side: three reads and one merge,
 // not DuckDB's hash joins of 167k names with 259k.
 func mailDue(ctx context.Context, o MailPathOptions, res *MailPathResult) (due, deps []string, err error) {
-	db, err := duck.OpenMemory()
-	if err != nil {
-		return nil, nil, err
-	}
+	var db lazyDuck
 	defer db.Close()
 	if o.Schedule == "" {
 		// No place to keep the schedule: folded for this call alone.
@@ -43,7 +40,7 @@ func mailDue(ctx context.Context, o MailPathOptions, res *MailPathResult) (due, 
 		defer os.RemoveAll(dir)
 		o.Schedule = filepath.Join(dir, "mail_schedule.parquet")
 	}
-	sched, ok, err := openMailSchedule(ctx, db, o.LinksCopy, o.Schedule)
+	sched, ok, err := openMailSchedule(ctx, db.get, o.LinksCopy, o.Schedule)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -61,7 +58,7 @@ func mailDue(ctx context.Context, o MailPathOptions, res *MailPathResult) (due, 
 	)
 	rel := snapshotDomainsSQL(o.Snapshot, o.SnapshotDomains, o.SnapshotManifest)
 	if !idx.current(rel, o.StatesCopy) {
-		wg.Go(func() { idx, errI = loadNightIndex(ctx, db, rel, o.StatesCopy) })
+		wg.Go(func() { idx, errI = loadNightIndex(ctx, db.get, rel, o.StatesCopy) })
 	}
 	if ok {
 		wg.Go(func() { s, errS = readScheduleCols(ctx, o.Schedule, len(sched.meta.DepNames)) })
@@ -159,7 +156,7 @@ func depNames(used []bool, names []string, domains sortedColumn) []string {
 // scheduleDeps is the dependency domains of domains in the links copy's
 // schedule (openMailSchedule), as mailDue finds them: the plan's, when
 // the dns stage of the same run did not hand them over.
-func scheduleDeps(ctx context.Context, db *sql.DB, domains sortedColumn, links, schedule string) ([]string, error) {
+func scheduleDeps(ctx context.Context, db func() (*sql.DB, error), domains sortedColumn, links, schedule string) ([]string, error) {
 	if schedule == "" {
 		dir, err := os.MkdirTemp("", "lapse-mail-schedule-")
 		if err != nil {
@@ -217,7 +214,7 @@ func (x *nightIndex) current(rel snapshotDomainsRel, states string) bool {
 // loadNightIndex reads tonight's domains and the states copy side by
 // side. An error reading the states copy is a statesReadError (the
 // runner writes the copy again from the cache).
-func loadNightIndex(ctx context.Context, db *sql.DB, rel snapshotDomainsRel, states string) (*nightIndex, error) {
+func loadNightIndex(ctx context.Context, db func() (*sql.DB, error), rel snapshotDomainsRel, states string) (*nightIndex, error) {
 	x := &nightIndex{}
 	x.listKey, x.statesKey = indexKeys(rel, states)
 	var wg sync.WaitGroup
@@ -238,7 +235,7 @@ func loadNightIndex(ctx context.Context, db *sql.DB, rel snapshotDomainsRel, sta
 // tonightDomains is the snapshot's verified domains, in order: the domain
 // list read as it is when the manifest vouches for it (written sorted by
 // the snapshot), the snapshot's rows otherwise.
-func tonightDomains(ctx context.Context, db *sql.DB, rel snapshotDomainsRel) (sortedColumn, error) {
+func tonightDomains(ctx context.Context, dbf func() (*sql.DB, error), rel snapshotDomainsRel) (sortedColumn, error) {
 	if rel.list != "" {
 		var a *array.String
 		if _, err := columnsOf(ctx, rel.list, []string{ColDomain}, nil, &a); err != nil {
@@ -252,6 +249,10 @@ func tonightDomains(ctx context.Context, db *sql.DB, rel snapshotDomainsRel) (so
 			c.n = len(c.order)
 		}
 		return c, nil
+	}
+	db, err := dbf()
+	if err != nil {
+		return sortedColumn{}, err
 	}
 	out, err := queryStrings(ctx, db, rel.sql+" ORDER BY domain")
 	if err != nil {
@@ -343,4 +344,31 @@ func readScheduleCols(ctx context.Context, path string, names int) (*scheduleCol
 		}
 	}
 	return s, nil
+}
+
+// lazyDuck opens an in-memory DuckDB on first use (get): a warm night's
+// walk needs none (the schedule folded, the domain list vouched for).
+type lazyDuck struct {
+	once sync.Once
+	db   *sql.DB
+	err  error
+}
+
+func (l *lazyDuck) get() (*sql.DB, error) {
+	l.once.Do(func() { l.db, l.err = duck.OpenMemory() })
+	return l.db, l.err
+}
+
+// Close closes the database if it was opened; call it once every get
+// has returned.
+func (l *lazyDuck) Close() {
+	if l.db != nil {
+		l.db.Close()
+	}
+}
+
+// opened is a func for functions that take a lazily opened DuckDB, over
+// one already open.
+func opened(db *sql.DB) func() (*sql.DB, error) {
+	return func() (*sql.DB, error) { return db, nil }
 }

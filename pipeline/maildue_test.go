@@ -78,7 +78,7 @@ func TestMailDueRules(t *testing.T) {
 	// sorted, not trusted.
 	list := filepath.Join(dir, "domains.parquet")
 	copyTo(list, `SELECT * FROM (VALUES ('b.example'), ('a.example'), ('c.example'), ('a.example')) v(domain)`)
-	got, err := tonightDomains(ctx, db, snapshotDomainsRel{snapshot: snap, list: list})
+	got, err := tonightDomains(ctx, opened(db), snapshotDomainsRel{snapshot: snap, list: list})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestNightIndexCurrent(t *testing.T) {
 	write(snap, `SELECT * FROM (VALUES ('b.example', true), ('a.example', true)) v(domain, verified)`)
 	write(states, `SELECT * FROM (VALUES ('a.example', 'registered')) v(domain, state)`)
 	rel := snapshotDomainsSQL(snap, "", "")
-	x, err := loadNightIndex(ctx, db, rel, states)
+	x, err := loadNightIndex(ctx, opened(db), rel, states)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestNightIndexCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var unreadable statesReadError
-	if _, err := loadNightIndex(ctx, db, rel, states); !errors.As(err, &unreadable) {
+	if _, err := loadNightIndex(ctx, opened(db), rel, states); !errors.As(err, &unreadable) {
 		t.Errorf("damaged states copy: %v, want a statesReadError", err)
 	}
 }

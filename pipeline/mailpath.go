@@ -431,7 +431,7 @@ func refreshMailSchedule(ctx context.Context, links, schedule string, res *MailP
 		return err
 	}
 	defer db.Close()
-	s, _, err := openMailSchedule(ctx, db, links, schedule)
+	s, _, err := openMailSchedule(ctx, opened(db), links, schedule)
 	res.Links, res.Dependencies = s.meta.LinkRows, s.meta.Dependencies
 	return err
 }

@@ -45,7 +45,7 @@ type mailSchedule struct {
 // openMailSchedule returns the schedule of the links copy links at path,
 // folding it again when the copy changed since (or the schedule is
 // missing or unreadable); ok is false when there is no links copy.
-func openMailSchedule(ctx context.Context, db *sql.DB, links, path string) (s mailSchedule, ok bool, err error) {
+func openMailSchedule(ctx context.Context, dbf func() (*sql.DB, error), links, path string) (s mailSchedule, ok bool, err error) {
 	if !fileExists(links) {
 		return s, false, nil
 	}
@@ -56,6 +56,10 @@ func openMailSchedule(ctx context.Context, db *sql.DB, links, path string) (s ma
 		s.meta.Layout == mailScheduleLayout && fileExists(path) {
 		s.Rel = kept
 		return s, true, nil
+	}
+	db, err := dbf()
+	if err != nil {
+		return s, false, err
 	}
 	f := duck.String(links)
 	// A dependency's id is its rank among the copy's distinct ones, the

@@ -38,7 +38,7 @@ func TestMailSchedule(t *testing.T) {
 	}
 	read := func() (mailSchedule, []row) {
 		t.Helper()
-		s, ok, err := openMailSchedule(ctx, db, links, sched)
+		s, ok, err := openMailSchedule(ctx, opened(db), links, sched)
 		if err != nil || !ok {
 			t.Fatalf("open: ok %v err %v", ok, err)
 		}
@@ -59,7 +59,7 @@ func TestMailSchedule(t *testing.T) {
 		}
 		return s, out
 	}
-	if _, ok, err := openMailSchedule(ctx, db, links, sched); ok || err != nil {
+	if _, ok, err := openMailSchedule(ctx, opened(db), links, sched); ok || err != nil {
 		t.Fatalf("no links copy: ok %v err %v", ok, err)
 	}
 	write(`('a.example', 'mx', 'mail.net', '2027-01-01', '2026-10-01'), ('a.example', 'ns', 'dns.net', '2027-02-01', '2026-11-01'),
@@ -87,7 +87,7 @@ func TestMailSchedule(t *testing.T) {
 	if err := os.Remove(sched); err != nil {
 		t.Fatal(err)
 	}
-	s, ok, err := openMailSchedule(ctx, db, links, "")
+	s, ok, err := openMailSchedule(ctx, opened(db), links, "")
 	if err != nil || !ok || s.meta.LinkRows != 1 || fileExists(sched) {
 		t.Errorf("in-memory fold: ok %v err %v figures %+v", ok, err, s.meta)
 	}

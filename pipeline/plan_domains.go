@@ -61,18 +61,16 @@ func snapshotDomains(ctx context.Context, snap snapshotDomainsRel, states string
 	if _, err := os.Stat(snapshot); err != nil {
 		return out, fmt.Errorf("snapshot: %w", err)
 	}
-	db, err := duck.OpenMemory()
-	if err != nil {
-		return out, err
-	}
+	var db lazyDuck
 	defer db.Close()
+	var err error
 	if states != "" && !fileExists(states) {
 		return out, statesReadError{fmt.Errorf("due domains: states copy %s is missing", states)}
 	}
 	if !idx.current(snap, states) {
 		// Not the dns stage's (a resumed plan, the mail path off, or a
 		// states copy written since): read here.
-		if idx, err = loadNightIndex(ctx, db, snap, states); err != nil {
+		if idx, err = loadNightIndex(ctx, db.get, snap, states); err != nil {
 			var unreadable statesReadError
 			if errors.As(err, &unreadable) {
 				return out, statesReadError{fmt.Errorf("due domains from %s: %w", states, unreadable.error)}
@@ -91,7 +89,7 @@ func snapshotDomains(ctx context.Context, snap snapshotDomainsRel, states string
 		// current; the night's links are the copy's hard link).
 		deps = ds.known
 		if deps == nil {
-			if deps, err = scheduleDeps(ctx, db, domains, links, ds.schedule); err != nil {
+			if deps, err = scheduleDeps(ctx, db.get, domains, links, ds.schedule); err != nil {
 				return out, fmt.Errorf("dependency domains of %s: %w", links, err)
 			}
 		}
