@@ -176,10 +176,7 @@ func Classify(ctx context.Context, o ClassifyOptions) (ClassifyResult, error) {
 			decisionsMarker+": 'non_keep'}", 0o600); err != nil {
 		return res, fmt.Errorf("classify: %w", err)
 	}
-	if err := countDecided(ctx, db, rules, &res); err != nil {
-		return res, fmt.Errorf("classify: %w", err)
-	}
-	if err := countUnknownDomains(ctx, db, o.States, &res); err != nil {
+	if err := countDecided(ctx, db, rules, o.States, &res); err != nil {
 		return res, fmt.Errorf("classify: %w", err)
 	}
 	sum, err := changeset.HashFile(o.Out)
@@ -262,27 +259,20 @@ func statesSelect(ctx context.Context, db *sql.DB, path string) (string, error) 
 	return b.String(), nil
 }
 
-// countUnknownDomains counts the distinct domains of the decided table whose
-// state row says unknown (or has no state).
-func countUnknownDomains(ctx context.Context, db *sql.DB, states string, res *ClassifyResult) error {
-	if !fileExists(states) {
-		res.UnknownDomains = 0
-		return nil
+// countDecided fills res from the decided table: the distinct domains
+// (state rows matched, plus the domains no state row matched) and those
+// of them whose state row says unknown, from one pass over the matched
+// rows; then rows by rule and verified in one grouped pass.
+func countDecided(ctx context.Context, db *sql.DB, rules []lifecycle.Rule, states string, res *ClassifyResult) error {
+	unknown := "0"
+	if fileExists(states) {
+		unknown = fmt.Sprintf(`(SELECT count(*) FROM ids
+			JOIN (SELECT file_row_number AS st_id, state FROM read_parquet(%s, file_row_number = true)) st USING (st_id)
+			WHERE %s)`, duck.String(states), lifecycle.UnknownStateSQL("st.state"))
 	}
-	q := fmt.Sprintf(`SELECT count(*) FROM (SELECT DISTINCT st_id FROM decided WHERE st_id IS NOT NULL) d
-		JOIN (SELECT file_row_number AS st_id, state FROM read_parquet(%s, file_row_number = true)) st USING (st_id)
-		WHERE %s`, duck.String(states), lifecycle.UnknownStateSQL("st.state"))
-	if err := db.QueryRowContext(ctx, q).Scan(&res.UnknownDomains); err != nil {
-		return fmt.Errorf("count unknown domains: %w", err)
-	}
-	return nil
-}
-
-// countDecided fills res from the decided table: rows by rule and
-// verified in one grouped pass, and the distinct domains (state rows
-// matched, plus the domains no state row matched).
-func countDecided(ctx context.Context, db *sql.DB, rules []lifecycle.Rule, res *ClassifyResult) error {
-	if err := db.QueryRowContext(ctx, `SELECT count(DISTINCT st_id) + count(DISTINCT domain) FROM decided`).Scan(&res.Domains); err != nil {
+	q := `WITH ids AS MATERIALIZED (SELECT DISTINCT st_id FROM decided WHERE st_id IS NOT NULL)
+		SELECT (SELECT count(*) FROM ids) + (SELECT count(DISTINCT domain) FROM decided), ` + unknown
+	if err := db.QueryRowContext(ctx, q).Scan(&res.Domains, &res.UnknownDomains); err != nil {
 		return fmt.Errorf("count decisions: %w", err)
 	}
 	res.Addresses, res.Verified, res.Invalid, res.Flagged, res.Watch = 0, 0, 0, 0, 0
