@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -119,9 +120,20 @@ const rowsTable = "changeset_rows"
 
 // changesetQuery selects the changeset rows from the decisions file.
 func changesetQuery(decisions string) string {
-	return fmt.Sprintf(`SELECT email_id, user_id, email, domain, tld, state, reason, evidence,
-		verified, "primary", created, verified_at
-		FROM read_parquet(%s) WHERE verified AND action = 'unverify' ORDER BY email_id`, duck.String(decisions))
+	return flaggedQuery(decisions, `email_id, user_id, email, domain, tld, state, reason, evidence,
+		verified, "primary", created, verified_at`) + " ORDER BY email_id"
+}
+
+// flaggedQuery selects cols of the decisions' rows to un-verify.
+func flaggedQuery(decisions, cols string) string {
+	return fmt.Sprintf(`SELECT %s FROM read_parquet(%s) WHERE verified AND action = 'unverify'`, cols, duck.String(decisions))
+}
+
+// querier is what the counts and the summary query with: db, or one of
+// its connections.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // Write writes the changeset folder with db, a scratch DuckDB (duck.OpenMemory);
@@ -141,83 +153,15 @@ func Write(ctx context.Context, db *sql.DB, s Spec) (Result, error) {
 	if err := os.MkdirAll(s.Dir, 0o750); err != nil {
 		return res, fmt.Errorf("changeset %s: %w", s.Dir, err)
 	}
-	// The rows are read from the decisions once into a table (a plain
-	// one: every connection of db sees it): every file and count below is
-	// made from it.
-	if _, err := db.ExecContext(ctx, "CREATE OR REPLACE TABLE "+rowsTable+" AS "+changesetQuery(s.Decisions)); err != nil {
-		return res, fmt.Errorf("changeset %s: read decisions: %w", s.Date, err)
-	}
-	defer db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+rowsTable)
-	cs := "SELECT * FROM " + rowsTable
-	c, err := counts(ctx, db, s, cs)
+	// notify.csv is written beside the rest: three connections, db's own,
+	// notify.csv's and the copies'.
+	conn, done, err := moreConns(ctx, db, 3)
 	if err != nil {
 		return res, fmt.Errorf("changeset %s: %w", s.Date, err)
 	}
-	m.Counts = c
-	flaggedProtected, err := protectedHits(ctx, db, cs, s.Brake.Protected)
-	if err != nil {
+	defer done()
+	if err := writeFiles(ctx, db, conn, s, &m); err != nil {
 		return res, fmt.Errorf("changeset %s: %w", s.Date, err)
-	}
-	m.BlockReasons = Brake(s.Brake, c.Flagged, c.Verified, flaggedProtected)
-	m.Status = StatusProposed
-	if len(m.BlockReasons) > 0 {
-		m.Status = StatusBlocked
-	}
-
-	pq := filepath.Join(s.Dir, FileParquet)
-	if err := duck.CopyParquet(ctx, db, cs+" ORDER BY email_id", pq, 0o600); err != nil {
-		return res, fmt.Errorf("changeset %s: %w", s.Date, err)
-	}
-	csvQ := `SELECT email_id, user_id, email, domain, state, reason, evidence, verified, "primary",
-		strftime(created, '%Y-%m-%dT%H:%M:%SZ') AS created, strftime(verified_at, '%Y-%m-%dT%H:%M:%SZ') AS verified_at
-		FROM ` + rowsTable + ` ORDER BY email_id`
-	if err := duck.CopyTo(ctx, db, csvQ, filepath.Join(s.Dir, FileCSV), "FORMAT csv, HEADER", 0o600); err != nil {
-		return res, fmt.Errorf("changeset %s: %w", s.Date, err)
-	}
-	// One row per flagged address with the user's other addresses that
-	// stay verified, so the registry can tell the user where it still can.
-	// They come from the snapshot: the decisions hold no keep rows. The
-	// rows table is read in place (a CTE of it would copy every column,
-	// the evidence too), and each user's addresses are ordered by sorting
-	// one list per user, primary first, then by email_id (the order of
-	// string_agg(… ORDER BY "primary" DESC, email_id), NULL last), which
-	// costs a third of string_agg's ordered aggregate.
-	notifyQ := fmt.Sprintf(`
-		WITH others AS (
-			SELECT CAST(d.user_id AS VARCHAR) AS user_id,
-			       array_to_string(list_transform(list_sort(list((
-			           CASE WHEN d."primary" THEN 0 WHEN NOT d."primary" THEN 1 ELSE 2 END, d.email_id, d.email))), x -> x[3]), ' ') AS other_verified
-			FROM read_parquet(%[2]s) d
-			WHERE d.verified AND CAST(d.user_id AS VARCHAR) IN (SELECT user_id FROM %[1]s)
-			  AND d.email_id NOT IN (SELECT email_id FROM %[1]s)
-			GROUP BY 1
-		)
-		SELECT cs.user_id, cs.email_id, cs.email, cs.domain, cs.reason, cs."primary" AS was_primary,
-		       coalesce(o.other_verified, '') AS other_verified
-		FROM %[1]s cs LEFT JOIN others o USING (user_id)
-		ORDER BY cs.user_id, cs.email_id`, rowsTable, duck.String(s.Snapshot))
-	if err := duck.CopyTo(ctx, db, notifyQ, filepath.Join(s.Dir, FileNotify), "FORMAT csv, HEADER", 0o600); err != nil {
-		return res, fmt.Errorf("changeset %s: %w", s.Date, err)
-	}
-	summary, err := summaryMarkdown(ctx, db, s, m, rowsTable)
-	if err != nil {
-		return res, fmt.Errorf("changeset %s: summary: %w", s.Date, err)
-	}
-	if err := atomicfile.WriteFile(filepath.Join(s.Dir, FileSummary), []byte(summary), 0o600); err != nil {
-		return res, fmt.Errorf("changeset %s: %w", s.Date, err)
-	}
-	for _, name := range []string{FileParquet, FileCSV, FileNotify, FileSummary} {
-		fi, err := HashFile(filepath.Join(s.Dir, name))
-		if err != nil {
-			return res, fmt.Errorf("changeset %s: %w", s.Date, err)
-		}
-		switch name {
-		case FileParquet, FileCSV:
-			fi.Rows = c.Flagged
-		case FileNotify:
-			fi.Rows = c.Flagged
-		}
-		m.Files[name] = fi
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -229,6 +173,193 @@ func Write(ctx context.Context, db *sql.DB, s Spec) (Result, error) {
 	}
 	sum := sha256.Sum256(b)
 	return Result{Manifest: m, ManifestSHA256: hex.EncodeToString(sum[:])}, nil
+}
+
+// moreConns pins db's connection (conn: the one holding its session
+// settings) and lets db open up to n-1 more beside it. done discards those
+// and restores the limit, so db is left with conn alone, as
+// duck.OpenMemory made it.
+func moreConns(ctx context.Context, db *sql.DB, n int) (conn *sql.Conn, done func(), err error) {
+	conn, err = db.Conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	limit := db.Stats().MaxOpenConnections
+	if limit == 0 || limit >= n {
+		return conn, func() { conn.Close() }, nil
+	}
+	db.SetMaxOpenConns(n)
+	return conn, func() {
+		// conn is held, so every idle connection is one of the others;
+		// ErrBadConn has database/sql close it rather than keep it.
+		for db.Stats().Idle > 0 {
+			c, err := db.Conn(context.Background())
+			if err != nil {
+				break
+			}
+			c.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		db.SetMaxOpenConns(limit)
+		conn.Close()
+	}, nil
+}
+
+// writeFiles writes every file but the manifest into m.Files and fills
+// m's counts and status; conn is db's own connection. notify.csv, which
+// reads the whole snapshot, is written beside the others, from the start.
+func writeFiles(ctx context.Context, db *sql.DB, conn *sql.Conn, s Spec, m *Manifest) error {
+	// Two queries run at once, each on the thread that asked for it, which
+	// DuckDB counts among its threads: its workers beside them would only
+	// oversubscribe the cores and spin for tasks, so there is one fewer.
+	var threads int
+	if err := conn.QueryRowContext(ctx, "SELECT current_setting('threads')").Scan(&threads); err != nil {
+		return err
+	}
+	if threads > 1 {
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET threads = %d", threads-1)); err != nil {
+			return err
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("SET threads = %d", threads))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	notified := make(chan error, 1)
+	go func() {
+		err := writeNotify(ctx, db, s)
+		if err != nil {
+			cancel()
+		}
+		notified <- err
+	}()
+	if err := writeRest(ctx, db, conn, s, m); err != nil {
+		interrupted := ctx.Err() != nil
+		cancel()
+		// When notify.csv's failure interrupted the rest, its error says why.
+		if nerr := <-notified; interrupted && nerr != nil {
+			return nerr
+		}
+		return err
+	}
+	if err := <-notified; err != nil {
+		return err
+	}
+	return addFile(m, s.Dir, FileNotify)
+}
+
+// addFile adds the hash and size of the written file name to m.Files.
+func addFile(m *Manifest, dir, name string) error {
+	fi, err := HashFile(filepath.Join(dir, name))
+	if err != nil {
+		return err
+	}
+	if name != FileSummary {
+		fi.Rows = m.Counts.Flagged
+	}
+	m.Files[name] = fi
+	return nil
+}
+
+// writeRest writes the files but notify.csv, from the rows table.
+func writeRest(ctx context.Context, db *sql.DB, conn *sql.Conn, s Spec, m *Manifest) error {
+	// The rows are read from the decisions once into a table (a plain
+	// one: every connection of db sees it): every file and count below is
+	// made from it.
+	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TABLE "+rowsTable+" AS "+changesetQuery(s.Decisions)); err != nil {
+		return fmt.Errorf("read decisions: %w", err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+rowsTable)
+	cs := "SELECT * FROM " + rowsTable
+	c, err := counts(ctx, conn, s, cs)
+	if err != nil {
+		return err
+	}
+	m.Counts = c
+	flaggedProtected, err := protectedHits(ctx, conn, cs, s.Brake.Protected)
+	if err != nil {
+		return err
+	}
+	m.BlockReasons = Brake(s.Brake, c.Flagged, c.Verified, flaggedProtected)
+	m.Status = StatusProposed
+	if len(m.BlockReasons) > 0 {
+		m.Status = StatusBlocked
+	}
+
+	// The table is in email_id order, which a COPY of it keeps unless
+	// preserve_insertion_order is off; sorting it again costs a third of
+	// a copy.
+	order := ""
+	var ordered bool
+	if err := conn.QueryRowContext(ctx, "SELECT current_setting('preserve_insertion_order')").Scan(&ordered); err != nil || !ordered {
+		order = " ORDER BY email_id"
+	}
+	if err := duck.CopyParquet(ctx, db, cs+order, filepath.Join(s.Dir, FileParquet), 0o600); err != nil {
+		return err
+	}
+	if err := addFile(m, s.Dir, FileParquet); err != nil {
+		return err
+	}
+	// The times are the instants in UTC (what the Z says): the copy runs
+	// on a connection of db's without duck.OpenMemory's UTC time zone.
+	csvQ := `SELECT email_id, user_id, email, domain, state, reason, evidence, verified, "primary",
+		` + utcTime("created") + ` AS created, ` + utcTime("verified_at") + ` AS verified_at
+		FROM ` + rowsTable + order
+	if err := duck.CopyTo(ctx, db, csvQ, filepath.Join(s.Dir, FileCSV), "FORMAT csv, HEADER", 0o600); err != nil {
+		return err
+	}
+	if err := addFile(m, s.Dir, FileCSV); err != nil {
+		return err
+	}
+	summary, err := summaryMarkdown(ctx, conn, s, *m, rowsTable)
+	if err != nil {
+		return fmt.Errorf("summary: %w", err)
+	}
+	if err := atomicfile.WriteFile(filepath.Join(s.Dir, FileSummary), []byte(summary), 0o600); err != nil {
+		return err
+	}
+	return addFile(m, s.Dir, FileSummary)
+}
+
+// utcTime formats a timestamp column as 2006-01-02T15:04:05Z in UTC, like
+// strftime in a UTC session, from the instant's microseconds (4 times
+// cheaper than ICU); infinities, which have none, through ICU.
+func utcTime(col string) string {
+	return fmt.Sprintf(`coalesce(strftime(make_timestamp(epoch_us(%[1]s)), '%%Y-%%m-%%dT%%H:%%M:%%SZ'), strftime(%[1]s AT TIME ZONE 'UTC', '%%Y-%%m-%%dT%%H:%%M:%%SZ'))`, col)
+}
+
+// writeNotify writes notify.csv: one row per flagged address with the
+// user's other addresses that stay verified, so the registry can tell the
+// user where it still can. They come from the snapshot: the decisions hold
+// no keep rows. It reads the flagged rows from the decisions itself, so it
+// need not wait for the rows table.
+func writeNotify(ctx context.Context, db *sql.DB, s Spec) error {
+	// The snapshot's user_id is matched in its own type (VARCHAR, or UUID
+	// from PostgreSQL): casting the flagged few costs nothing, casting
+	// every snapshot row to VARCHAR does. The groups are still keyed and
+	// joined as VARCHAR, as the rows' user_id is compared.
+	var typ string
+	if err := db.QueryRowContext(ctx, fmt.Sprintf(`SELECT column_type FROM (DESCRIBE SELECT user_id FROM read_parquet(%s))`, duck.String(s.Snapshot))).Scan(&typ); err != nil {
+		return fmt.Errorf("read %s: %w", s.Snapshot, err)
+	}
+	// Each user's addresses are ordered by sorting one list per user,
+	// primary first, then by email_id (the order of string_agg(… ORDER BY
+	// "primary" DESC, email_id), NULL last), which costs a third of
+	// string_agg's ordered aggregate.
+	notifyQ := fmt.Sprintf(`
+		WITH cs AS (%[1]s),
+		others AS (
+			SELECT CAST(d.user_id AS VARCHAR) AS user_id,
+			       array_to_string(list_transform(list_sort(list((
+			           CASE WHEN d."primary" THEN 0 WHEN NOT d."primary" THEN 1 ELSE 2 END, d.email_id, d.email))), x -> x[3]), ' ') AS other_verified
+			FROM read_parquet(%[2]s) d
+			WHERE d.verified AND d.user_id IN (SELECT TRY_CAST(user_id AS %[3]s) FROM cs)
+			  AND d.email_id NOT IN (SELECT email_id FROM cs)
+			GROUP BY 1
+		)
+		SELECT cs.user_id, cs.email_id, cs.email, cs.domain, cs.reason, cs."primary" AS was_primary,
+		       coalesce(o.other_verified, '') AS other_verified
+		FROM cs LEFT JOIN others o USING (user_id)
+		ORDER BY cs.user_id, cs.email_id`, flaggedQuery(s.Decisions, `user_id, email_id, email, domain, reason, "primary"`), duck.String(s.Snapshot), typ)
+	return duck.CopyTo(ctx, db, notifyQ, filepath.Join(s.Dir, FileNotify), "FORMAT csv, HEADER", 0o600)
 }
 
 // Brake returns why the safety brake holds a night's changeset, or nothing
@@ -252,7 +383,7 @@ func Brake(b config.BrakeConfig, flagged, verified int64, protected []string) []
 
 // protectedHits lists the protected domains (or their subdomains) among
 // the flagged addresses' domains.
-func protectedHits(ctx context.Context, db *sql.DB, cs string, protected []string) ([]string, error) {
+func protectedHits(ctx context.Context, db querier, cs string, protected []string) ([]string, error) {
 	if len(protected) == 0 {
 		return nil, nil
 	}
@@ -277,7 +408,7 @@ func protectedHits(ctx context.Context, db *sql.DB, cs string, protected []strin
 	return hits, rows.Err()
 }
 
-func counts(ctx context.Context, db *sql.DB, s Spec, cs string) (Counts, error) {
+func counts(ctx context.Context, db querier, s Spec, cs string) (Counts, error) {
 	c := Counts{Verified: s.Verified, ByReason: map[string]int64{}, ByTLD: map[string]int64{}}
 	if err := db.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*), count(DISTINCT user_id), count(DISTINCT domain) FROM (%s)`, cs)).Scan(&c.Flagged, &c.Users, &c.FlaggedDomains); err != nil {
 		return c, fmt.Errorf("count flagged: %w", err)

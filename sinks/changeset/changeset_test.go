@@ -93,3 +93,62 @@ func TestWriteFromSpecCountsAndSnapshot(t *testing.T) {
 		t.Errorf("Write without a snapshot: %v", err)
 	}
 }
+
+// TestWriteLeavesDB: Write runs its steps on connections of its own and
+// leaves db with its one connection and settings; notify.csv matches a
+// UUID user_id, and changeset.csv's times are UTC whatever the session's
+// time zone.
+func TestWriteLeavesDB(t *testing.T) {
+	ctx := context.Background()
+	db, err := duck.OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	dir := t.TempDir()
+	dec, snap := filepath.Join(dir, "decisions.parquet"), filepath.Join(dir, "emails.parquet")
+	const u1 = "6a3c1b52-0f6e-4d7a-9a55-1f0c2b3d4e5f"
+	if err := duck.CopyParquet(ctx, db, `SELECT * FROM (VALUES
+		(1, '`+u1+`', 'a@gone.com', true, true, TIMESTAMPTZ '2026-01-02 03:04:05+00', 'infinity'::TIMESTAMPTZ, 'gone.com', 'com', 'available', 'domain_available', 'unverify', 'rdap:available'))
+		t(email_id, user_id, email, verified, "primary", created, verified_at, domain, tld, state, reason, action, evidence)`, dec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := duck.CopyParquet(ctx, db, `SELECT email_id, user_id::UUID AS user_id, email, verified, "primary" FROM (VALUES
+		(1, '`+u1+`', 'a@gone.com', true, true), (2, '`+u1+`', 'b@fine.com', true, false))
+		t(email_id, user_id, email, verified, "primary")`, snap, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, "SET TimeZone = 'Asia/Tokyo'"); err != nil {
+		t.Fatal(err)
+	}
+	var threads string
+	if err := db.QueryRowContext(ctx, "SELECT current_setting('threads')").Scan(&threads); err != nil {
+		t.Fatal(err)
+	}
+	s := Spec{Dir: filepath.Join(dir, "cs"), Date: "2026-06-10", Decisions: dec, Snapshot: snap, Verified: 1000, Policy: "corroborated"}
+	if _, err := Write(ctx, db, s); err != nil {
+		t.Fatal(err)
+	}
+	notify, err := os.ReadFile(filepath.Join(s.Dir, FileNotify))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "user_id,email_id,email,domain,reason,was_primary,other_verified\n" + u1 + ",1,a@gone.com,gone.com,domain_available,true,b@fine.com\n"; string(notify) != want {
+		t.Errorf("notify.csv:\n%s\nwant\n%s", notify, want)
+	}
+	csv, err := os.ReadFile(filepath.Join(s.Dir, FileCSV))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(csv), ",2026-01-02T03:04:05Z,infinity\n") {
+		t.Errorf("changeset.csv times:\n%s", csv)
+	}
+	var tz, th string
+	if err := db.QueryRowContext(ctx, "SELECT current_setting('TimeZone'), current_setting('threads')").Scan(&tz, &th); err != nil {
+		t.Fatal(err)
+	}
+	st := db.Stats()
+	if tz != "Asia/Tokyo" || th != threads || st.OpenConnections != 1 || st.MaxOpenConnections != 1 {
+		t.Errorf("after Write: time zone %s, threads %s (want %s), %d connections open, at most %d", tz, th, threads, st.OpenConnections, st.MaxOpenConnections)
+	}
+}

@@ -2,7 +2,6 @@ package changeset
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 
@@ -80,18 +79,23 @@ type Dependency struct {
 // evidence lines (addresses redacted). A row whose evidence names no
 // dependency domain is counted under [”]. Each evidence is searched once
 // (x); without samples, the evidence lines are not grouped at all.
-func dependencies(ctx context.Context, db *sql.DB, rel string, limit, samples int) ([]Dependency, error) {
+func dependencies(ctx context.Context, db querier, rel string, limit, samples int) ([]Dependency, error) {
+	// Only the samples need the evidence lines carried past x.
+	ev := ""
+	if samples > 0 {
+		ev = "evidence, "
+	}
 	with := fmt.Sprintf(`WITH x AS (
 			SELECT email_id, domain, reason, coalesce(evidence, '') AS evidence, %[2]s AS deps
 			FROM %[1]s WHERE %[3]s
 		), m AS (
-			SELECT email_id, domain, reason, evidence, unnest(CASE WHEN len(deps) = 0 THEN [''] ELSE deps END) AS dep
+			SELECT email_id, domain, reason, %[5]sunnest(CASE WHEN len(deps) = 0 THEN [''] ELSE deps END) AS dep
 			FROM x
 		), d AS (
 			SELECT dep, count(DISTINCT email_id) AS n, count(DISTINCT domain) AS nd,
 			       array_to_string(list_sort(list_distinct(list(coalesce(reason, '')))), ',') AS reasons
 			FROM m GROUP BY dep ORDER BY n DESC, dep LIMIT %[4]d
-		)`, rel, depsSQL("evidence"), mailPathSQL("reason"), limit)
+		)`, rel, depsSQL("evidence"), mailPathSQL("reason"), limit, ev)
 	q := with + `
 		SELECT d.dep, d.n, d.nd, d.reasons, 0 AS first, 0 AS k, '' AS evidence
 		FROM d ORDER BY d.n DESC, d.dep`

@@ -3,7 +3,6 @@ package changeset
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"fmt"
 	"maps"
 	"slices"
@@ -37,7 +36,7 @@ func (u Unknowns) Share() float64 {
 // summaryMarkdown renders summary.md for the reviewer from the changeset's
 // rows (rel: a table name or a read_parquet call). It names domains and
 // email ids, not addresses: the addresses are in changeset.csv.
-func summaryMarkdown(ctx context.Context, db *sql.DB, s Spec, m Manifest, rel string) (string, error) {
+func summaryMarkdown(ctx context.Context, db querier, s Spec, m Manifest, rel string) (string, error) {
 	var b strings.Builder
 	c := m.Counts
 	fmt.Fprintf(&b, "# lapse changeset %s: %s\n\n", s.Date, m.Status)
@@ -165,7 +164,7 @@ func summaryMarkdown(ctx context.Context, db *sql.DB, s Spec, m Manifest, rel st
 // domain flags and the mail-path flags, each with its total; the mail-path
 // section lists the dependency domains behind its flags. A changeset
 // without mail-path rows says so in one line.
-func summaryByReason(ctx context.Context, db *sql.DB, b *strings.Builder, c Counts, rel string) error {
+func summaryByReason(ctx context.Context, db querier, b *strings.Builder, c Counts, rel string) error {
 	domain, mail, domainN, mailN := splitByReason(c.ByReason)
 	b.WriteString("## By reason\n\n")
 	fmt.Fprintf(b, "### %s: %s\n\n", domainTitle, plural(domainN, "address", "addresses"))
