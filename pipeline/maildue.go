@@ -31,15 +31,12 @@ import (
 func mailDue(ctx context.Context, o MailPathOptions, res *MailPathResult) (due, deps []string, err error) {
 	var db lazyDuck
 	defer db.Close()
-	if o.Schedule == "" {
-		// No place to keep the schedule: folded for this call alone.
-		dir, err := os.MkdirTemp("", "lapse-mail-schedule-")
-		if err != nil {
-			return nil, nil, err
-		}
-		defer os.RemoveAll(dir)
-		o.Schedule = filepath.Join(dir, "mail_schedule.parquet")
+	schedule, done, err := scheduleFile(o.Schedule)
+	if err != nil {
+		return nil, nil, err
 	}
+	defer done()
+	o.Schedule = schedule
 	sched, ok, err := openMailSchedule(ctx, db.get, o.LinksCopy, o.Schedule)
 	if err != nil {
 		return nil, nil, err
@@ -157,14 +154,11 @@ func depNames(used []bool, names []string, domains sortedColumn) []string {
 // schedule (openMailSchedule), as mailDue finds them: the plan's, when
 // the dns stage of the same run did not hand them over.
 func scheduleDeps(ctx context.Context, db func() (*sql.DB, error), domains sortedColumn, links, schedule string) ([]string, error) {
-	if schedule == "" {
-		dir, err := os.MkdirTemp("", "lapse-mail-schedule-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		schedule = filepath.Join(dir, "mail_schedule.parquet")
+	schedule, done, err := scheduleFile(schedule)
+	if err != nil {
+		return nil, err
 	}
+	defer done()
 	sched, ok, err := openMailSchedule(ctx, db, links, schedule)
 	if err != nil || !ok {
 		return nil, err
@@ -230,6 +224,20 @@ func loadNightIndex(ctx context.Context, db func() (*sql.DB, error), rel snapsho
 		return nil, err
 	}
 	return x, nil
+}
+
+// scheduleFile is where a schedule is kept: path, or when there is no
+// place to keep it ("") a file in a new temp folder, folded for one call
+// alone, which done removes.
+func scheduleFile(path string) (file string, done func(), err error) {
+	if path != "" {
+		return path, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "lapse-mail-schedule-")
+	if err != nil {
+		return "", nil, err
+	}
+	return filepath.Join(dir, "mail_schedule.parquet"), func() { os.RemoveAll(dir) }, nil
 }
 
 // tonightDomains is the snapshot's verified domains, in order: the domain

@@ -71,7 +71,7 @@ func openMailSchedule(ctx context.Context, dbf func() (*sql.DB, error), links, p
 		coalesce(list_sort(list_distinct(list(dep_id) FILTER (WHERE dep_id IS NOT NULL))), []::INTEGER[]) AS dep_ids
 		FROM read_parquet(` + f + `) LEFT JOIN n USING (dep) GROUP BY domain`
 	s.meta = mailScheduleMeta{Layout: mailScheduleLayout, Links: want}
-	if err := db.QueryRowContext(ctx, `SELECT count(role), count(DISTINCT dep) FROM read_parquet(?)`, links).Scan(&s.meta.LinkRows, &s.meta.Dependencies); err != nil {
+	if err := db.QueryRowContext(ctx, `SELECT count(role) FROM read_parquet(?)`, links).Scan(&s.meta.LinkRows); err != nil {
 		return s, false, fmt.Errorf("mail schedule: %w", err)
 	}
 	names, err := queryStrings(ctx, db, `SELECT DISTINCT dep FROM read_parquet(`+f+`) WHERE dep IS NOT NULL ORDER BY dep`)
@@ -79,6 +79,7 @@ func openMailSchedule(ctx context.Context, dbf func() (*sql.DB, error), links, p
 		return s, false, fmt.Errorf("mail schedule: %w", err)
 	}
 	s.meta.DepNames = append([]string{}, names...)
+	s.meta.Dependencies = len(names)
 	if path == "" {
 		// No file to keep it in: folded in this session.
 		s.Rel = "SELECT domain, next_check, checked_at, deps FROM (" + q + ")"

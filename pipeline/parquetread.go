@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -15,9 +16,9 @@ import (
 
 // readParquetColumns reads the named top-level columns of a Parquet file,
 // in the order named, each as one array; a column the file lacks is nil
-// (the caller says whether it may be missing). A night's small side
-// files (the domain list, the mail schedule) are read this way when Go
-// walks them itself: a merge of two sorted lists costs less than
+// (the caller says whether it may be missing). The files a night walks
+// in Go (the domain list, the mail schedule, the states copy's schedule
+// columns) are read this way: a merge of two sorted lists costs less than
 // DuckDB's hash join of them.
 func readParquetColumns(ctx context.Context, path string, cols ...string) ([]arrow.Array, error) {
 	pf, err := file.OpenParquetFile(path, false)
@@ -190,15 +191,7 @@ func (c sortedColumn) seek(i *int, v string) (row int, ok bool) {
 
 // find is the row holding v, by binary search.
 func (c sortedColumn) find(v string) (row int, ok bool) {
-	lo, hi := 0, c.n
-	for lo < hi {
-		h := int(uint(lo+hi) >> 1)
-		if c.value(h) < v {
-			lo = h + 1
-		} else {
-			hi = h
-		}
-	}
+	lo := sort.Search(c.n, func(i int) bool { return c.value(i) >= v })
 	if lo < c.n && c.value(lo) == v {
 		return c.row(lo), true
 	}
