@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -25,17 +26,11 @@ func TestMailDueRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	copyTo := func(path, q string) {
-		t.Helper()
-		if _, err := db.ExecContext(ctx, "COPY ("+q+") TO "+duck.String(path)+" (FORMAT parquet)"); err != nil {
-			t.Fatal(err)
-		}
-	}
 	snap := filepath.Join(dir, "emails.parquet")
-	copyTo(snap, `SELECT * FROM (VALUES ('rereg.example', true), ('late.example', true), ('new.example', true), ('fresh.example', true),
+	dWriteParquet(t, db, snap, `SELECT * FROM (VALUES ('rereg.example', true), ('late.example', true), ('new.example', true), ('fresh.example', true),
 		('later.example', true), ('dead.example', true), ('late.example', true), ('unverified.example', false), (NULL, true)) v(domain, verified)`)
 	links := filepath.Join(dir, "links.parquet")
-	copyTo(links, `SELECT domain, role, dep, CAST(next_check AS TIMESTAMPTZ) AS next_check, CAST(checked_at AS TIMESTAMPTZ) AS checked_at
+	dWriteParquet(t, db, links, `SELECT domain, role, dep, CAST(next_check AS TIMESTAMPTZ) AS next_check, CAST(checked_at AS TIMESTAMPTZ) AS checked_at
 		FROM (VALUES ('late.example', 'mx', 'mail.net', '2026-11-01', '2026-08-01'),
 			('later.example', 'ns', NULL, '2026-11-20', '2026-08-20'),
 			('fresh.example', 'ns', 'dns.net', '2027-01-01', '2026-11-01'),
@@ -44,7 +39,7 @@ func TestMailDueRules(t *testing.T) {
 			('dead.example', 'mx', 'dead-mail.net', '2026-10-01', '2026-07-01'),
 			('gone.example', 'mx', 'old.net', '2026-10-01', '2026-07-01')) v(domain, role, dep, next_check, checked_at)`)
 	states := filepath.Join(dir, "states.parquet")
-	copyTo(states, `SELECT domain, state, CAST(changed AS TIMESTAMPTZ) AS registered_at_changed_at
+	dWriteParquet(t, db, states, `SELECT domain, state, CAST(changed AS TIMESTAMPTZ) AS registered_at_changed_at
 		FROM (VALUES ('rereg.example', 'registered', '2026-11-15'), ('fresh.example', 'registered', '2026-10-01'),
 			('dead.example', 'available', NULL), ('late.example', 'registered', NULL)) v(domain, state, changed)`)
 	now := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
@@ -77,7 +72,7 @@ func TestMailDueRules(t *testing.T) {
 	// A domain list not in order (not as the snapshot writes it) is
 	// sorted, not trusted.
 	list := filepath.Join(dir, "domains.parquet")
-	copyTo(list, `SELECT * FROM (VALUES ('b.example'), ('a.example'), ('c.example'), ('a.example')) v(domain)`)
+	dWriteParquet(t, db, list, `SELECT * FROM (VALUES ('b.example'), ('a.example'), ('c.example'), ('a.example')) v(domain)`)
 	got, err := tonightDomains(ctx, opened(db), snapshotDomainsRel{snapshot: snap, list: list})
 	if err != nil {
 		t.Fatal(err)
@@ -109,18 +104,8 @@ func TestNightIndexCurrent(t *testing.T) {
 	}
 	defer db.Close()
 	snap, states := filepath.Join(dir, "emails.parquet"), filepath.Join(dir, "states.parquet")
-	write := func(path, q string) {
-		t.Helper()
-		tmp := path + ".tmp"
-		if _, err := db.ExecContext(ctx, "COPY ("+q+") TO "+duck.String(tmp)+" (FORMAT parquet)"); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil { // as the copies are replaced
-			t.Fatal(err)
-		}
-	}
-	write(snap, `SELECT * FROM (VALUES ('b.example', true), ('a.example', true)) v(domain, verified)`)
-	write(states, `SELECT * FROM (VALUES ('a.example', 'registered')) v(domain, state)`)
+	dWriteParquet(t, db, snap, `SELECT * FROM (VALUES ('b.example', true), ('a.example', true)) v(domain, verified)`)
+	dWriteParquet(t, db, states, `SELECT * FROM (VALUES ('a.example', 'registered')) v(domain, state)`)
 	rel := snapshotDomainsSQL(snap, "", "")
 	x, err := loadNightIndex(ctx, opened(db), rel, states)
 	if err != nil {
@@ -133,7 +118,7 @@ func TestNightIndexCurrent(t *testing.T) {
 	if none.current(rel, states) {
 		t.Error("no index is current")
 	}
-	write(states, `SELECT * FROM (VALUES ('a.example', 'registered'), ('b.example', 'available')) v(domain, state)`)
+	dWriteParquet(t, db, states, `SELECT * FROM (VALUES ('a.example', 'registered'), ('b.example', 'available')) v(domain, state)`)
 	if x.current(rel, states) {
 		t.Error("index still current after the states copy was written again")
 	}
@@ -144,5 +129,18 @@ func TestNightIndexCurrent(t *testing.T) {
 	var unreadable statesReadError
 	if _, err := loadNightIndex(ctx, opened(db), rel, states); !errors.As(err, &unreadable) {
 		t.Errorf("damaged states copy: %v, want a statesReadError", err)
+	}
+}
+
+// dWriteParquet writes the rows of query q to path with db, replacing the
+// file by rename as lapse replaces its copies (a new inode).
+func dWriteParquet(t *testing.T, db *sql.DB, path, q string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if _, err := db.Exec("COPY (" + q + ") TO " + duck.String(tmp) + " (FORMAT parquet)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
 	}
 }

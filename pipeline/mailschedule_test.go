@@ -23,15 +23,9 @@ func TestMailSchedule(t *testing.T) {
 	defer db.Close()
 	write := func(rows string) {
 		t.Helper()
-		tmp := filepath.Join(dir, "new.parquet")
-		q := `SELECT domain, role, dep, CAST(next_check AS TIMESTAMPTZ) AS next_check, CAST(checked_at AS TIMESTAMPTZ) AS checked_at
-			FROM (VALUES ` + rows + `) v(domain, role, dep, next_check, checked_at)`
-		if _, err := db.ExecContext(ctx, "COPY ("+q+") TO "+duck.String(tmp)+" (FORMAT parquet)"); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, links); err != nil { // as cache.ExportLinks replaces it
-			t.Fatal(err)
-		}
+		// Replaced by rename, as cache.ExportLinks replaces it.
+		dWriteParquet(t, db, links, `SELECT domain, role, dep, CAST(next_check AS TIMESTAMPTZ) AS next_check, CAST(checked_at AS TIMESTAMPTZ) AS checked_at
+			FROM (VALUES `+rows+`) v(domain, role, dep, next_check, checked_at)`)
 	}
 	type row struct {
 		domain, next, deps string
