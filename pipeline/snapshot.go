@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -298,24 +299,40 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 	if pr.First != nil {
 		m.Problems = pr.First
 	}
+	// The domain list is sorted and written while the snapshot's last row
+	// group is encoded and synced: the manifest, written after both,
+	// vouches for each by its sha256, so a crash before it leaves files
+	// no reader trusts whichever of the two was renamed first.
+	var list chan domainListResult
 	switch {
 	case o.DomainsPath != "" && !o.Read.All:
-		// Before the snapshot's commit: a crash after it leaves a domains
-		// file the old manifest does not vouch for, which readers ignore.
 		// Every row is verified here: the list is the domains counted.
-		domains := n.Domains()
-		dr, err := writeDomainList(o.DomainsPath, domains, o.Alloc)
-		if err != nil {
-			return res, fmt.Errorf("snapshot: domains: %w", err)
-		}
-		m.Rows.Domains = int64(len(domains))
-		m.DomainsFile, m.DomainsSHA256 = filepath.Base(o.DomainsPath), dr.SHA256
+		list = make(chan domainListResult, 1)
+		go func() {
+			r, err := writeDomainList(o.DomainsPath, n.SortedDomains(), o.Alloc)
+			list <- domainListResult{r, err}
+		}()
 	case o.DomainsPath != "":
 		os.Remove(o.DomainsPath) // an --all snapshot has none
 		fallthrough
 	default:
 		m.Rows.Domains = n.DistinctDomains()
 	}
+	// waitList waits for the domain list, once.
+	waitList := func() error {
+		if list == nil {
+			return nil
+		}
+		r := <-list
+		list = nil
+		if r.err != nil {
+			return fmt.Errorf("snapshot: domains: %w", r.err)
+		}
+		m.Rows.Domains = r.res.Rows
+		m.DomainsFile, m.DomainsSHA256 = filepath.Base(o.DomainsPath), r.res.SHA256
+		return nil
+	}
+	defer waitList() // on an error below: never leave it writing
 
 	// The manifest's temp file exists before the Parquet file is renamed
 	// and is committed right after it: a crash in between leaves the new
@@ -330,6 +347,9 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 		return res, fmt.Errorf("snapshot: %w", err)
 	}
 	committed = true
+	if err := waitList(); err != nil {
+		return res, err
+	}
 	m.SHA256, m.Bytes = pres.SHA256, pres.Bytes
 	m.Finished = o.Now().UTC()
 	b, err := json.MarshalIndent(m, "", "  ")
@@ -371,8 +391,13 @@ func ReadSnapshotManifest(p string) (SnapshotManifest, error) {
 // domainListSchema is the snapshot's domains file: one sorted column.
 var domainListSchema = arrow.NewSchema([]arrow.Field{{Name: ColDomain, Type: arrow.BinaryTypes.String}}, nil)
 
-// writeDomainList writes domains (sorted) to path atomically.
-func writeDomainList(path string, domains []string, alloc memory.Allocator) (pqsink.Result, error) {
+type domainListResult struct {
+	res pqsink.Result
+	err error
+}
+
+// writeDomainList writes domains (sorted, distinct) to path atomically.
+func writeDomainList(path string, domains iter.Seq[[]byte], alloc memory.Allocator) (pqsink.Result, error) {
 	if alloc == nil {
 		alloc = memory.DefaultAllocator
 	}
@@ -383,16 +408,30 @@ func writeDomainList(path string, domains []string, alloc memory.Allocator) (pqs
 	defer w.Abort()
 	b := array.NewStringBuilder(alloc)
 	defer b.Release()
-	for len(domains) > 0 {
-		chunk := domains[:min(len(domains), pqsink.DefaultRowGroupRows)]
-		domains = domains[len(chunk):]
-		b.AppendValues(chunk, nil)
+	const chunk = pqsink.DefaultRowGroupRows
+	flush := func() error {
 		col := b.NewArray()
-		rec := array.NewRecordBatch(domainListSchema, []arrow.Array{col}, int64(len(chunk)))
-		col.Release()
-		err := w.Write(rec)
-		rec.Release()
-		if err != nil {
+		defer col.Release()
+		rec := array.NewRecordBatch(domainListSchema, []arrow.Array{col}, int64(col.Len()))
+		defer rec.Release()
+		return w.Write(rec)
+	}
+	for d := range domains {
+		if b.Len() == 0 {
+			// About what a chunk of domains takes: growing by doubling
+			// copies it all again.
+			b.Reserve(chunk)
+			b.ReserveData(chunk * 16)
+		}
+		b.BinaryBuilder.Append(d)
+		if b.Len() == chunk {
+			if err = flush(); err != nil {
+				return pqsink.Result{}, err
+			}
+		}
+	}
+	if b.Len() > 0 {
+		if err := flush(); err != nil {
 			return pqsink.Result{}, err
 		}
 	}

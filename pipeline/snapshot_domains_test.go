@@ -106,6 +106,12 @@ func TestSnapshotDomainList(t *testing.T) {
 }
 
 func writeDomainListT(path string, domains []string) error {
-	_, err := writeDomainList(path, domains, nil)
+	_, err := writeDomainList(path, func(yield func([]byte) bool) {
+		for _, d := range domains {
+			if !yield([]byte(d)) {
+				return
+			}
+		}
+	}, nil)
 	return err
 }

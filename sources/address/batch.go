@@ -380,8 +380,9 @@ func (s *BatchNormalizer) DistinctDomains() int64 {
 // over the rows.
 func (s *BatchNormalizer) Domains() []string {
 	var out []string
-	s.eachDomain(func(d []byte) { out = append(out, string(d)) })
-	slices.Sort(out)
+	for d := range s.SortedDomains() {
+		out = append(out, string(d))
+	}
 	return out
 }
 
