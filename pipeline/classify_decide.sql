@@ -15,7 +15,8 @@ evidence for them is skipped otherwise), .Reverified the re-verified
 addresses' file ("": none; they are few, joined only when present).
 .Mail is the mail path (nil: no links file, or the pypi policy): its
 facts are folded per address domain (mail_facts, classify_mail.sql),
-keyed by the domain's state row (mail_st, a few thousand rows) and
+keyed by the domain's state row (mail_st, a few thousand rows: with
+.Mail.StID the links carry it, otherwise a join with the states finds it) and
 joined on that number after the join on domain: carried through the
 join on domain, their columns doubled its cost. Without it .MailCols,
 the mail-fact columns, are NULL.
@@ -24,7 +25,7 @@ WITH hist AS ({{if .Hist}}{{.Hist}}{{else}}SELECT NULL::BIGINT AS email_id WHERE
 {{- if .Mail}}
 mail_links AS ({{template "mail_links" .Mail}}),
 mail AS ({{template "mail_facts" .Mail}}),
-mail_st AS (SELECT s0.st_id, mail.* EXCLUDE (domain) FROM ({{.States}}) s0 JOIN mail USING (domain)),
+mail_st AS ({{if .Mail.StID}}SELECT * EXCLUDE (domain) FROM mail WHERE st_id IS NOT NULL{{else}}SELECT s0.st_id, mail.* EXCLUDE (domain) FROM ({{.States}}) s0 JOIN mail USING (domain){{end}}),
 {{- end}}
 st AS (SELECT * FROM {{if .Flags}}(SELECT *, {{template "flags"}} AS flags FROM (SELECT *, {{template "evidence_parse"}} AS ev FROM ({{.States}}))){{else}}({{.States}}){{end}}),
 facts AS (

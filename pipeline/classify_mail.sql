@@ -13,7 +13,7 @@ confirmed_state, rereg_at, watch. .Where restricts the links.
 {{define "mail_links" -}}
 SELECT *, {{.Dep.ConfirmedState}} AS confirmed_state, {{.Dep.ReregisteredAt}} AS rereg_at, {{.Dep.Watch}} AS watch
 FROM (
-	SELECT l.domain, l.role, l.host, l.dep, l.link_first_seen, d.state, d.source, d.corroborated, d.checked_at,
+	SELECT l.domain,{{if .StID}} l.domain_st_id,{{end}} l.role, l.host, l.dep, l.link_first_seen, d.state, d.source, d.corroborated, d.checked_at,
 	       d.registered_at, d.expires_at, d.previous_registered_at, d.registered_at_changed_at
 	FROM ({{.Links}}) l JOIN {{.Deps}} d ON d.domain = l.dep
 	{{- if .Where}}
@@ -22,14 +22,14 @@ FROM (
 {{- end}}
 
 {{- /*
-mail_facts folds mail_links per address domain into the mail-fact
-columns of each role (lifecycle.MailFactsOf in Go): the most severe
+mail_facts folds mail_links per address domain (with .StID, its state
+row number st_id too) into the mail-fact columns of each role (lifecycle.MailFactsOf in Go): the most severe
 confirmed decisive state (DecisiveStates' order) and the latest lookup of
 a dependency in it, the latest counted re-registration, and whether any
 dependency is on watch.
 */ -}}
 {{define "mail_facts" -}}
-SELECT domain{{range $r := .Roles}},
+SELECT domain{{if .StID}}, min(domain_st_id) AS st_id{{end}}{{range $r := .Roles}},
 	CASE{{range $s := $.Decisive}} WHEN bool_or(confirmed_state = {{q $s}}) FILTER (WHERE role = {{q $r}}) THEN {{q $s}}{{end}} END AS {{mailcol $r "state"}},
 	CASE{{range $s := $.Decisive}} WHEN bool_or(confirmed_state = {{q $s}}) FILTER (WHERE role = {{q $r}})
 		THEN max(checked_at) FILTER (WHERE role = {{q $r}} AND confirmed_state = {{q $s}}){{end}} END AS {{mailcol $r "state_checked_at"}},

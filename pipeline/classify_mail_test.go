@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -306,3 +307,87 @@ func TestClassifyMailPathSharedDependency(t *testing.T) {
 }
 
 func lastElem(path string) string { return path[strings.LastIndex(path, "/")+1:] }
+
+// TestClassifyMailLinksKeyedByStateRow: the materialized links file
+// numbers each address domain by its row in the states file, and the
+// decide joins the mail facts on that number. The decisions must be those
+// of the unmaterialized plan (which joins the states by name), also after
+// the states file is written again in another row order: a file numbered
+// for the old states must not be reused.
+func TestClassifyMailLinksKeyedByStateRow(t *testing.T) {
+	ctx := context.Background()
+	mx, ns := lifecycle.RoleMX, lifecycle.RoleNS
+	dep := func(role, host, d string, st lifecycle.State) gLink {
+		return gLink{role: role, host: host, dep: d, state: st, source: gRDAP, registeredAt: gT("2012-01-01"), expiresAt: gT("2027-01-01"),
+			checkedAt: gT("2026-06-09")}
+	}
+	var cases []gCase
+	for i := range 40 {
+		var links []gLink
+		switch i % 4 {
+		case 0:
+			links = []gLink{dep(mx, "mx1.lapsedmail.net", "lapsedmail.net", lifecycle.Available)}
+		case 1:
+			links = []gLink{dep(ns, "ns1.redemptiondns.com", "redemptiondns.com", lifecycle.Redemption)}
+		case 2:
+			links = []gLink{dep(mx, "mx.bigmail.com", "bigmail.com", lifecycle.Registered)}
+		}
+		cases = append(cases, gHealthy(fmt.Sprintf("case %d", i), links...))
+	}
+	dir := t.TempDir()
+	p := gWriteFixtures(t, dir, cases)
+	byName := ClassifyOptionsFor(p, lifecycle.DefaultPolicy, gAsOf)
+	byName.MailLinks = ""
+	byName.Out = filepath.Join(dir, "by-name", "decisions.parquet")
+	byName.FirstSeen, byName.Counts = filepath.Join(dir, "by-name", "first_seen.parquet"), filepath.Join(dir, "by-name", "counts.json")
+	if err := os.MkdirAll(filepath.Dir(byName.Out), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Classify(ctx, byName); err != nil {
+		t.Fatal(err)
+	}
+	want := gDecisions(t, byName.Out)
+	flagged := 0
+	for _, d := range want {
+		if d.Reason.MailPath() {
+			flagged++
+		}
+	}
+	if flagged != 20 {
+		t.Fatalf("the plan joining by name flagged %d addresses by their mail path, want 20", flagged)
+	}
+	keyed := ClassifyOptionsFor(p, lifecycle.DefaultPolicy, gAsOf)
+	check := func(when string) {
+		t.Helper()
+		if _, err := Classify(ctx, keyed); err != nil {
+			t.Fatal(err)
+		}
+		got := gDecisions(t, keyed.Out)
+		if len(got) != len(want) {
+			t.Errorf("%s: %d decisions, want %d", when, len(got), len(want))
+		}
+		for id, w := range want {
+			if got[id] != w {
+				t.Errorf("%s: address %d decided %v, want %v", when, id, got[id], w)
+			}
+		}
+	}
+	check("materialized")
+	if !fileExists(keyed.MailLinks) {
+		t.Fatalf("no materialized links file at %s", keyed.MailLinks)
+	}
+	// The same states, rows reversed: every domain has another st_id.
+	db, err := duck.OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tmp := p.States() + ".reversed"
+	if err := duck.CopyParquet(ctx, db, fmt.Sprintf(`SELECT * FROM read_parquet(%s) ORDER BY domain DESC`, duck.String(p.States())), tmp, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p.States()); err != nil {
+		t.Fatal(err)
+	}
+	check("states rewritten in another order")
+}

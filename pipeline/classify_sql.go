@@ -92,6 +92,11 @@ type mailPlan struct {
 	// Deps is the states relation narrowed to the dependency rows that
 	// can give a mail fact (mailPlanFor).
 	Deps string
+	// StID says Links carries domain_st_id, the address domain's row in
+	// the states relation (st_id): a materialized links file, written
+	// with the states file it numbers (materialize). The facts are then
+	// keyed by it as they are folded, not by a join with the states.
+	StID bool
 	// Dep is the per-link facts (lifecycle.Policy.MailDepSQL).
 	Dep      lifecycle.MailDepSQL
 	Roles    []string
@@ -156,6 +161,10 @@ type mailLinksMeta struct {
 	States, Links string
 	Window        time.Duration
 	ValidUntil    time.Time
+	// StIDs: the file numbers each link's address domain by its row in
+	// States (domain_st_id). A file without them (an older lapse) is
+	// written again.
+	StIDs bool
 }
 
 // fileKey identifies a file's version (the copies are replaced by rename,
@@ -174,17 +183,23 @@ func fileKey(path string) string {
 // It is a few rows (the links to lapsing providers), so a warm night's
 // mail path reads neither the links file nor the states for it.
 func (m *mailPlan) materialize(ctx context.Context, db *sql.DB, o ClassifyOptions, states, since string) error {
-	want := mailLinksMeta{States: fileKey(o.States), Links: fileKey(o.Links), Window: o.Policy.WatchWindow}
+	want := mailLinksMeta{States: fileKey(o.States), Links: fileKey(o.Links), Window: o.Policy.WatchWindow, StIDs: true}
 	metaPath := strings.TrimSuffix(o.MailLinks, filepath.Ext(o.MailLinks)) + ".json"
 	var have mailLinksMeta
 	b, err := os.ReadFile(metaPath)
 	fresh := err == nil && json.Unmarshal(b, &have) == nil && fileExists(o.MailLinks) &&
-		have.States == want.States && have.Links == want.Links && have.Window == want.Window && !o.AsOf.After(have.ValidUntil)
+		have.States == want.States && have.Links == want.Links && have.Window == want.Window && have.StIDs && !o.AsOf.After(have.ValidUntil)
 	if !fresh {
 		deps := mailDepRows(states, o.AsOf.Add(o.Policy.WatchWindow+mailReuse), since)
-		q := `SELECT l.domain, l.role, l.host, l.dep, l.link_first_seen, d.state, d.source, d.corroborated, d.checked_at,
+		// The address domain's state row number goes with each link: the
+		// night's decide then folds the facts by it, and joins them to
+		// the addresses on it, without reading the states again. The file
+		// is written again whenever the states file changes (want.States),
+		// so the numbers always point into the states file of the night.
+		q := `SELECT l.domain, a.st_id AS domain_st_id, l.role, l.host, l.dep, l.link_first_seen, d.state, d.source, d.corroborated, d.checked_at,
 			d.registered_at, d.expires_at, d.previous_registered_at, d.registered_at_changed_at
-			FROM (` + m.Links + `) l JOIN ` + deps + ` d ON d.domain = l.dep`
+			FROM (` + m.Links + `) l JOIN ` + deps + ` d ON d.domain = l.dep
+			LEFT JOIN (SELECT st_id, domain FROM (` + states + `)) a ON a.domain = l.domain`
 		if err := duck.CopyTo(ctx, db, q, o.MailLinks, "FORMAT parquet, COMPRESSION zstd", 0o640); err != nil {
 			return fmt.Errorf("mail links: %w", err)
 		}
@@ -198,7 +213,7 @@ func (m *mailPlan) materialize(ctx context.Context, db *sql.DB, o ClassifyOption
 		}
 	}
 	f := duck.String(o.MailLinks)
-	m.Links = "SELECT domain, role, host, dep, link_first_seen FROM read_parquet(" + f + ")"
+	m.Links, m.StID = "SELECT domain, domain_st_id, role, host, dep, link_first_seen FROM read_parquet("+f+")", true
 	m.Deps = `(SELECT DISTINCT dep AS domain, state, source, corroborated, checked_at, registered_at, expires_at,
 		previous_registered_at, registered_at_changed_at FROM read_parquet(` + f + `))`
 	return nil
