@@ -34,11 +34,11 @@ first-seen date of a re-registration is added per address).
 concat_ws(' ',
 	coalesce(source, '?') || ':' || coalesce(state, '?'),
 	CASE WHEN len(statuses) > 0 THEN '[' || array_to_string(statuses, ', ') || ']' END,
-	CASE WHEN registered_at IS NOT NULL THEN 'registered ' || strftime(registered_at, '%Y-%m-%d') END,
-	CASE WHEN expires_at IS NOT NULL THEN 'expires ' || strftime(expires_at, '%Y-%m-%d') END,
+	CASE WHEN registered_at IS NOT NULL THEN 'registered ' || {{day "registered_at"}} END,
+	CASE WHEN expires_at IS NOT NULL THEN 'expires ' || {{day "expires_at"}} END,
 	CASE WHEN corroborated THEN 'corroborated' END,
 	CASE WHEN decisive_nights > 0 THEN 'decisive ' || decisive_nights || ' night(s)' END,
 	CASE WHEN len(ev) > 0 THEN 'evidence ' || array_to_string(list_transform(ev, e -> coalesce(e.source, '?') || ':' || coalesce(e.state, '?')), ',') END,
-	CASE WHEN checked_at IS NOT NULL THEN 'checked ' || strftime(checked_at, '%Y-%m-%d') END,
+	CASE WHEN checked_at IS NOT NULL THEN 'checked ' || {{day "checked_at"}} END,
 	CASE WHEN coalesce(error, '') <> '' THEN 'last error: ' || left(error, 160) END)
 {{- end}}

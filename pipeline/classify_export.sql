@@ -43,7 +43,7 @@ WITH nk AS MATERIALIZED (
 SELECT email_id, user_id, email, verified, "primary", created, verified_at, domain,
        regexp_extract(domain, '[^.]+$') AS tld, invalid_reason, state, source, action, reason,
        CASE WHEN mail_evidence IS NOT NULL THEN mail_evidence || '; domain ' || coalesce(dom_evidence, '?')
-            WHEN reason = {{q .Reregistered}} THEN dom_evidence || ' first seen ' || strftime(first_seen, '%Y-%m-%d')
+            WHEN reason = {{q .Reregistered}} THEN dom_evidence || ' first seen ' || {{day "first_seen"}}
             ELSE dom_evidence END AS evidence,
        first_seen
 FROM decided_nk

@@ -49,7 +49,7 @@ concat_ws(' ',
 	role, host, '→', dep,
 	coalesce(source, '?') || ':' || coalesce(state, '?'),
 	CASE WHEN corroborated THEN 'corroborated' END,
-	CASE WHEN expires_at IS NOT NULL AND watch THEN 'expires ' || strftime(expires_at, '%Y-%m-%d') END,
-	CASE WHEN checked_at IS NOT NULL THEN 'checked ' || strftime(checked_at, '%Y-%m-%d') END,
-	CASE WHEN rereg THEN 'registered ' || strftime(rereg_at, '%Y-%m-%d') || ' after link first seen ' || strftime(link_first_seen, '%Y-%m-%d') END)
+	CASE WHEN expires_at IS NOT NULL AND watch THEN 'expires ' || {{day "expires_at"}} END,
+	CASE WHEN checked_at IS NOT NULL THEN 'checked ' || {{day "checked_at"}} END,
+	CASE WHEN rereg THEN 'registered ' || {{day "rereg_at"}} || ' after link first seen ' || {{day "link_first_seen"}} END)
 {{- end}}

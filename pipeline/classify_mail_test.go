@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/lapse-dev/lapse/internal/duck"
@@ -390,4 +391,42 @@ func TestClassifyMailLinksKeyedByStateRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("states rewritten in another order")
+}
+
+// TestClassifyDay: the evidence's dates (template day) are the UTC dates
+// strftime gives, infinities included.
+func TestClassifyDay(t *testing.T) {
+	db, err := duck.OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	expr, err := renderClassifySQLText(`{{day "x"}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"2026-06-09 23:59:59.999999+00", "2026-06-10 00:30:00+02", "1969-12-31 23:59:59.5+00", "0044-03-15 12:00:00+00", "infinity", "-infinity"} {
+		var got, want string
+		q := fmt.Sprintf(`SELECT %s, strftime(x, '%%Y-%%m-%%d') FROM (SELECT CAST(%s AS TIMESTAMPTZ) AS x)`, expr, duck.String(v))
+		if err := db.QueryRow(q).Scan(&got, &want); err != nil {
+			t.Fatalf("%s: %v", v, err)
+		}
+		if got != want {
+			t.Errorf("%s: day %q, strftime %q", v, got, want)
+		}
+	}
+}
+
+// renderClassifySQLText executes text as a template with classify's
+// functions (a test's expression).
+func renderClassifySQLText(text string) (string, error) {
+	t, err := template.Must(classifySQL.Clone()).New("text").Parse(text)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, nil); err != nil {
+		return "", err
+	}
+	return b.String(), nil
 }
