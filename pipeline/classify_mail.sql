@@ -23,8 +23,8 @@ FROM (
 
 {{- /*
 mail_facts folds mail_links per address domain (with .StID, its state
-row number st_id too) into the mail-fact columns of each role (lifecycle.MailFactsOf in Go): the most severe
-confirmed decisive state (DecisiveStates' order) and the latest lookup of
+row number st_id too) into the mail-fact columns of each role
+(lifecycle.MailFactsOf in Go): the most severe confirmed decisive state (DecisiveStates' order) and the latest lookup of
 a dependency in it, the latest counted re-registration, and whether any
 dependency is on watch.
 */ -}}

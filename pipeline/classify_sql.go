@@ -36,14 +36,9 @@ var classifySQL = template.Must(template.New("classify").Funcs(template.FuncMap{
 	"bestEffort": func(col string) string { return lifecycle.SQLIn(col, lifecycle.BestEffortSources...) },
 	// mailcol is role's mail-fact column name (lifecycle.MailColumn).
 	"mailcol": lifecycle.MailColumn,
-	// day formats a timestamp column as YYYY-MM-DD in UTC (the session's
-	// zone, duck.OpenMemory) from its microseconds: strftime on a
-	// TIMESTAMPTZ goes through ICU, three times the cost, for every date of
-	// every evidence line. Infinities, which have no microseconds, still go
-	// through ICU.
-	"day": func(col string) string {
-		return fmt.Sprintf(`coalesce(strftime(make_timestamp(epoch_us(%[1]s)), '%%Y-%%m-%%d'), strftime(%[1]s, '%%Y-%%m-%%d'))`, col)
-	},
+	// day formats a timestamp column as YYYY-MM-DD in UTC, for every date
+	// of every evidence line: without ICU (duck.StrftimeUTC).
+	"day": func(col string) string { return duck.StrftimeUTC(col, "%Y-%m-%d") },
 }).ParseFS(classifySQLFiles, "classify_*.sql"))
 
 // renderClassifySQL executes the template of file name over data.

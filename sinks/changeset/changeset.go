@@ -320,11 +320,8 @@ func writeRest(ctx context.Context, db *sql.DB, conn *sql.Conn, s Spec, m *Manif
 }
 
 // utcTime formats a timestamp column as 2006-01-02T15:04:05Z in UTC, like
-// strftime in a UTC session, from the instant's microseconds (4 times
-// cheaper than ICU); infinities, which have none, through ICU.
-func utcTime(col string) string {
-	return fmt.Sprintf(`coalesce(strftime(make_timestamp(epoch_us(%[1]s)), '%%Y-%%m-%%dT%%H:%%M:%%SZ'), strftime(%[1]s AT TIME ZONE 'UTC', '%%Y-%%m-%%dT%%H:%%M:%%SZ'))`, col)
-}
+// strftime in a UTC session (duck.StrftimeUTC).
+func utcTime(col string) string { return duck.StrftimeUTC(col, "%Y-%m-%dT%H:%M:%SZ") }
 
 // writeNotify writes notify.csv: one row per flagged address with the
 // user's other addresses that stay verified, so the registry can tell the
