@@ -124,16 +124,18 @@ func runSnapshot(ctx context.Context, h *harness) ([]Case, error) {
 	defer os.RemoveAll(work)
 	t0 = time.Now()
 	res, err := snapbench.Measure(ctx, snapbench.Options{Lapse: h.lapse, DSN: dsn, Runs: h.runs(5, 3), Work: work,
-		Run: func(i int, p, l snapbench.Sample) {
-			fmt.Printf("    run %d: psql COPY %.2fs, lapse snapshot %.2fs (cpu %.2fs, peak RSS %d MB)\n",
-				i+1, p.Wall.Seconds(), l.Wall.Seconds(), l.CPU.Seconds(), l.RSSKB>>10)
+		Run: func(i int, p, l, b snapbench.Sample) {
+			fmt.Printf("    run %d: psql COPY %.2fs, lapse snapshot %.2fs (cpu %.2fs, peak RSS %d MB), psql binary COPY %.2fs\n",
+				i+1, p.Wall.Seconds(), l.Wall.Seconds(), l.CPU.Seconds(), l.RSSKB>>10, b.Wall.Seconds())
 		}})
 	if err != nil {
 		return nil, err
 	}
-	var lw, pw, lc, pc, rss []float64
+	var lw, pw, bw, bratio, lc, pc, rss []float64
 	for i := range res.Lapse {
 		lw, pw = append(lw, res.Lapse[i].Wall.Seconds()), append(pw, res.PSQL[i].Wall.Seconds())
+		bw = append(bw, res.PSQLBinary[i].Wall.Seconds())
+		bratio = append(bratio, lw[i]/bw[i])
 		lc, pc = append(lc, res.Lapse[i].CPU.Seconds()), append(pc, res.PSQL[i].CPU.Seconds())
 		rss = append(rss, float64(res.Lapse[i].RSSKB)/1024)
 	}
@@ -146,7 +148,9 @@ func runSnapshot(ctx context.Context, h *harness) ([]Case, error) {
 	h.info = append(h.info,
 		Info{Name: "snapshot 1M rows: emails.parquet size", Value: size, Unit: "MB", Runs: 1},
 		Info{Name: "snapshot 1M rows: lapse CPU (user+sys)", Value: median(lc), Unit: "s", Runs: len(lc)},
-		Info{Name: "snapshot 1M rows: psql CPU (user+sys)", Value: median(pc), Unit: "s", Runs: len(pc)})
+		Info{Name: "snapshot 1M rows: psql CPU (user+sys)", Value: median(pc), Unit: "s", Runs: len(pc)},
+		Info{Name: "snapshot 1M rows: psql binary COPY (lapse's format)", Value: median(bw), Unit: "s", Runs: len(bw)},
+		Info{Name: "snapshot 1M rows: lapse snapshot / psql binary COPY", Value: median(bratio), Unit: "x", Runs: len(bratio)})
 	return []Case{snap, mem}, nil
 }
 

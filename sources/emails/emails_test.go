@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/jackc/pgx/v5"
@@ -47,26 +48,7 @@ func readAll(t *testing.T, r Reader) []rec {
 		if !b.Schema().Equal(r.Schema()) || !r.Schema().Equal(Schema) && !r.Schema().Equal(UUIDSchema) {
 			t.Fatalf("batch schema %s", b.Schema())
 		}
-		ids := b.Column(0).(*array.Int64)
-		users := b.Column(1) // a string, or a uuid written as its canonical text
-		emails := b.Column(2).(*array.String)
-		ver := b.Column(3).(*array.Boolean)
-		pri := b.Column(4).(*array.Boolean)
-		cr := b.Column(5).(*array.Timestamp)
-		va := b.Column(6).(*array.Timestamp)
-		ts := func(a *array.Timestamp, i int) string {
-			if a.IsNull(i) {
-				return "<null>"
-			}
-			return time.UnixMicro(int64(a.Value(i))).UTC().Format(time.RFC3339Nano)
-		}
-		for i := 0; i < int(b.NumRows()); i++ {
-			u := "<null>"
-			if users.IsValid(i) {
-				u = users.ValueStr(i)
-			}
-			out = append(out, rec{ids.Value(i), u, emails.Value(i), ver.Value(i), pri.Value(i), ts(cr, i), ts(va, i)})
-		}
+		out = append(out, recsOf(b)...)
 		b.Release()
 	}
 	if _, err := r.Next(ctx); err != io.EOF {
@@ -77,6 +59,32 @@ func readAll(t *testing.T, r Reader) []rec {
 	}
 	if err := r.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+	return out
+}
+
+// recsOf returns b's rows (of Schema or UUIDSchema).
+func recsOf(b arrow.RecordBatch) []rec {
+	var out []rec
+	ids := b.Column(0).(*array.Int64)
+	users := b.Column(1) // a string, or a uuid written as its canonical text
+	emails := b.Column(2).(*array.String)
+	ver := b.Column(3).(*array.Boolean)
+	pri := b.Column(4).(*array.Boolean)
+	cr := b.Column(5).(*array.Timestamp)
+	va := b.Column(6).(*array.Timestamp)
+	ts := func(a *array.Timestamp, i int) string {
+		if a.IsNull(i) {
+			return "<null>"
+		}
+		return time.UnixMicro(int64(a.Value(i))).UTC().Format(time.RFC3339Nano)
+	}
+	for i := 0; i < int(b.NumRows()); i++ {
+		u := "<null>"
+		if users.IsValid(i) {
+			u = users.ValueStr(i)
+		}
+		out = append(out, rec{ids.Value(i), u, emails.Value(i), ver.Value(i), pri.Value(i), ts(cr, i), ts(va, i)})
 	}
 	return out
 }
@@ -264,20 +272,6 @@ func TestSplitCSV(t *testing.T) {
 	}
 }
 
-func TestUnescape(t *testing.T) {
-	for in, want := range map[string]string{
-		`plain`:         "plain",
-		`a\tb\nc\\d`:    "a\tb\nc\\d",
-		`\101\x42\x4a!`: "ABJ!",
-		`\r\b\f\v`:      "\r\b\f\v",
-		`trailing\`:     `trailing\`,
-	} {
-		if got := string(unescape(nil, []byte(in))); got != want {
-			t.Errorf("unescape(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 const pypiTable = `CREATE TABLE user_emails (
 	id serial PRIMARY KEY,
 	user_id uuid,
@@ -454,7 +448,6 @@ func FuzzParseLine(f *testing.F) {
 		var r row
 		cp.parse(line, &r)
 		jp.parse(line, &r)
-		unescape(nil, line)
 		parseInt(line)
 		fields, _, reason := splitCSV(line, nil, nil)
 		if reason != "" {
@@ -474,21 +467,4 @@ func FuzzParseLine(f *testing.F) {
 			}
 		}
 	})
-}
-
-func TestParseUUID(t *testing.T) {
-	var u [16]byte
-	if !parseUUID(&u, []byte("6f0e5d4c-3b2a-4190-8877-665544332211")) ||
-		u != [16]byte{0x6f, 0x0e, 0x5d, 0x4c, 0x3b, 0x2a, 0x41, 0x90, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11} {
-		t.Errorf("parsed %x", u)
-	}
-	if !parseUUID(&u, []byte("6F0E5D4C-3B2A-4190-8877-66554433221A")) || u[15] != 0x1a {
-		t.Errorf("upper case: %x", u)
-	}
-	for _, bad := range []string{"", "6f0e5d4c3b2a41908877665544332211", "6f0e5d4c-3b2a-4190-8877-66554433221g",
-		"6f0e5d4c-3b2a-4190-8877_665544332211", "6f0e5d4c-3b2a-4190-8877-6655443322110"} {
-		if parseUUID(&u, []byte(bad)) {
-			t.Errorf("%q parsed", bad)
-		}
-	}
 }

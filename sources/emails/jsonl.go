@@ -351,3 +351,17 @@ func (p *jsonlParser) jsonTime(v []byte, present bool) (int64, bool, string) {
 	}
 	return int64(sec * 1e6), true, ""
 }
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func hexVal(c byte) int {
+	switch {
+	case c >= 'a':
+		return int(c-'a') + 10
+	case c >= 'A':
+		return int(c-'A') + 10
+	}
+	return int(c - '0')
+}

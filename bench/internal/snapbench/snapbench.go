@@ -97,19 +97,24 @@ type Options struct {
 	// Work is a scratch folder (HOME of both commands, lapse's data dir);
 	// a temp dir when empty.
 	Work string
-	// Run, when set, is called after each timed pair.
-	Run func(i int, psql, lapse Sample)
+	// Run, when set, is called after each timed run of the three.
+	Run func(i int, psql, lapse, psqlBinary Sample)
 }
 
 // Result holds every timed run.
 type Result struct {
 	PSQL, Lapse []Sample
+	// PSQLBinary is psql's COPY of the same query in binary format, the
+	// format lapse reads: not the target's baseline, but the stricter
+	// one (the server formats nothing as text).
+	PSQLBinary []Sample
 	// FileBytes is the size of the snapshot's emails.parquet.
 	FileBytes int64
 }
 
-// Measure runs one untimed warm-up of each command, then o.Runs pairs:
-// psql's COPY into /dev/null, then lapse snapshot.
+// Measure runs one untimed warm-up of each command, then o.Runs rounds:
+// psql's COPY into /dev/null, lapse snapshot, then psql's binary COPY into
+// /dev/null.
 func Measure(ctx context.Context, o Options) (Result, error) {
 	var res Result
 	lapse, err := filepath.Abs(o.Lapse)
@@ -130,10 +135,11 @@ func Measure(ctx context.Context, o Options) (Result, error) {
 		}
 		defer os.RemoveAll(work)
 	}
-	query := "COPY (" + emails.Query(config.Default().Postgres, false) + ") TO STDOUT"
+	query := "COPY (" + emails.Query(config.Default().Postgres, false, true) + ") TO STDOUT"
+	binQuery := query + " (FORMAT binary)"
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work}
 	data := filepath.Join(work, "data")
-	psqlCmd := func() *exec.Cmd {
+	psqlCmd := func(query string) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, psql, "-X", "-q", "-d", o.DSN, "-c", query)
 		cmd.Env = env
 		return cmd
@@ -144,14 +150,14 @@ func Measure(ctx context.Context, o Options) (Result, error) {
 		return cmd
 	}
 	// One untimed run of each warms the caches (and checks they work).
-	if _, err := timeCmd(psqlCmd(), true); err != nil {
+	if _, err := timeCmd(psqlCmd(query), true); err != nil {
 		return res, err
 	}
 	if _, err := timeCmd(lapseCmd(), false); err != nil {
 		return res, err
 	}
 	for i := range o.Runs {
-		p, err := timeCmd(psqlCmd(), true)
+		p, err := timeCmd(psqlCmd(query), true)
 		if err != nil {
 			return res, err
 		}
@@ -159,9 +165,13 @@ func Measure(ctx context.Context, o Options) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		res.PSQL, res.Lapse = append(res.PSQL, p), append(res.Lapse, l)
+		b, err := timeCmd(psqlCmd(binQuery), true)
+		if err != nil {
+			return res, err
+		}
+		res.PSQL, res.Lapse, res.PSQLBinary = append(res.PSQL, p), append(res.Lapse, l), append(res.PSQLBinary, b)
 		if o.Run != nil {
-			o.Run(i, p, l)
+			o.Run(i, p, l, b)
 		}
 	}
 	if fi, err := os.Stat(filepath.Join(data, "snapshots", "date=2026-01-01", "emails.parquet")); err == nil {
