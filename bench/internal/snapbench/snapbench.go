@@ -135,6 +135,7 @@ func Measure(ctx context.Context, o Options) (Result, error) {
 		}
 		defer os.RemoveAll(work)
 	}
+	// The seeded user_id is a uuid: this is the SELECT lapse runs.
 	query := "COPY (" + emails.Query(config.Default().Postgres, false, true) + ") TO STDOUT"
 	binQuery := query + " (FORMAT binary)"
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work}
