@@ -11,10 +11,8 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/lapse-dev/lapse/config"
-	"github.com/lapse-dev/lapse/internal/pgtest"
 )
 
 // copyStream returns the binary COPY stream PostgreSQL sends for the
@@ -22,18 +20,11 @@ import (
 // reader would receive it.
 func copyStream(t *testing.T) []byte {
 	t.Helper()
-	dsn := pgtest.DSN(t)
-	seedPG(t, dsn)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	_, conn := seededConn(t)
 	pc := config.Default().Postgres
 	pc.CreatedColumn = "created"
 	var buf bytes.Buffer
-	if _, err := conn.PgConn().CopyTo(ctx, &buf, "COPY ("+Query(pc, true, true)+") TO STDOUT (FORMAT binary)"); err != nil {
+	if _, err := conn.PgConn().CopyTo(context.Background(), &buf, "COPY ("+Query(pc, true, true)+") TO STDOUT (FORMAT binary)"); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

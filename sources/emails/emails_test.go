@@ -307,6 +307,20 @@ func seedPG(t *testing.T, dsn string) {
 	}
 }
 
+// seededConn seeds a fresh database (seedPG) and returns its DSN and a
+// connection to it, closed when the test ends.
+func seededConn(t *testing.T) (string, *pgx.Conn) {
+	t.Helper()
+	dsn := pgtest.DSN(t)
+	seedPG(t, dsn)
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return dsn, conn
+}
+
 func TestPostgres(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	seedPG(t, dsn)
@@ -404,17 +418,11 @@ func TestPostgresErrors(t *testing.T) {
 // Closing a reader in the middle of a large copy returns promptly and
 // leaks no batch.
 func TestPostgresCloseEarly(t *testing.T) {
-	dsn := pgtest.DSN(t)
-	seedPG(t, dsn)
+	dsn, conn := seededConn(t)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := conn.Exec(ctx, `INSERT INTO user_emails (id, email, "primary", verified) SELECT g, 'u' || g || '@example.com', false, true FROM generate_series(10, 50009) g`); err != nil {
 		t.Fatal(err)
 	}
-	conn.Close(ctx)
 	r, err := Open(ctx, dsn, Options{Postgres: config.Default().Postgres, BatchSize: 100, Alloc: checkedAlloc(t)})
 	if err != nil {
 		t.Fatal(err)
