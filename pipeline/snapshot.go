@@ -238,31 +238,8 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 
 	// The Parquet encoder runs on its own goroutine so that encoding one
 	// batch overlaps normalizing the next.
-	toWrite := make(chan arrow.RecordBatch, 1)
-	written := make(chan error, 1)
-	failed := make(chan struct{}) // closed on the writer's first error
-	go func() {
-		var err error
-		for rec := range toWrite {
-			if err == nil {
-				if err = w.Write(rec); err != nil {
-					close(failed)
-				}
-			}
-			rec.Release()
-		}
-		written <- err
-	}()
-	var stopOnce sync.Once
-	var writeErr error
-	stopWriter := func() error {
-		stopOnce.Do(func() {
-			close(toWrite)
-			writeErr = <-written
-		})
-		return writeErr
-	}
-	defer stopWriter() // runs before w.Abort
+	aw := writeAsync(w)
+	defer aw.wait() // runs before w.Abort
 
 	n := address.NewBatchNormalizer(o.Alloc, o.Normalizer, o.Workers, schema, snapshotInputs)
 	defer n.Release()
@@ -279,15 +256,12 @@ func Snapshot(ctx context.Context, o SnapshotOptions) (SnapshotResult, error) {
 		rows := int(rec.NumRows())
 		out := n.Normalize(rec)
 		rec.Release()
-		select {
-		case toWrite <- out:
-		case <-failed:
-			out.Release()
-			return res, fmt.Errorf("snapshot: %w", stopWriter())
+		if !aw.send(out) {
+			return res, fmt.Errorf("snapshot: %w", aw.wait())
 		}
 		o.Progress.Add(rows)
 	}
-	if err := stopWriter(); err != nil {
+	if err := aw.wait(); err != nil {
 		return res, fmt.Errorf("snapshot: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -411,32 +385,22 @@ func writeDomainList(path string, domains iter.Seq[[]byte], alloc memory.Allocat
 		alloc = memory.DefaultAllocator
 	}
 	// LZ4 and no statistics: the list is read whole, and sorted domains
-	// compress well anyway (measured on 341,000: 1.7 MB, and a third of the
-	// time zstd and the min/max took).
+	// compress well anyway (measured on 341,000: 1.7 MB; merging and
+	// writing them took 55-60 ms, against 95 ms with zstd and min/max).
 	w, err := pqsink.Create(path, domainListSchema, pqsink.Options{Mode: 0o600, Alloc: alloc,
 		Plain: []string{ColDomain}, LZ4: []string{ColDomain}, NoStats: []string{ColDomain}})
 	if err != nil {
 		return pqsink.Result{}, err
 	}
 	defer w.Abort()
-	toWrite := make(chan arrow.RecordBatch, 1)
-	written := make(chan error, 1)
-	go func() {
-		var err error
-		for rec := range toWrite {
-			if err == nil {
-				err = w.Write(rec)
-			}
-			rec.Release()
-		}
-		written <- err
-	}()
+	aw := writeAsync(w)
+	defer aw.wait() // runs before w.Abort
 	b := array.NewStringBuilder(alloc)
 	defer b.Release()
-	flush := func() {
+	flush := func() bool {
 		col := b.NewArray()
-		toWrite <- array.NewRecordBatch(domainListSchema, []arrow.Array{col}, int64(col.Len()))
-		col.Release()
+		defer col.Release()
+		return aw.send(array.NewRecordBatch(domainListSchema, []arrow.Array{col}, int64(col.Len())))
 	}
 	for d := range domains {
 		if b.Len() == 0 {
@@ -446,16 +410,64 @@ func writeDomainList(path string, domains iter.Seq[[]byte], alloc memory.Allocat
 			b.ReserveData(domainListChunk * 16)
 		}
 		b.BinaryBuilder.Append(d)
-		if b.Len() == domainListChunk {
-			flush()
+		if b.Len() == domainListChunk && !flush() {
+			break // the writer failed: wait says why
 		}
 	}
 	if b.Len() > 0 {
 		flush()
 	}
-	close(toWrite)
-	if err := <-written; err != nil {
+	if err := aw.wait(); err != nil {
 		return pqsink.Result{}, err
 	}
 	return w.Commit()
+}
+
+// asyncWriter writes batches to a Parquet writer on its own goroutine, so
+// that encoding one overlaps making the next.
+type asyncWriter struct {
+	in     chan arrow.RecordBatch
+	done   chan error
+	failed chan struct{} // closed on the first write error
+	once   sync.Once
+	err    error
+}
+
+func writeAsync(w *pqsink.Writer) *asyncWriter {
+	a := &asyncWriter{in: make(chan arrow.RecordBatch, 1), done: make(chan error, 1), failed: make(chan struct{})}
+	go func() {
+		var err error
+		for rec := range a.in {
+			if err == nil {
+				if err = w.Write(rec); err != nil {
+					close(a.failed)
+				}
+			}
+			rec.Release()
+		}
+		a.done <- err
+	}()
+	return a
+}
+
+// send hands rec to the writer, whose it is now; false (rec released)
+// once a write has failed.
+func (a *asyncWriter) send(rec arrow.RecordBatch) bool {
+	select {
+	case a.in <- rec:
+		return true
+	case <-a.failed:
+		rec.Release()
+		return false
+	}
+}
+
+// wait stops the writer after the batches sent and returns its first
+// error; later calls return the same.
+func (a *asyncWriter) wait() error {
+	a.once.Do(func() {
+		close(a.in)
+		a.err = <-a.done
+	})
+	return a.err
 }
