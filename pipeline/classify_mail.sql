@@ -6,9 +6,10 @@ The mail path (issue 12), over a mailPlan (.): used by classify_decide.sql
 
 {{- /*
 mail_links is one row per link of the links file (.Links) whose
-dependency domain has a state row that can give a fact (.Deps on dep): the link, the
-dependency's state columns, and its per-link facts (lifecycle.MailDepSQL):
-confirmed_state, rereg_at, watch. .Where restricts the links.
+dependency domain has a state row that can give a fact (.Deps on dep):
+the link, the dependency's state columns, and its per-link facts
+(lifecycle.MailDepSQL): confirmed_state, rereg_at, watch. .Where
+restricts the links.
 */ -}}
 {{define "mail_links" -}}
 SELECT *, {{.Dep.ConfirmedState}} AS confirmed_state, {{.Dep.ReregisteredAt}} AS rereg_at, {{.Dep.Watch}} AS watch
@@ -24,9 +25,9 @@ FROM (
 {{- /*
 mail_facts folds mail_links per address domain (with .StID, its state
 row number st_id too) into the mail-fact columns of each role
-(lifecycle.MailFactsOf in Go): the most severe confirmed decisive state (DecisiveStates' order) and the latest lookup of
-a dependency in it, the latest counted re-registration, and whether any
-dependency is on watch.
+(lifecycle.MailFactsOf in Go): the most severe confirmed decisive state
+(DecisiveStates' order) and the latest lookup of a dependency in it, the
+latest counted re-registration, and whether any dependency is on watch.
 */ -}}
 {{define "mail_facts" -}}
 SELECT domain{{if .StID}}, min(domain_st_id) AS st_id{{end}}{{range $r := .Roles}},
