@@ -110,7 +110,8 @@ func writeFileT(t *testing.T, content string) string {
 	return p
 }
 
-// Row groups hold about 256k rows, written as batches stream in.
+// Row groups hold SnapshotRowGroupRows rows (the last one the rest),
+// written as batches stream in.
 func TestSnapshotRowGroups(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("id,email,verified\n")
@@ -138,8 +139,8 @@ func TestSnapshotRowGroups(t *testing.T) {
 		FROM parquet_metadata(?)`, res.Path).Scan(&groups, &maxRows); err != nil {
 		t.Fatal(err)
 	}
-	if groups != 2 || maxRows != 256<<10 {
-		t.Errorf("%d row groups, largest %d rows; want 2, 262144", groups, maxRows)
+	if want := int64(n+SnapshotRowGroupRows-1) / SnapshotRowGroupRows; groups != want || maxRows != SnapshotRowGroupRows {
+		t.Errorf("%d row groups, largest %d rows; want %d, %d", groups, maxRows, want, SnapshotRowGroupRows)
 	}
 	// Each column's codec and encoding: LZ4 for the text columns, delta
 	// for the ids, zstd for the rest (a file's user ids are text).
