@@ -13,8 +13,9 @@ import (
 // sortedEntry is one domain of a sorted list: its first sixteen bytes as
 // two big-endian numbers (zero-padded), which order nearly every pair of
 // domains without reading their bytes (domains under one provider or
-// numbered alike share their first eight), and where the bytes are (a
-// domainSet's offset << 32 | length, or an index into a list of strings).
+// numbered alike share their first eight), and where the bytes are (an
+// offset << 32 | length in a cache's or a domainSet's arena, or an index
+// into a list of strings).
 type sortedEntry struct{ k0, k1, v uint64 }
 
 func newSortedEntry(d []byte, v uint64) sortedEntry {
@@ -34,15 +35,23 @@ func compareEntries(a, b sortedEntry, atA, atB func(uint64) []byte) int {
 	return bytes.Compare(atA(a.v), atB(b.v))
 }
 
-// sortedList is one worker's domains in byte order, or the sets' rare
-// overflow domains.
+// sortedList is the domains of one worker's cache entries or of its kept
+// set, or the sets' rare overflow domains; sort puts them in byte order.
 type sortedList struct {
 	ents []sortedEntry
 	at   func(v uint64) []byte
+	// dups: a domain may be in ents more than once (a cache's entries);
+	// sort leaves it once.
+	dups bool
 }
 
 func (l *sortedList) sort() {
 	l.radixSort(l.ents, make([]sortedEntry, len(l.ents)), 0)
+	if l.dups {
+		l.ents = slices.CompactFunc(l.ents, func(a, b sortedEntry) bool {
+			return a.k0 == b.k0 && a.k1 == b.k1 && bytes.Equal(l.at(a.v), l.at(b.v))
+		})
+	}
 }
 
 // radixSortMin is the size below which a part is sorted by comparisons.
@@ -97,24 +106,38 @@ func keyByte(e *sortedEntry, d int) byte {
 }
 
 // SortedDomains yields every distinct registrable domain of the rows
-// normalized so far, in byte order: the snapshot's domain list. Each
-// worker's set is sorted on its own goroutine and the sorted sets are
-// merged, a domain held by several workers yielded once; no string is
-// allocated. A yielded slice is valid until the normalizer's next
+// normalized so far, in byte order: the snapshot's domain list. The
+// domains of each worker's cache entries and of its kept set are sorted
+// on goroutines of their own and the sorted lists merged, a domain held by
+// several yielded once; no string is allocated (measured on 340,000
+// domains of two workers: 33-36 ms from the entries, 43-49 ms from a set
+// per worker). A yielded slice is valid until the normalizer's next
 // Normalize; it must not be changed.
 func (s *BatchNormalizer) SortedDomains() iter.Seq[[]byte] {
 	return s.sortedDomains
 }
 
 func (s *BatchNormalizer) sortedDomains(yield func([]byte) bool) {
-	lists := make([]*sortedList, 0, len(s.caches)+1)
+	lists := make([]*sortedList, 0, 2*len(s.caches)+1)
 	var extra []string
 	for _, c := range s.caches {
-		set := &c.domains
-		l := &sortedList{ents: make([]sortedEntry, 0, set.index.n), at: set.at}
-		set.index.each(func(h, v uint64) { l.ents = append(l.ents, newSortedEntry(set.at(v), v)) })
+		// The cache's entries: a domain once per host that has it, made
+		// distinct after the sort.
+		arena := c.arena
+		l := &sortedList{ents: make([]sortedEntry, 0, len(c.ents)), dups: true,
+			at: func(v uint64) []byte { return arena[v>>32 : v>>32+v&0xffffffff] }}
+		for i := range c.ents {
+			if e := &c.ents[i]; !e.spilled && e.domLen > 0 {
+				l.ents = append(l.ents, newSortedEntry(c.dom(e), uint64(e.domOff)<<32|uint64(e.domLen)))
+			}
+		}
 		lists = append(lists, l)
-		for d := range set.extra {
+		if set := &c.kept; set.index.n > 0 {
+			k := &sortedList{ents: make([]sortedEntry, 0, set.index.n), at: set.at}
+			set.index.each(func(h, v uint64) { k.ents = append(k.ents, newSortedEntry(set.at(v), v)) })
+			lists = append(lists, k)
+		}
+		for d := range c.kept.extra {
 			extra = append(extra, d)
 		}
 	}
@@ -132,6 +155,7 @@ func (s *BatchNormalizer) sortedDomains(yield func([]byte) bool) {
 		wg.Go(l.sort)
 	}
 	wg.Wait()
+	lists = slices.DeleteFunc(lists, func(l *sortedList) bool { return len(l.ents) == 0 })
 	if len(lists) == 2 {
 		merge2(lists[0], lists[1], yield)
 		return

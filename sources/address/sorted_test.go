@@ -12,44 +12,60 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
-// TestSortedDomains merges sets whose domains share their first sixteen
-// bytes (the entries' keys), overlap across workers and spill to a set's
-// overflow map, and wants each domain once, in byte order.
+// TestSortedDomains merges the domains of the workers' cache entries
+// (hosts sharing a domain, domains sharing their first sixteen bytes, the
+// entries' keys), their kept sets (emptied caches, hash collisions' overflow
+// maps) and domains in several workers, and wants each domain once, in
+// byte order.
 func TestSortedDomains(t *testing.T) {
 	// Two lists are merged without the heap: two workers, or one with
 	// overflow domains.
 	for _, c := range []struct {
-		workers int
-		extra   bool
-	}{{1, false}, {1, true}, {2, false}, {2, true}, {3, true}} {
-		testSortedDomains(t, c.workers, c.extra)
+		workers      int
+		extra, reset bool
+	}{{1, false, false}, {1, true, false}, {2, false, false}, {2, true, false}, {3, true, false}, {2, false, true}, {3, true, true}} {
+		testSortedDomains(t, c.workers, c.extra, c.reset)
 	}
 }
 
-func testSortedDomains(t *testing.T, workers int, extra bool) {
+func testSortedDomains(t *testing.T, workers int, extra, reset bool) {
 	s := NewBatchNormalizer(memory.NewGoAllocator(), nil, workers, testSchema, testColumns)
 	defer s.Release()
-	seed := maphash.MakeSeed()
+	seed := s.seed
+	if reset {
+		for _, c := range s.caches {
+			c.size = 50 // emptied every 50 hosts, its domains kept
+		}
+	}
 	r := rand.New(rand.NewPCG(1, 2))
 	want := map[string]bool{}
 	prefixes := []string{"", "a", "averyveryverylongprefix", "averyveryverylongprefiy", "sixteenbytes-exa"}
 	for i := range 3000 {
 		d := prefixes[r.IntN(len(prefixes))] + strings.Repeat("z", r.IntN(3)) + string(rune('a'+r.IntN(26))) + ".example"
 		if i%7 == 0 {
-			d = "shared" + d // in every set
+			d = "shared" + d // in every worker
 		}
 		want[d] = true
 		for w, c := range s.caches {
 			if i%7 == 0 || i%len(s.caches) == w {
-				if extra && i%11 == 0 {
+				switch {
+				case extra && i%11 == 0:
 					// As a hash collision leaves it: in the overflow map.
-					if c.domains.extra == nil {
-						c.domains.extra = map[string]struct{}{}
+					if c.kept.extra == nil {
+						c.kept.extra = map[string]struct{}{}
 					}
-					c.domains.extra[d] = struct{}{}
-					continue
+					c.kept.extra[d] = struct{}{}
+				case i%5 == 0:
+					c.kept.add(d, maphash.String(seed, d))
+				default:
+					// Its host, and now and then another host of it.
+					for _, h := range []string{d, "mail." + d}[:1+i%2] {
+						c.get(h, maphash.String(seed, h), nil, seed)
+					}
 				}
-				c.domains.add(d, maphash.String(seed, d))
+				if i%50 == 0 {
+					c.startBatch(seed)
+				}
 			}
 		}
 	}
@@ -65,7 +81,10 @@ func testSortedDomains(t *testing.T, workers int, extra bool) {
 		}
 	})
 	if !slices.Equal(got, wantList) {
-		t.Fatalf("SortedDomains of %d workers (overflow %t): %d domains %.8q…, want %d %.8q…", workers, extra, len(got), got, len(wantList), wantList)
+		t.Fatalf("SortedDomains of %d workers (overflow %t, emptied %t): %d domains %.8q…, want %d %.8q…", workers, extra, reset, len(got), got, len(wantList), wantList)
+	}
+	if n := s.DistinctDomains(); n != int64(len(wantList)) {
+		t.Errorf("DistinctDomains = %d, want %d", n, len(wantList))
 	}
 	// Stopping early stops the merge.
 	n := 0
@@ -76,7 +95,7 @@ func testSortedDomains(t *testing.T, workers int, extra bool) {
 	}
 }
 
-// BenchmarkSortedDomains sorts and merges the domain sets of a snapshot's
+// BenchmarkSortedDomains sorts and merges the domains of a snapshot's
 // normalizer on two workers: 340,000 domains, the size of bench/snapshot's
 // list, a third of them seen by both workers.
 func BenchmarkSortedDomains(b *testing.B) {
@@ -88,7 +107,7 @@ func BenchmarkSortedDomains(b *testing.B) {
 		d := "site" + strconv.Itoa(i*7919%1_000_003) + tlds[i%len(tlds)]
 		for w, c := range s.caches {
 			if i%3 == 0 || i%2 == w {
-				c.domains.add(d, maphash.String(seed, d))
+				c.get(d, maphash.String(seed, d), nil, seed)
 			}
 		}
 	}
