@@ -17,6 +17,27 @@ type File struct {
 	*os.File
 	path string
 	done bool
+	// written is the bytes written so far, flushed those whose writeback
+	// has been started.
+	written, flushed int64
+}
+
+// writebackEvery is how many written bytes start their writeback to disk
+// (where the system can): Commit's fsync then waits for the last few
+// megabytes only, not for a whole snapshot (measured: a 31 MB snapshot's
+// fsync took 16 ms at the end of the stage).
+const writebackEvery = 4 << 20
+
+// Write writes p, starting the writeback of every writebackEvery bytes
+// written.
+func (f *File) Write(p []byte) (int, error) {
+	n, err := f.File.Write(p)
+	f.written += int64(n)
+	if f.written-f.flushed >= writebackEvery {
+		startWriteback(f.File, f.flushed, f.written-f.flushed)
+		f.flushed = f.written
+	}
+	return n, err
 }
 
 // Create starts writing path with the given mode (0600 for files holding
