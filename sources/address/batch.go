@@ -281,7 +281,10 @@ func (s *domainSet) add(d string, h uint64) {
 	s.arena = append(s.arena, d...)
 }
 
-func (s *domainSet) at(v uint64) []byte { return s.arena[v>>32 : v>>32+v&0xffffffff] }
+func (s *domainSet) at(v uint64) []byte { return span(s.arena, v) }
+
+// span is the bytes of arena at v, an offset << 32 | length.
+func span(arena []byte, v uint64) []byte { return arena[v>>32 : v>>32+v&0xffffffff] }
 
 // rowRef is what the split of one row found.
 type rowRef struct {

@@ -125,7 +125,7 @@ func (s *BatchNormalizer) sortedDomains(yield func([]byte) bool) {
 		// distinct after the sort.
 		arena := c.arena
 		l := &sortedList{ents: make([]sortedEntry, 0, len(c.ents)), dups: true,
-			at: func(v uint64) []byte { return arena[v>>32 : v>>32+v&0xffffffff] }}
+			at: func(v uint64) []byte { return span(arena, v) }}
 		for i := range c.ents {
 			if e := &c.ents[i]; !e.spilled && e.domLen > 0 {
 				l.ents = append(l.ents, newSortedEntry(c.dom(e), uint64(e.domOff)<<32|uint64(e.domLen)))
@@ -163,9 +163,7 @@ func (s *BatchNormalizer) sortedDomains(yield func([]byte) bool) {
 
 	m := make(mergeHeap, 0, len(lists))
 	for _, l := range lists {
-		if len(l.ents) > 0 {
-			m = append(m, &mergeCursor{l: l})
-		}
+		m = append(m, &mergeCursor{l: l})
 	}
 	heap.Init(&m)
 	var last []byte
