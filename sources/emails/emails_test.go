@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -444,8 +445,26 @@ func TestPostgresCloseEarly(t *testing.T) {
 	}
 }
 
+// parseInt agrees with strconv at the edges of int64, and a 20-digit
+// number past them is refused, not wrapped.
+func TestParseInt(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "-0": 0, "+7": 7, "9223372036854775807": 1<<63 - 1, "-9223372036854775808": -1 << 63} {
+		if n, ok := parseInt([]byte(in)); !ok || n != want {
+			t.Errorf("parseInt(%q) = %d, %v; want %d", in, n, ok, want)
+		}
+	}
+	for _, in := range []string{"", "-", "+", "9223372036854775808", "-9223372036854775809", "18446744073709551617", "99999999999999999999", "1_000", "12a"} {
+		if n, ok := parseInt([]byte(in)); ok {
+			t.Errorf("parseInt(%q) = %d; want it refused", in, n)
+		}
+	}
+	if n, ok := parseID([]byte(" 18446744073709551617 ")); ok {
+		t.Errorf("parseID of a 20-digit id = %d; want it refused", n)
+	}
+}
+
 // Parsing a line never panics, whatever the bytes; a CSV line that splits
-// re-joins to the same fields.
+// re-joins to the same fields; a number parseInt reads is strconv's.
 func FuzzParseLine(f *testing.F) {
 	for _, s := range []string{`1,u,a@b.c,t,f,2024-01-02`, `"a""b",c`, `"x`, `{"id":1,"email":"a@b"}`, `a\tb\\N`, "\xff\xfe"} {
 		f.Add([]byte(s))
@@ -456,7 +475,14 @@ func FuzzParseLine(f *testing.F) {
 		var r row
 		cp.parse(line, &r)
 		jp.parse(line, &r)
-		parseInt(line)
+		if n, ok := parseInt(line); ok {
+			if want, err := strconv.ParseInt(string(line), 10, 64); err != nil || n != want {
+				t.Fatalf("parseInt(%q) = %d; strconv: %d, %v", line, n, want, err)
+			}
+		} else if _, err := strconv.ParseInt(string(line), 10, 64); err == nil && len(line) <= 20 {
+			// Longer (zero-padded) numbers are parseID's float fallback's.
+			t.Fatalf("parseInt(%q) refused what strconv parses", line)
+		}
 		fields, _, reason := splitCSV(line, nil, nil)
 		if reason != "" {
 			return

@@ -219,7 +219,8 @@ func parseInt(b []byte) (int64, bool) {
 	}
 	var n uint64
 	for _, c := range b {
-		if c < '0' || c > '9' {
+		// A 20-digit number would wrap n*10 past 2^64 unchecked.
+		if c < '0' || c > '9' || n > (1<<63)/10 {
 			return 0, false
 		}
 		n = n*10 + uint64(c-'0')
