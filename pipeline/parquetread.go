@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -123,12 +124,13 @@ func microAt(a *array.Timestamp, r int) (int64, bool) {
 	return int64(a.Value(r)), true
 }
 
-// sortedOrder is the order in which to walk a's rows by value: nil when
+// sortedOrder is the order in which to walk c's rows by value: nil when
 // they are already strictly increasing (as lapse writes its files), else
 // the non-null rows sorted (a file folded elsewhere is walked all the
 // same).
-func sortedOrder(a *array.String) []int {
-	if sortedDistinct(a) {
+func (c sortedColumn) sortedOrder() []int {
+	a := c.col
+	if c.sortedDistinct() {
 		return nil
 	}
 	order := make([]int, 0, a.Len())
@@ -137,15 +139,18 @@ func sortedOrder(a *array.String) []int {
 			order = append(order, i)
 		}
 	}
-	slices.SortStableFunc(order, func(x, y int) int { return strings.Compare(a.Value(x), a.Value(y)) })
+	slices.SortStableFunc(order, func(x, y int) int { return strings.Compare(c.at(x), c.at(y)) })
 	return order
 }
 
-// sortedDistinct reports whether a's values are in strictly increasing
+// sortedDistinct reports whether c's values are in strictly increasing
 // order, with no null.
-func sortedDistinct(a *array.String) bool {
-	for i := range a.Len() {
-		if a.IsNull(i) || (i > 0 && a.Value(i-1) >= a.Value(i)) {
+func (c sortedColumn) sortedDistinct() bool {
+	if c.col.NullN() > 0 {
+		return false
+	}
+	for i := 1; i < c.n; i++ {
+		if c.at(i-1) >= c.at(i) {
 			return false
 		}
 	}
@@ -153,14 +158,27 @@ func sortedDistinct(a *array.String) bool {
 }
 
 // sortedColumn is a string column walked in value order (sortedOrder).
+// vals and offs view col's value bytes and offsets (a String's Value
+// checks and offsets its index on every call, a third of a night's merge
+// walks): they live as long as col.
 type sortedColumn struct {
 	col   *array.String
 	order []int
 	n     int
+	vals  string
+	offs  []int32
 }
 
 func newSortedColumn(a *array.String) sortedColumn {
-	c := sortedColumn{col: a, order: sortedOrder(a), n: a.Len()}
+	c := sortedColumn{col: a, n: a.Len()}
+	if c.n == 0 {
+		return c
+	}
+	c.offs = a.ValueOffsets()
+	if b := a.ValueBytes(); len(b) > 0 {
+		c.vals = unsafe.String(&b[0], len(b))
+	}
+	c.order = c.sortedOrder()
 	if c.order != nil {
 		c.n = len(c.order)
 	}
@@ -175,16 +193,26 @@ func (c sortedColumn) row(i int) int {
 	return c.order[i]
 }
 
-func (c sortedColumn) value(i int) string { return c.col.Value(c.row(i)) }
+func (c sortedColumn) value(i int) string { return c.at(c.row(i)) }
+
+// at is file row r's value ("" for a null).
+func (c sortedColumn) at(r int) string {
+	base := c.offs[0]
+	return c.vals[c.offs[r]-base : c.offs[r+1]-base]
+}
 
 // seek advances position i to the first value ≥ v and reports the row
 // there when it equals v: a merge walk, for callers visiting v in order.
 func (c sortedColumn) seek(i *int, v string) (row int, ok bool) {
-	for *i < c.n && c.value(*i) < v {
-		*i++
-	}
-	if *i < c.n && c.value(*i) == v {
-		return c.row(*i), true
+	// One comparison per value passed: the walks visit every domain of a
+	// night, most found at i itself.
+	for ; *i < c.n; *i++ {
+		switch strings.Compare(c.value(*i), v) {
+		case 0:
+			return c.row(*i), true
+		case 1:
+			return 0, false
+		}
 	}
 	return 0, false
 }
