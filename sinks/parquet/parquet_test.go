@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -118,5 +119,60 @@ func TestAbortLeavesNothing(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != "previous" {
 		t.Errorf("previous content replaced: %q", b)
+	}
+}
+
+// TestDataPageSize checks that a column chunk larger than a page is cut
+// into pages of about dataPageBytes (the encoder's buffers stay in cache),
+// and that every row reads back.
+func TestDataPageSize(t *testing.T) {
+	const rows = 100_000
+	path := filepath.Join(t.TempDir(), "pages.parquet")
+	w, err := Create(path, schema, Options{RowGroupRows: rows, Plain: []string{"id", "s"}, Uncompressed: []string{"id", "s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	for i := range rows {
+		b.Field(0).(*array.Int64Builder).Append(int64(i))
+		b.Field(1).(*array.StringBuilder).Append(fmt.Sprintf("user%07d@example.org", i))
+	}
+	rec := b.NewRecordBatch()
+	b.Release()
+	defer rec.Release()
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	rdr, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdr.Close()
+	// 100k strings of 24 bytes (+4 of length each): 2.8 MB, so 20 pages
+	// or more of 128 KB, not the 3 of Arrow's default 1 MB.
+	pr, err := rdr.RowGroup(0).GetColumnPageReader(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pages, values int
+	for pr.Next() {
+		p := pr.Page()
+		if dp, ok := p.(file.DataPage); ok {
+			pages++
+			values += int(dp.NumValues())
+			if n := len(p.Data()); n > dataPageBytes+64<<10 {
+				t.Errorf("page %d holds %d bytes, more than about %d", pages, n, dataPageBytes)
+			}
+		}
+	}
+	if err := pr.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if pages < 20 || values != rows {
+		t.Errorf("%d pages holding %d values; want 20 or more holding %d", pages, values, rows)
 	}
 }
