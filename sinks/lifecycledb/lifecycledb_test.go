@@ -307,6 +307,12 @@ func TestNightDataIdempotentMetricsAndViews(t *testing.T) {
 			t.Errorf("metric %s = %v, want %v (all: %v)", k, again[k], v, again)
 		}
 	}
+	// The watch and keep rows are counted under decisions only.
+	for k := range again {
+		if _, ok := want[k]; !ok && (strings.HasPrefix(k, "flagged") || strings.HasPrefix(k, "decisions/")) {
+			t.Errorf("metric %s = %v, not expected (all: %v)", k, again[k], again)
+		}
+	}
 	var cum, newN int64
 	if err := d.SQL().QueryRow(`SELECT cumulative, new_unverified FROM cumulative_unverified WHERE date = DATE '2026-06-10'`).Scan(&cum, &newN); err != nil {
 		t.Fatal(err)
