@@ -58,7 +58,8 @@ func (d *DB) RecordMetrics(ctx context.Context, date string, m Metrics) error {
 	values := make([]string, len(given))
 	args := []any{date}
 	for i, g := range given {
-		values[i] = "(CAST($1 AS DATE), ?, ?, ?, ?)"
+		n := 4*i + 2
+		values[i] = fmt.Sprintf("(CAST($1 AS DATE), $%d, $%d, $%d, $%d)", n, n+1, n+2, n+3)
 		args = append(args, g.Name, g.Key, g.Subkey, g.Value)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO nightly_metrics VALUES `+strings.Join(values, ", "), args...); err != nil {
