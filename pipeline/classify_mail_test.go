@@ -311,8 +311,9 @@ func lastElem(path string) string { return path[strings.LastIndex(path, "/")+1:]
 
 // TestClassifyMailLinksKeyedByStateRow: the materialized links file
 // numbers each address domain by its row in the states file, and the
-// decide joins the mail facts on that number. The decisions must be those
-// of the unmaterialized plan (which joins the states by name), also after
+// decide joins the mail facts on that number. The decisions and their
+// evidence must be those of the unmaterialized plan (which joins the links
+// by name), also after
 // the states file is written again in another row order: a file numbered
 // for the old states must not be reused.
 func TestClassifyMailLinksKeyedByStateRow(t *testing.T) {
@@ -348,6 +349,7 @@ func TestClassifyMailLinksKeyedByStateRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := gDecisions(t, byName.Out)
+	wantEv := gEvidence(t, byName.Out)
 	flagged := 0
 	for _, d := range want {
 		if d.Reason.MailPath() {
@@ -370,6 +372,13 @@ func TestClassifyMailLinksKeyedByStateRow(t *testing.T) {
 		for id, w := range want {
 			if got[id] != w {
 				t.Errorf("%s: address %d decided %v, want %v", when, id, got[id], w)
+			}
+		}
+		// The evidence too: the export matches the links by the state
+		// row (domain_st_id) here, by name without the file.
+		for id, ev := range gEvidence(t, keyed.Out) {
+			if ev != wantEv[id] {
+				t.Errorf("%s: address %d evidence %q, want %q", when, id, ev, wantEv[id])
 			}
 		}
 	}

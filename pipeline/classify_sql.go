@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
@@ -303,30 +303,58 @@ func decideQuery(ctx context.Context, db *sql.DB, o ClassifyOptions, rules []lif
 	})
 }
 
+// ruleIn is the condition that col is one of the rule numbers nums, as
+// ranges: "(col BETWEEN 1 AND 22 OR col = 26)". DuckDB
+// turns an IN list of more than a few numbers into a join, which over
+// decided's every row cost more than the comparisons.
+func ruleIn(col string, nums []int) string {
+	if len(nums) == 0 {
+		return "false"
+	}
+	nums = slices.Compact(slices.Sorted(slices.Values(nums)))
+	var terms []string
+	for i := 0; i < len(nums); {
+		j := i
+		for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
+			j++
+		}
+		if j == i {
+			terms = append(terms, fmt.Sprintf("%s = %d", col, nums[i]))
+		} else {
+			terms = append(terms, fmt.Sprintf("%s BETWEEN %d AND %d", col, nums[i], nums[j]))
+		}
+		i = j + 1
+	}
+	return "(" + strings.Join(terms, " OR ") + ")"
+}
+
 // exportQuery is classify_export.sql for the night: the decisions file's
 // rows (the non-keep ones) from the decided table.
 func exportQuery(o ClassifyOptions, rules []lifecycle.Rule, states string, mail *mailPlan) (string, error) {
-	var notKeep []string
+	var notKeep []int
 	for i, r := range rules {
 		if r.Action != lifecycle.ActionKeep {
-			notKeep = append(notKeep, strconv.Itoa(i+1))
+			notKeep = append(notKeep, i+1)
 		}
 	}
-	var mailRules, mailRereg []string
+	var mailRules, mailRereg []int
 	var mailEv []mailRuleEvidence
 	if mail != nil {
 		m := *mail
-		m.Where = "l.domain IN (SELECT domain FROM mail_nk)"
+		m.Where = "l.domain IN (SELECT mkey FROM mail_nk)"
+		if m.StID {
+			m.Where = "l.domain_st_id IN (SELECT mkey FROM mail_nk)"
+		}
 		mail = &m
 		mailEv = mailEvidenceRules(rules)
 		seen := map[int]bool{}
 		for _, e := range mailEv {
 			if !seen[e.Number] {
 				seen[e.Number] = true
-				mailRules = append(mailRules, strconv.Itoa(e.Number))
+				mailRules = append(mailRules, e.Number)
 			}
 			if e.Rereg {
-				mailRereg = append(mailRereg, strconv.Itoa(e.Number))
+				mailRereg = append(mailRereg, e.Number)
 			}
 		}
 		if len(mailRules) == 0 {
@@ -341,9 +369,9 @@ func exportQuery(o ClassifyOptions, rules []lifecycle.Rule, states string, mail 
 		MailRules, MailRereg      string
 		MailEvidence              []mailRuleEvidence
 	}{
-		NotKeep: strings.Join(notKeep, ", "), Snapshot: o.Snapshot, States: states, Rules: rules,
+		NotKeep: ruleIn("rule", notKeep), Snapshot: o.Snapshot, States: states, Rules: rules,
 		Reregistered: lifecycle.ReasonReregistered,
-		Mail:         mail, MailRules: strings.Join(mailRules, ", "),
-		MailRereg: strings.Join(append(mailRereg, "0"), ", "), MailEvidence: mailEv,
+		Mail:         mail, MailRules: ruleIn("rule", mailRules),
+		MailRereg: ruleIn("m.rule", mailRereg), MailEvidence: mailEv,
 	})
 }
