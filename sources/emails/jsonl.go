@@ -2,7 +2,6 @@ package emails
 
 import (
 	"bytes"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -50,9 +49,9 @@ func openJSONL(path string, opts Options) (Reader, error) {
 const badJSON = "bad JSON: not one JSON object on the line"
 
 func (p *jsonlParser) parse(line []byte, r *row) string {
-	// json.Valid checks the syntax without building anything (it accepts
+	// validJSON checks the syntax without building anything (it accepts
 	// bytes that are not UTF-8 inside strings, which the walk below keeps).
-	if !json.Valid(line) {
+	if !validJSON(line) {
 		return badJSON
 	}
 	if reason := p.members(line); reason != "" {
@@ -115,7 +114,7 @@ func (p *jsonlParser) parse(line []byte, r *row) string {
 	return ""
 }
 
-// members walks the top-level members of line, which json.Valid accepted,
+// members walks the top-level members of line, which validJSON accepted,
 // keeping the raw value of each mapped field; it returns the reason when
 // line is not an object or names a key twice.
 func (p *jsonlParser) members(line []byte) string {
