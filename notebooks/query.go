@@ -1,6 +1,7 @@
 package notebooks
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -79,37 +80,19 @@ func CheckText(q string) error {
 	return fmt.Errorf("%w: %s statements are refused; run one SELECT, WITH, SUMMARIZE, DESCRIBE, SHOW or PRAGMA that reads", ErrReadOnly, kw)
 }
 
-// checkPrepared asks DuckDB what the statement is: only a SELECT (which
-// DESCRIBE, SHOW, SUMMARIZE and the reading PRAGMAs are to it) or an
-// EXPLAIN passes.
-func checkPrepared(ctx context.Context, conn *sql.Conn, q string) error {
-	return conn.Raw(func(dc any) error {
-		c, ok := dc.(*duckdb.Conn)
-		if !ok {
-			return fmt.Errorf("not a DuckDB connection: %T", dc)
-		}
-		st, err := c.Prepare(q)
-		if err != nil {
-			if strings.Contains(err.Error(), "multi-statement") {
-				return fmt.Errorf("%w: DuckDB runs this as more than one statement (PIVOT does: write it inside a SELECT … FROM (PIVOT …))", ErrReadOnly)
-			}
-			return err
-		}
-		defer st.Close()
-		ds, ok := st.(*duckdb.Stmt)
-		if !ok {
-			return fmt.Errorf("not a DuckDB statement: %T", st)
-		}
-		t, err := ds.StatementType()
-		if err != nil {
-			return err
-		}
-		switch t {
-		case duckdb.STATEMENT_TYPE_SELECT, duckdb.STATEMENT_TYPE_EXPLAIN:
-			return nil
-		}
-		return fmt.Errorf("%w: DuckDB reads this as a %s statement, which is refused (settings and writes are not for lapse query)", ErrReadOnly, stmtTypeName(t))
-	})
+// checkType refuses a prepared statement unless DuckDB says it is a
+// SELECT (which DESCRIBE, SHOW, SUMMARIZE and the reading PRAGMAs are to
+// it) or an EXPLAIN.
+func checkType(st *duckdb.Stmt) error {
+	t, err := st.StatementType()
+	if err != nil {
+		return err
+	}
+	switch t {
+	case duckdb.STATEMENT_TYPE_SELECT, duckdb.STATEMENT_TYPE_EXPLAIN:
+		return nil
+	}
+	return fmt.Errorf("%w: DuckDB reads this as a %s statement, which is refused (settings and writes are not for lapse query)", ErrReadOnly, stmtTypeName(t))
 }
 
 func stmtTypeName(t duckdb.StmtType) string {
@@ -147,8 +130,10 @@ func (r Result) Col(name string) int {
 }
 
 // Query runs one read-only statement on db (CheckText, then DuckDB's
-// statement type on a prepared copy) and returns its rows. On a database
-// opened with OpenReadOnly a write that got past both is refused by DuckDB.
+// statement type of the prepared statement, which is then run: preparing
+// it twice, once to check and once to run, was a third of a report's
+// queries) and returns its rows. On a database opened with OpenReadOnly a
+// write that got past both is refused by DuckDB.
 func Query(ctx context.Context, db *sql.DB, q string) (Result, error) {
 	var r Result
 	if err := CheckText(q); err != nil {
@@ -160,36 +145,58 @@ func Query(ctx context.Context, db *sql.DB, q string) (Result, error) {
 		return r, err
 	}
 	defer conn.Close()
-	if err := checkPrepared(ctx, conn, q); err != nil {
-		return r, err
-	}
-	rows, err := conn.QueryContext(ctx, q)
-	if err != nil {
-		return r, readOnlyRefusal(err)
-	}
-	defer rows.Close()
-	if r.Columns, err = rows.Columns(); err != nil {
-		return r, err
-	}
-	cts, err := rows.ColumnTypes()
-	if err != nil {
-		return r, err
-	}
-	for _, ct := range cts {
-		r.Types = append(r.Types, ct.DatabaseTypeName())
-	}
-	for rows.Next() {
-		vals := make([]any, len(r.Columns))
-		ptrs := make([]any, len(vals))
-		for i := range vals {
-			ptrs[i] = &vals[i]
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(*duckdb.Conn)
+		if !ok {
+			return fmt.Errorf("not a DuckDB connection: %T", dc)
 		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return r, err
+		ps, err := c.PrepareContext(ctx, q)
+		if err != nil {
+			if strings.Contains(err.Error(), "multi-statement") {
+				return fmt.Errorf("%w: DuckDB runs this as more than one statement (PIVOT does: write it inside a SELECT … FROM (PIVOT …))", ErrReadOnly)
+			}
+			return err
 		}
-		r.Rows = append(r.Rows, vals)
-	}
-	return r, readOnlyRefusal(rows.Err())
+		defer ps.Close()
+		st, ok := ps.(*duckdb.Stmt)
+		if !ok {
+			return fmt.Errorf("not a DuckDB statement: %T", ps)
+		}
+		if err := checkType(st); err != nil {
+			return err
+		}
+		rows, err := st.QueryContext(ctx, nil)
+		if err != nil {
+			return readOnlyRefusal(err)
+		}
+		defer rows.Close()
+		r.Columns = rows.Columns()
+		tn, ok := rows.(driver.RowsColumnTypeDatabaseTypeName)
+		if !ok {
+			return fmt.Errorf("DuckDB rows without column types: %T", rows)
+		}
+		for i := range r.Columns {
+			r.Types = append(r.Types, tn.ColumnTypeDatabaseTypeName(i))
+		}
+		for {
+			vals := make([]driver.Value, len(r.Columns))
+			if err := rows.Next(vals); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return readOnlyRefusal(err)
+			}
+			row := make([]any, len(vals))
+			for i, v := range vals {
+				// As database/sql's Scan into an any: bytes are copied.
+				if b, ok := v.([]byte); ok {
+					v = bytes.Clone(b)
+				}
+				row[i] = v
+			}
+			r.Rows = append(r.Rows, row)
+		}
+	})
+	return r, err
 }
 
 // readOnlyRefusal names DuckDB's refusal of a write on a read-only
