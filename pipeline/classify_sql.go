@@ -304,9 +304,9 @@ func decideQuery(ctx context.Context, db *sql.DB, o ClassifyOptions, rules []lif
 }
 
 // ruleIn is the condition that col is one of the rule numbers nums, as
-// ranges: "(col BETWEEN 1 AND 22 OR col = 26)". DuckDB
-// turns an IN list of more than a few numbers into a join, which over
-// decided's every row cost more than the comparisons.
+// ranges: "(col BETWEEN 1 AND 22 OR col = 26)". DuckDB turns an IN list
+// of more than a few numbers into a join, which over decided's every row
+// cost more than the comparisons.
 func ruleIn(col string, nums []int) string {
 	if len(nums) == 0 {
 		return "false"
