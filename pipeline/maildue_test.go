@@ -36,6 +36,7 @@ func TestMailDueRules(t *testing.T) {
 			('fresh.example', 'ns', 'dns.net', '2027-01-01', '2026-11-01'),
 			('fresh.example', 'mx', 'new.example', '2027-01-01', '2026-11-01'),
 			('rereg.example', 'mx', 'mail.net', '2027-01-01', '2026-11-01'),
+			('rereg.example', 'ns', 'rereg-dns.net', '2027-01-01', '2026-11-01'),
 			('dead.example', 'mx', 'dead-mail.net', '2026-10-01', '2026-07-01'),
 			('gone.example', 'mx', 'old.net', '2026-10-01', '2026-07-01')) v(domain, role, dep, next_check, checked_at)`)
 	states := filepath.Join(dir, "states.parquet")
@@ -52,11 +53,23 @@ func TestMailDueRules(t *testing.T) {
 	if want := []string{"new.example", "late.example", "later.example", "rereg.example"}; !slices.Equal(due, want) {
 		t.Errorf("due %v, want %v", due, want)
 	}
-	if want := []string{"dead-mail.net", "dns.net", "mail.net"}; !slices.Equal(deps, want) {
+	if want := []string{"dead-mail.net", "dns.net", "mail.net", "rereg-dns.net"}; !slices.Equal(deps, want) {
 		t.Errorf("dependencies %v, want %v", deps, want)
 	}
-	if res.Links != 7 || res.Dependencies != 5 {
-		t.Errorf("figures: %d links, %d dependencies, want 7 and 5", res.Links, res.Dependencies)
+	if res.Links != 8 || res.Dependencies != 6 {
+		t.Errorf("figures: %d links, %d dependencies, want 8 and 6", res.Links, res.Dependencies)
+	}
+	walkHalves(t, ctx, db, snap, links, filepath.Join(dir, "mail_schedule.parquet"), states, now)
+	// mailDue walks the list in two halves, here too: the same answers.
+	defer func(n int) { minParallelWalk = n }(minParallelWalk)
+	minParallelWalk = 1
+	due2, deps2, err := mailDue(ctx, MailPathOptions{Snapshot: snap, LinksCopy: links, Schedule: filepath.Join(dir, "mail_schedule.parquet"),
+		StatesCopy: states, Now: now}, &res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(due2, due) || !slices.Equal(deps2, deps) {
+		t.Errorf("walked in two halves: due %v deps %v, want %v and %v", due2, deps2, due, deps)
 	}
 
 	// No links copy yet: every domain is due, in name order, and none has
@@ -142,5 +155,45 @@ func dWriteParquet(t *testing.T, db *sql.DB, path, q string) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// walkHalves checks that dueWalk split at every position of the domain
+// list finds what one walk of the whole list finds: the due domains in
+// order and the dependencies marked.
+func walkHalves(t *testing.T, ctx context.Context, db *sql.DB, snap, links, schedule, states string, now time.Time) {
+	t.Helper()
+	idx, err := loadNightIndex(ctx, opened(db), snapshotDomainsSQL(snap, "", ""), states)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.states.release()
+	sched, ok, err := openMailSchedule(ctx, opened(db), links, schedule)
+	if err != nil || !ok {
+		t.Fatalf("schedule: %v %v", ok, err)
+	}
+	s, err := readScheduleCols(ctx, schedule, len(sched.meta.DepNames))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.release()
+	n, at := idx.domains.n, now.UnixMicro()
+	if n < 3 {
+		t.Fatalf("%d domains: too few to split", n)
+	}
+	used := make([]bool, len(sched.meta.DepNames))
+	whole := dueWalk(idx.domains, 0, n, idx.states, s, at, used)
+	if len(whole) == 0 || !slices.Contains(used, true) {
+		t.Fatalf("one walk: due %v, dependencies %v: nothing to compare", whole, used)
+	}
+	for k := 0; k <= n; k++ {
+		u1, u2 := make([]bool, len(used)), make([]bool, len(used))
+		got := append(dueWalk(idx.domains, 0, k, idx.states, s, at, u1), dueWalk(idx.domains, k, n, idx.states, s, at, u2)...)
+		for i := range u1 {
+			u1[i] = u1[i] || u2[i]
+		}
+		if !slices.Equal(got, whole) || !slices.Equal(u1, used) {
+			t.Errorf("split at %d of %d: due %v deps %v, want %v and %v", k, n, got, u1, whole, used)
+		}
 	}
 }

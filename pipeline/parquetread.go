@@ -217,9 +217,14 @@ func (c sortedColumn) seek(i *int, v string) (row int, ok bool) {
 	return 0, false
 }
 
+// lowerBound is the first position of the walk whose value is ≥ v.
+func (c sortedColumn) lowerBound(v string) int {
+	return sort.Search(c.n, func(i int) bool { return c.value(i) >= v })
+}
+
 // find is the row holding v, by binary search.
 func (c sortedColumn) find(v string) (row int, ok bool) {
-	lo := sort.Search(c.n, func(i int) bool { return c.value(i) >= v })
+	lo := c.lowerBound(v)
 	if lo < c.n && c.value(lo) == v {
 		return c.row(lo), true
 	}
