@@ -69,7 +69,10 @@ type MailPathOptions struct {
 	// keep, when set, receives the index the stage walked (the plan's).
 	index *nightIndex
 	keep  **nightIndex
-	Every time.Duration
+	// openCache, when set, gives Cache once the due domains are found
+	// (the stage opens it beside their reads).
+	openCache func() (MailCache, error)
+	Every     time.Duration
 	// Force domains are looked up tonight whether due or not, first (the
 	// domains of addresses re-verified by their owners).
 	Force       []string
@@ -135,6 +138,11 @@ func MailPath(ctx context.Context, o MailPathOptions) (MailPathResult, error) {
 	due, deps, err := mailDue(ctx, o, &res)
 	if err != nil {
 		return res, fmt.Errorf("dns: due domains: %w", err)
+	}
+	if o.openCache != nil {
+		if o.Cache, err = o.openCache(); err != nil {
+			return res, err
+		}
 	}
 	if len(o.Force) > 0 {
 		seen := make(map[string]bool, len(o.Force))

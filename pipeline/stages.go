@@ -34,10 +34,26 @@ func stageDNS(ctx context.Context, n *nightRun) (int64, int64, error) {
 		}
 		return 0, 0, nil
 	}
-	c, err := n.env.Cache()
-	if err != nil {
-		return 0, 0, err
+	// The cache opens beside the reads of the due walk, which need none
+	// of it; the stage waits for it before it returns whatever happens
+	// (the night closes it).
+	opened := make(chan error, 1)
+	go func() {
+		_, err := n.env.Cache()
+		opened <- err
+	}()
+	var openErr error
+	waited := false
+	openCache := func() (MailCache, error) {
+		if !waited {
+			openErr, waited = <-opened, true
+		}
+		if openErr != nil {
+			return nil, openErr
+		}
+		return n.env.cache, nil
 	}
+	defer openCache()
 	if err := os.MkdirAll(n.paths.ObservationsDir(), 0o750); err != nil {
 		return 0, 0, fmt.Errorf("dns: %w", err)
 	}
@@ -56,7 +72,7 @@ func stageDNS(ctx context.Context, n *nightRun) (int64, int64, error) {
 	// as last written serves.
 	r, err := MailPath(ctx, MailPathOptions{
 		Snapshot: n.paths.Snapshot(), SnapshotDomains: n.paths.SnapshotDomains(), SnapshotManifest: n.paths.SnapshotManifest(), LinksCopy: data.LinksCopy(), Schedule: data.MailSchedule(), StatesCopy: data.StatesCopy(),
-		NightLinks: n.paths.Links(), NightDNS: n.paths.DNS(), Journal: n.paths.DNSJournal(), Cache: c, Resolver: n.env.Resolver, Force: force,
+		NightLinks: n.paths.Links(), NightDNS: n.paths.DNS(), Journal: n.paths.DNSJournal(), openCache: openCache, Resolver: n.env.Resolver, Force: force,
 		Every: cfg.Every.Std(), Budget: cfg.BudgetPerNight, Concurrency: cfg.Concurrency, Now: n.opts.Now(), Log: n.log,
 		keep: &n.index,
 	})
