@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/lapse-dev/lapse/cache"
 	"github.com/lapse-dev/lapse/internal/night"
@@ -42,17 +43,12 @@ func stageDNS(ctx context.Context, n *nightRun) (int64, int64, error) {
 		_, err := n.env.Cache()
 		opened <- err
 	}()
-	var openErr error
-	waited := false
-	openCache := func() (MailCache, error) {
-		if !waited {
-			openErr, waited = <-opened, true
+	openCache := sync.OnceValues(func() (MailCache, error) {
+		if err := <-opened; err != nil {
+			return nil, err
 		}
-		if openErr != nil {
-			return nil, openErr
-		}
-		return n.env.cache, nil
-	}
+		return n.env.Cache()
+	})
 	defer openCache()
 	if err := os.MkdirAll(n.paths.ObservationsDir(), 0o750); err != nil {
 		return 0, 0, fmt.Errorf("dns: %w", err)
