@@ -130,10 +130,10 @@ type mailCand struct {
 // be nil) and the schedule (s, may be nil) at now (µs): the due domains,
 // each schedule row's dependencies marked in used.
 func dueWalk(domains sortedColumn, lo, hi int, st *stateCols, s *scheduleCols, now int64, used []bool) []mailCand {
-	var cands []mailCand
 	if lo >= hi {
 		return nil
 	}
+	var cands []mailCand
 	first := domains.value(lo)
 	var js, jt int
 	if st != nil {
